@@ -1,0 +1,14 @@
+"""csd_mm: Cross-domain Semantic Decoupling (Yang et al., BMVC 2023) as an OpenMMLab 2.0 extension.
+
+Importing this package adapts the known third-party breakages (:mod:`csd_mm.compat`) and registers every
+part (datasets, transforms, models, metrics, hooks) in mmseg's registries, so Python-style configs can
+use the classes directly and string ``type`` names resolve under the ``mmseg`` scope.
+"""
+from . import compat
+
+compat.apply()
+
+from . import datasets, engine, evaluation, models, utils  # noqa: E402,F401  (registers the parts)
+from .version import __version__  # noqa: E402
+
+__all__ = ['__version__', 'compat', 'datasets', 'engine', 'evaluation', 'models', 'utils']

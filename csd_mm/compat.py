@@ -1,0 +1,159 @@
+"""The one place that adapts third-party behaviour (see ../shared/docs/ENVIRONMENT.md).
+
+Every adaptation here is narrow, idempotent and a no-op where the problem does not exist, so the package
+works unchanged with full mmcv, with an older torch, and on GPU clusters:
+
+* ``mmcv-lite`` has no compiled ops, yet mmseg imports ``mmcv.ops`` unguarded in modules that every
+  ``import mmseg.models`` pulls in. When (and only when) ``mmcv._ext`` is missing, a stand-in ``mmcv.ops``
+  module is installed that offers mmcv's own pure-PyTorch ``point_sample`` and raises
+  ``ModuleNotFoundError`` for every other op, which is what mmseg's guarded imports expect.
+* torch >= 2.6 loads checkpoints with ``weights_only=True``; mmengine 0.10.7 does not pass the argument and
+  its checkpoints hold a few of its own plain-data classes. Those classes (and nothing else) are allow-listed,
+  so loading stays ``weights_only``: a checkpoint file can never run code.
+* ``--launcher pytorch`` makes mmengine call ``torch.cuda.set_device``; on CPU-only machines
+  :func:`setup_cpu_distributed` initialises a gloo process group first and wraps the model in a DDP that
+  does not pass CUDA device ids.
+"""
+import importlib.util
+import os
+import sys
+import types
+from typing import Optional
+
+import torch
+
+__all__ = ['apply', 'install_mmcv_ops_fallback', 'allow_mmengine_checkpoint_types',
+           'setup_cpu_distributed']
+
+_APPLIED = False
+
+
+def _mmcv_has_compiled_ops() -> bool:
+    return importlib.util.find_spec('mmcv') is not None and \
+        importlib.util.find_spec('mmcv._ext') is not None
+
+
+def install_mmcv_ops_fallback() -> bool:
+    """Installs a pure-PyTorch stand-in for ``mmcv.ops`` when mmcv has no compiled ops.
+
+    Returns:
+        bool: True if the stand-in was installed, False if the real ``mmcv.ops`` is usable (or already
+        imported) and nothing was changed.
+    """
+    if 'mmcv.ops' in sys.modules or importlib.util.find_spec('mmcv') is None or _mmcv_has_compiled_ops():
+        return False
+    import mmcv
+    # mmcv's own point_sample.py is pure PyTorch; load it by path since importing it as
+    # ``mmcv.ops.point_sample`` would run the compiled-ops ``mmcv/ops/__init__.py``.
+    path = os.path.join(os.path.dirname(mmcv.__file__), 'ops', 'point_sample.py')
+    spec = importlib.util.spec_from_file_location('mmcv.ops.point_sample', path)
+    point_sample_mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(point_sample_mod)
+
+    ops = types.ModuleType('mmcv.ops')
+    ops.__doc__ = 'csd_mm stand-in for mmcv.ops under mmcv-lite: only pure-PyTorch ops are available.'
+    ops.__path__ = []  # a package, so ``mmcv.ops.point_sample`` resolves to the module above
+    ops.point_sample = point_sample_mod.point_sample
+    ops.bilinear_grid_sample = point_sample_mod.bilinear_grid_sample
+    ops.SimpleRoIAlign = point_sample_mod.SimpleRoIAlign
+
+    def sigmoid_focal_loss(*args, **kwargs):
+        # mmseg imports this name unguarded but only calls it for CUDA inputs; it has a PyTorch path.
+        raise RuntimeError('mmcv.ops.sigmoid_focal_loss needs full mmcv (compiled ops); this environment '
+                           'has mmcv-lite.')
+
+    ops.sigmoid_focal_loss = sigmoid_focal_loss
+
+    def __getattr__(name: str):
+        if name.startswith('__'):
+            raise AttributeError(name)
+        # ModuleNotFoundError (not AttributeError) so that mmseg's
+        # ``try: from mmcv.ops import X / except ModuleNotFoundError`` guards keep working.
+        raise ModuleNotFoundError(
+            f'mmcv.ops.{name} needs the compiled ops of full mmcv; this environment has mmcv-lite. '
+            'Install full mmcv 2.1.0 (see docs/install.md) to use it.')
+
+    ops.__getattr__ = __getattr__
+    sys.modules['mmcv.ops'] = ops
+    sys.modules['mmcv.ops.point_sample'] = point_sample_mod
+    mmcv.ops = ops
+    return True
+
+
+def allow_mmengine_checkpoint_types() -> None:
+    """Allow-lists the plain-data classes that mmengine writes into checkpoints.
+
+    Only classes that hold data and cannot run code on unpickling are listed. No-op on torch < 2.4 (no
+    ``add_safe_globals``), where ``weights_only`` was not the default anyway.
+    """
+    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
+    if add_safe_globals is None:
+        return
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    safe = [HistoryBuffer]
+    # numpy scalars / arrays kept by the message hub (e.g. logged values)
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar
+    safe += [_reconstruct, scalar, np.ndarray, np.dtype]
+    safe += [type(np.dtype(t)) for t in ('float64', 'float32', 'float16', 'int64', 'int32', 'uint8',
+                                         'bool')]
+    add_safe_globals(safe)
+
+
+def setup_cpu_distributed(cfg, launcher: str) -> bool:
+    """Lets ``--launcher pytorch`` run as CPU processes (gloo), e.g. two processes on a laptop or in CI.
+
+    On a machine with CUDA this does nothing and mmengine's own path (NCCL, ``set_device``) is used.
+
+    Args:
+        cfg (mmengine.Config): The config; its ``env_cfg.dist_cfg`` backend and ``model_wrapper_cfg`` are
+            adapted in place.
+        launcher (str): The ``--launcher`` value.
+
+    Returns:
+        bool: True if a gloo process group was initialised here.
+    """
+    import torch.distributed as dist
+    if launcher == 'none' or torch.cuda.is_available():
+        return False
+    env_cfg = cfg.setdefault('env_cfg', {})
+    dist_cfg = dict(env_cfg.get('dist_cfg', {}) or {})
+    dist_cfg['backend'] = 'gloo'
+    env_cfg['dist_cfg'] = dist_cfg
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(type='CPUDistributedDataParallel')
+    if not dist.is_initialized():
+        if launcher != 'pytorch':
+            raise RuntimeError(f'launcher {launcher!r} on a CPU-only machine is not supported; use pytorch')
+        dist.init_process_group(backend='gloo')
+    return True
+
+
+def _register_cpu_ddp() -> None:
+    from mmengine.model import MMDistributedDataParallel
+    from mmengine.registry import MODEL_WRAPPERS
+
+    if 'CPUDistributedDataParallel' in MODEL_WRAPPERS.module_dict:
+        return
+
+    @MODEL_WRAPPERS.register_module()
+    class CPUDistributedDataParallel(MMDistributedDataParallel):
+        """MMDistributedDataParallel for CPU modules: drops the CUDA ``device_ids`` that the Runner adds."""
+
+        def __init__(self, module, device_ids: Optional[list] = None, **kwargs):
+            kwargs.setdefault('broadcast_buffers', False)
+            super().__init__(module=module, device_ids=None, **kwargs)
+
+
+def apply() -> None:
+    """Applies every adaptation once; safe to call repeatedly."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    install_mmcv_ops_fallback()
+    allow_mmengine_checkpoint_types()
+    _register_cpu_ddp()
+    _APPLIED = True

@@ -1,0 +1,3 @@
+from . import transforms  # noqa: F401
+
+__all__ = []

@@ -1,0 +1,3 @@
+from . import hooks  # noqa: F401
+
+__all__ = []

@@ -1,0 +1,3 @@
+from . import functional, metrics  # noqa: F401
+
+__all__ = []

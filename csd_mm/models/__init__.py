@@ -1,0 +1,3 @@
+from . import backbones, classifiers, heads, losses  # noqa: F401
+
+__all__ = []
