@@ -18,6 +18,7 @@ import importlib.util
 import os
 import sys
 import types
+import warnings
 from typing import Optional
 
 import torch
@@ -153,6 +154,8 @@ def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
+    # mmcv-lite cannot offer this op and says so at every import of mmcv.cnn; nothing here uses it.
+    warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformableAttention``')
     install_mmcv_ops_fallback()
     allow_mmengine_checkpoint_types()
     _register_cpu_ddp()

@@ -1,3 +1,4 @@
 from . import functional, metrics  # noqa: F401
+from .metrics import SeedMetric
 
-__all__ = []
+__all__ = ['SeedMetric']

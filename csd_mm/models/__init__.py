@@ -1,3 +1,3 @@
-from . import backbones, classifiers, heads, losses  # noqa: F401
+from . import backbones, cam, classifiers, data_preprocessors, heads, losses  # noqa: F401
 
 __all__ = []

@@ -1,1 +1,3 @@
-__all__ = []
+from .cam_generation_hook import CAMGenerationHook
+
+__all__ = ['CAMGenerationHook']

@@ -1,1 +1,3 @@
-__all__ = []
+from .seed_metric import SeedMetric
+
+__all__ = ['SeedMetric']

@@ -1,1 +1,3 @@
-__all__ = []
+from .mctformer_vit import MCTformerViT
+
+__all__ = ['MCTformerViT']

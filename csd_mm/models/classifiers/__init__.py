@@ -1,1 +1,4 @@
-__all__ = []
+from .cam_classifier import CAMClassifier
+from .mctformer_classifier import MCTformerV2Classifier
+
+__all__ = ['CAMClassifier', 'MCTformerV2Classifier']

@@ -1,0 +1,142 @@
+"""Writes class activation maps (CAMs) to disk, after training and during ``tools/test.py``."""
+import copy
+import os.path as osp
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from mmengine.dataset import DefaultSampler
+from mmengine.dist import barrier, get_dist_info
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+from mmengine.utils import ProgressBar
+from mmseg.registry import HOOKS
+
+from csd_mm.utils.cam_io import cam_path, save_cam
+
+__all__ = ['CAMGenerationHook']
+
+
+@HOOKS.register_module()
+class CAMGenerationHook(Hook):
+    """Generates one CAM file per image with the trained classifier.
+
+    Two roles, both writing the format of :mod:`csd_mm.utils.cam_io` (``<img_id>.npz``, atomic writes):
+
+    * ``after_train``: when ``dataloader`` is given, runs the model in ``predict`` mode over that dataset
+      (typically every training image, which the source bank of CSD and the pseudo masks need). Images whose
+      file already exists are skipped, so a rerun (or a crashed run resumed) only does the missing ones.
+      Distributed: the images are split over the ranks with a non-padding sampler, so each image is computed
+      and written exactly once.
+    * ``after_test_iter``: when ``save_in_test`` is True, writes the CAMs that the test loop computed (the
+      predictions that :class:`~csd_mm.evaluation.SeedMetric` scores), so ``tools/test.py`` leaves them on disk.
+
+    Args:
+        out_dir (str): Output folder; relative paths are taken under the runner's ``work_dir``.
+            Defaults to 'cams'.
+        dataloader (dict, optional): Dataloader config for the pass after training. Its sampler is replaced by
+            a non-shuffling, non-padding ``DefaultSampler``. Defaults to None (no pass after training).
+        save_in_test (bool): Write the CAMs computed by the test loop. Defaults to True.
+        skip_existing (bool): Skip images whose CAM file exists. Defaults to True.
+        source_bank (dict, optional): When given, the pass after training also writes CSD's source bank
+            (stage 0, :func:`~csd_mm.datasets.source_bank.build_source_bank`) from the CAMs of the
+            single-label images of ``dataloader``'s dataset: ``dict(out_dir='source_bank', tau_fg=0.30,
+            tau_bg=0.05)``; ``out_dir`` relative to ``work_dir``. Defaults to None.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self,
+                 out_dir: str = 'cams',
+                 dataloader: Optional[dict] = None,
+                 save_in_test: bool = True,
+                 skip_existing: bool = True,
+                 source_bank: Optional[dict] = None) -> None:
+        self.out_dir = out_dir
+        self.source_bank = source_bank
+        self.dataloader_cfg = dataloader
+        self.save_in_test = save_in_test
+        self.skip_existing = skip_existing
+
+    @staticmethod
+    def _resolve(runner: Runner, path: str) -> str:
+        return path if osp.isabs(path) else osp.join(runner.work_dir, path)
+
+    def _resolve_out_dir(self, runner: Runner) -> str:
+        return self._resolve(runner, self.out_dir)
+
+    @staticmethod
+    def _write_outputs(out_dir: str, outputs: Sequence) -> None:
+        for sample in outputs:
+            save_cam(cam_path(out_dir, sample.metainfo['img_id']),
+                     sample.cam.detach().cpu().float().numpy(),
+                     sample.cam_keys.detach().cpu().numpy())
+
+    def after_test_iter(self, runner: Runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self.save_in_test and outputs:
+            self._write_outputs(self._resolve_out_dir(runner), outputs)
+
+    def after_train(self, runner: Runner) -> None:
+        if self.dataloader_cfg is None:
+            return
+        dataset = self._build_dataset(self.dataloader_cfg)
+        self.generate(runner, dict(self.dataloader_cfg, dataset=dataset))
+        if self.source_bank is not None:
+            self.write_source_bank(runner, dataset)
+
+    @staticmethod
+    def _build_dataset(dataloader_cfg: dict):
+        from mmseg.registry import DATASETS
+        dataset = dataloader_cfg['dataset']
+        if isinstance(dataset, dict):
+            dataset = DATASETS.build(copy.deepcopy(dataset))
+        dataset.full_init()
+        return dataset
+
+    def write_source_bank(self, runner: Runner, dataset) -> None:
+        """Stage 0 of CSD: the source bank from the CAMs of the single-label images (rank 0 writes)."""
+        from csd_mm.datasets.source_bank import build_source_bank
+        cfg = dict(self.source_bank)
+        out_dir = self._resolve(runner, cfg.pop('out_dir', 'source_bank'))
+        rank, _ = get_dist_info()
+        if rank == 0:
+            infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+            index = build_source_bank(out_dir, [d['img_id'] for d in infos],
+                                      np.stack([d['gt_label'] for d in infos]),
+                                      cam_dir=self._resolve_out_dir(runner), **cfg)
+            runner.logger.info(f'source bank: {len(index["entries"])} single-label images in {out_dir}')
+        barrier()
+
+    def generate(self, runner: Runner, dataloader_cfg: dict) -> int:
+        """Runs the CAM pass over a dataset; returns how many images this rank computed."""
+        out_dir = self._resolve_out_dir(runner)
+        dataset = self._build_dataset(dataloader_cfg)
+        cfg = {k: copy.deepcopy(v) for k, v in dataloader_cfg.items() if k != 'dataset'}
+        barrier()  # every rank lists the finished files before any rank writes new ones
+        todo = list(range(len(dataset)))
+        if self.skip_existing:
+            todo = [i for i in todo
+                    if not osp.exists(cam_path(out_dir, dataset.get_data_info(i)['img_id']))]
+        runner.logger.info(f'CAM generation: {len(todo)} of {len(dataset)} images to write to {out_dir}')
+        barrier()
+        if not todo:
+            return 0
+        dataset = dataset.get_subset(todo)
+        cfg.update(dataset=dataset, sampler=dict(type=DefaultSampler, shuffle=False, round_up=False))
+        cfg.setdefault('batch_size', 1)
+        cfg.setdefault('num_workers', 0)
+        loader = runner.build_dataloader(cfg, seed=runner.seed)
+        rank, _ = get_dist_info()
+        progress = ProgressBar(len(loader)) if rank == 0 else None
+        model = runner.model
+        model.eval()
+        done = 0
+        with torch.no_grad():
+            for data_batch in loader:
+                outputs = model.test_step(data_batch)
+                self._write_outputs(out_dir, outputs)
+                done += len(outputs)
+                if progress is not None:
+                    progress.update()
+        barrier()
+        return done

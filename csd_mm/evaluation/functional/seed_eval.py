@@ -1,0 +1,158 @@
+"""Seed evaluation of a folder of CAM files against ground-truth masks, and the report of a sweep.
+
+The file-level companion of :mod:`csd_mm.evaluation.functional.seed_sweep` (which stays pure numpy): it reads
+each CAM file (:mod:`csd_mm.utils.cam_io`) and each ground-truth mask once, accumulates the one-pass sweep
+confusion of every image and reports the best background score, the per-class IoU there and the whole curve,
+as Yang et al., "Cross-domain Semantic Decoupling for Weakly-Supervised Semantic Segmentation" (BMVC 2023)
+report seed mIoU on VOC train (seed protocol of IRN, Ahn et al., CVPR 2019).
+"""
+import json
+import math
+import os
+import sys
+from typing import Dict, List, Optional, Sequence
+
+import mmcv
+import numpy as np
+from mmengine.utils import ProgressBar
+from prettytable import PrettyTable
+
+from csd_mm.utils.cam_io import atomic_write, cam_path, load_cam, missing_ids
+from .seed_sweep import default_thresholds, summarize_sweep, sweep_confusion
+
+__all__ = ['read_split_ids', 'load_gt_mask', 'evaluate_cam_folder', 'format_sweep', 'sweep_to_dict',
+           'dump_sweep_json']
+
+
+def read_split_ids(split_file: str) -> List[str]:
+    """Reads image ids from a split file: one image per line; the first token's file stem is the id, so both
+    ``2007_000032`` and ``/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png`` lines work.
+    """
+    if not os.path.isfile(split_file):
+        raise FileNotFoundError(f'split file {split_file} does not exist')
+    with open(split_file) as f:
+        ids = [os.path.splitext(os.path.basename(ln.split()[0]))[0] for ln in f if ln.strip()]
+    if not ids:
+        raise ValueError(f'split file {split_file} lists no image')
+    return ids
+
+
+def load_gt_mask(path: str) -> np.ndarray:
+    """Loads a single-channel ground-truth mask (grayscale or palette PNG: the stored indices) as ``(H, W)``,
+    with mmcv's pillow backend as mmseg's ``LoadAnnotations`` does."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'ground-truth mask {path} does not exist')
+    try:
+        mask = mmcv.imread(path, flag='unchanged', backend='pillow')
+    except Exception as e:  # pillow raises several types for unreadable files
+        raise ValueError(f'ground-truth mask {path} cannot be read: {e}') from e
+    if mask is None or mask.ndim != 2:
+        raise ValueError(f'ground-truth mask {path} must be a single-channel image, got shape '
+                         f'{None if mask is None else mask.shape}')
+    return mask
+
+
+def evaluate_cam_folder(cam_dir: str,
+                        gt_dir: str,
+                        ids: Sequence[str],
+                        num_classes: int,
+                        thresholds: Optional[Sequence[float]] = None,
+                        progress: bool = True,
+                        ignore_index: int = 255,
+                        gt_suffix: str = '.png') -> Dict:
+    """Sweeps the background score over a folder of CAM files.
+
+    Args:
+        cam_dir (str): Folder of ``<id>.npz`` CAM files.
+        gt_dir (str): Folder of ``<id><gt_suffix>`` ground-truth masks.
+        ids (Sequence[str]): Image ids to evaluate (e.g. from :func:`read_split_ids`).
+        num_classes (int): Number of classes including background.
+        thresholds (Sequence[float], optional): Ascending background scores; None for 0.00 .. 0.59.
+        progress (bool): Show mmengine's progress bar (on stderr). Defaults to True.
+        ignore_index (int): Ignored ground-truth value. Defaults to 255.
+        gt_suffix (str): Suffix of the mask files. Defaults to '.png'.
+
+    Returns:
+        dict: The result of :func:`summarize_sweep` plus ``confusion`` (``int64 [T, N, N]``, summed over the
+        images), ``thresholds`` (float64 ``[T]``) and ``num_images``.
+
+    Raises:
+        FileNotFoundError: If a CAM file or mask is missing (the message names the files).
+        ValueError: If a file is invalid or a mask's size differs from its CAM's (the message names both).
+    """
+    thresholds = default_thresholds() if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+    ids = list(ids)
+    if not ids:
+        raise ValueError('no image ids to evaluate')
+    missing = missing_ids(cam_dir, ids)
+    if missing:
+        shown = ', '.join(cam_path(cam_dir, i) for i in missing[:5])
+        raise FileNotFoundError(f'{len(missing)} of {len(ids)} images have no CAM file in {cam_dir}: '
+                                f'{shown}{" ..." if len(missing) > 5 else ""}')
+    conf = np.zeros((len(thresholds), num_classes, num_classes), dtype=np.int64)
+    bar = ProgressBar(len(ids), file=sys.stderr) if progress else None
+    for img_id in ids:
+        cfile = cam_path(cam_dir, img_id)
+        gfile = os.path.join(gt_dir, img_id + gt_suffix)
+        cam, keys = load_cam(cfile)
+        gt = load_gt_mask(gfile)
+        if gt.shape != cam.shape[1:]:
+            raise ValueError(f'ground-truth mask {gfile} has size {gt.shape} but its CAM file {cfile} has '
+                             f'size {cam.shape[1:]}')
+        try:
+            conf += sweep_confusion(cam, keys, gt, num_classes, thresholds, ignore_index)
+        except ValueError as e:
+            raise ValueError(f'{cfile} / {gfile}: {e}') from e
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        sys.stderr.write('\n')
+    result = summarize_sweep(conf, thresholds)
+    result.update(confusion=conf, thresholds=thresholds, num_images=len(ids))
+    return result
+
+
+def _class_names(num_classes: int, class_names: Optional[Sequence[str]]) -> List[str]:
+    if class_names is None:
+        return [str(i) for i in range(num_classes)]
+    if len(class_names) != num_classes:
+        raise ValueError(f'{len(class_names)} class names given for {num_classes} classes')
+    return list(class_names)
+
+
+def format_sweep(summary: Dict, class_names: Optional[Sequence[str]] = None) -> str:
+    """A text report of a sweep: best threshold and mIoU, the per-class IoU table there, and the curve."""
+    iou = np.asarray(summary['per_class_iou'])
+    names = _class_names(len(iou), class_names)
+    table = PrettyTable()
+    table.add_column('Class', names)
+    table.add_column('IoU', ['nan' if np.isnan(v) else f'{v * 100:.2f}' for v in iou])
+    curve = summary['curve']
+    rows = ['  '.join(f't={t:.2f}: {m * 100:6.2f}' for t, m in curve[i:i + 6]) for i in range(0, len(curve), 6)]
+    return (f'best threshold: {summary["best_threshold"]:.2f}  best mIoU: {summary["best_miou"] * 100:.2f}\n'
+            f'per-class IoU at t={summary["best_threshold"]:.2f}:\n{table.get_string()}\n'
+            'mIoU curve (threshold: mIoU):\n' + '\n'.join(rows))
+
+
+def sweep_to_dict(summary: Dict, class_names: Optional[Sequence[str]] = None) -> Dict:
+    """A JSON-ready dict of a sweep (IoUs in [0, 1]; NaN, for classes absent from gt and seeds, as None)."""
+    iou = np.asarray(summary['per_class_iou'])
+    names = _class_names(len(iou), class_names)
+
+    def clean(v: float) -> Optional[float]:
+        return None if math.isnan(v) else float(v)
+
+    out = dict(
+        best_threshold=float(summary['best_threshold']),
+        best_miou=float(summary['best_miou']),
+        per_class_iou={n: clean(v) for n, v in zip(names, iou.tolist())},
+        curve=[[float(t), clean(m)] for t, m in summary['curve']])
+    if 'num_images' in summary:
+        out['num_images'] = int(summary['num_images'])
+    return out
+
+
+def dump_sweep_json(path: str, summary: Dict, class_names: Optional[Sequence[str]] = None) -> None:
+    """Writes :func:`sweep_to_dict` to ``path`` as JSON, atomically."""
+    text = json.dumps(sweep_to_dict(summary, class_names), indent=2)
+    atomic_write(path, lambda f: f.write(text.encode('utf-8')))

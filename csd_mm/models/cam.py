@@ -1,0 +1,135 @@
+"""Pure class-activation-map (CAM) functions shared by the CAM classifiers.
+
+These follow the CAM inference of IRN (Ahn et al., "Weakly Supervised Learning of Instance Segmentation with
+Inter-pixel Relations", CVPR 2019), which CSD (Yang et al., "Cross-domain Semantic Decoupling for
+Weakly-Supervised Semantic Segmentation", BMVC 2023) keeps for its ResNet-50 baseline: the image is rescaled by
+each scale of (1.0, 0.5, 1.5, 2.0), each rescaled image and its horizontal flip give a score map, the maps are
+passed through ReLU, brought back to one size and summed; only the image's own classes are kept and each map
+is divided by its maximum.
+
+Every function here is free of framework state and works on any device.
+"""
+from typing import Callable, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ['normalize_cams', 'aggregate_multiscale', 'select_classes']
+
+_FILE = 'csd_mm/models/cam.py'
+
+
+def normalize_cams(cams: Tensor, eps: float = 1e-5) -> Tensor:
+    """Max-normalises each CAM to [0, 1] as IRN does.
+
+    ``out[k] = relu(cams[k]) / (max(relu(cams[k])) + eps)``. A map that is zero everywhere stays zero (no NaN).
+
+    Args:
+        cams (Tensor): CAMs of shape ``(K, H, W)``; ``K`` may be 0.
+        eps (float): Added to each map's maximum. Defaults to 1e-5 (IRN).
+
+    Returns:
+        Tensor: The normalised maps, same shape and dtype as ``cams``.
+    """
+    if not isinstance(cams, Tensor) or cams.dim() != 3:
+        raise ValueError(f'{_FILE}: normalize_cams expects a tensor of shape (K, H, W), got '
+                         f'{tuple(cams.shape) if isinstance(cams, Tensor) else type(cams).__name__}')
+    if eps <= 0:
+        raise ValueError(f'{_FILE}: normalize_cams needs eps > 0, got {eps}')
+    cams = F.relu(cams)
+    if cams.numel() == 0:
+        return cams
+    peak = cams.flatten(1).amax(dim=1).view(-1, 1, 1)
+    return cams / (peak + eps)
+
+
+def _resize_image(img: Tensor, scale: float, mode: str) -> Tensor:
+    """Rescales ``img`` (N, 3, H, W) to ``round(H * scale) x round(W * scale)`` (at least 1 x 1)."""
+    h, w = img.shape[-2:]
+    size = (max(1, int(round(h * scale))), max(1, int(round(w * scale))))
+    if size == (h, w):
+        return img
+    kwargs = {}
+    if mode in ('bilinear', 'bicubic'):
+        # antialias=True matches PIL's resize, which IRN uses to rescale its test images
+        kwargs = dict(align_corners=False, antialias=True)
+    return F.interpolate(img, size=size, mode=mode, **kwargs)
+
+
+def aggregate_multiscale(score_fn: Callable[[Tensor], Tensor],
+                         img: Tensor,
+                         scales: Sequence[float] = (1.0, 0.5, 1.5, 2.0),
+                         flip: bool = True,
+                         out_size: Optional[Tuple[int, int]] = None,
+                         resize_mode: str = 'bicubic') -> Tensor:
+    """Multi-scale (and flip) CAM aggregation of IRN.
+
+    For each scale ``s`` the image is rescaled to ``round(H * s) x round(W * s)``; the rescaled image and, when
+    ``flip`` is set, its horizontal flip go through ``score_fn`` in one batch of 2; the score maps pass through
+    ReLU, the flipped one is flipped back, both are bilinearly upsampled (``align_corners=False``) to
+    ``out_size`` and everything is summed over scales and flips.
+
+    Args:
+        score_fn (Callable): Maps an image batch ``(B, 3, h, w)`` to score maps ``(B, C, h', w')`` (e.g. the
+            classifier's score map F before pooling).
+        img (Tensor): One image ``(1, 3, H, W)`` (already normalised as the network expects).
+        scales (Sequence[float]): Rescaling factors. Defaults to IRN's (1.0, 0.5, 1.5, 2.0).
+        flip (bool): Also use each rescaled image's horizontal flip. Defaults to True.
+        out_size (tuple[int, int], optional): ``(H_out, W_out)`` of the result. Defaults to ``(H, W)``.
+        resize_mode (str): ``F.interpolate`` mode that rescales the image (antialiased for 'bilinear' and
+            'bicubic'). Defaults to 'bicubic' (IRN rescales with PIL bicubic).
+
+    Returns:
+        Tensor: The summed, non-negative maps, shape ``(C, H_out, W_out)``.
+    """
+    if not isinstance(img, Tensor) or img.dim() != 4 or img.shape[0] != 1:
+        raise ValueError(f'{_FILE}: aggregate_multiscale expects one image of shape (1, 3, H, W), got '
+                         f'{tuple(img.shape) if isinstance(img, Tensor) else type(img).__name__}')
+    scales = tuple(float(s) for s in scales)
+    if len(scales) == 0 or any(s <= 0 for s in scales):
+        raise ValueError(f'{_FILE}: aggregate_multiscale needs a non-empty list of positive scales, '
+                         f'got {scales}')
+    if out_size is None:
+        out_size = tuple(img.shape[-2:])
+    out_size = (int(out_size[0]), int(out_size[1]))
+    if min(out_size) < 1:
+        raise ValueError(f'{_FILE}: aggregate_multiscale got an empty out_size {out_size}')
+
+    total = None
+    for scale in scales:
+        x = _resize_image(img, scale, resize_mode)
+        if flip:
+            x = torch.cat([x, x.flip(-1)], dim=0)
+        maps = score_fn(x)
+        if not isinstance(maps, Tensor) or maps.dim() != 4 or maps.shape[0] != x.shape[0]:
+            raise ValueError(f'{_FILE}: score_fn must return a tensor (B, C, h, w) with B = {x.shape[0]}, '
+                             f'got {tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__}')
+        maps = F.relu(maps)
+        # bilinear resizing is linear and commutes with the flip, so the flip pair is summed first
+        maps = maps[:1] + maps[1:].flip(-1) if flip else maps
+        maps = F.interpolate(maps, size=out_size, mode='bilinear', align_corners=False)[0]
+        total = maps if total is None else total + maps
+    return total
+
+
+def select_classes(cams: Tensor, label: Tensor) -> Tuple[Tensor, Tensor]:
+    """Keeps the CAMs of the classes present in an image-level label.
+
+    Args:
+        cams (Tensor): CAMs of all C classes, shape ``(C, H, W)``.
+        label (Tensor): Multi-hot label ``[C]``; a class is present where ``label > 0``.
+
+    Returns:
+        tuple[Tensor, Tensor]: The present classes' maps ``(K, H, W)`` and their 0-based class ids
+        (long ``[K]``, ascending, on ``cams``' device).
+    """
+    if not isinstance(cams, Tensor) or cams.dim() != 3:
+        raise ValueError(f'{_FILE}: select_classes expects cams of shape (C, H, W), got '
+                         f'{tuple(cams.shape) if isinstance(cams, Tensor) else type(cams).__name__}')
+    label = torch.as_tensor(label)
+    if label.dim() != 1 or label.shape[0] != cams.shape[0]:
+        raise ValueError(f'{_FILE}: select_classes needs a label of shape [{cams.shape[0]}] (one entry per '
+                         f'CAM), got {tuple(label.shape)}')
+    keys = torch.nonzero(label.to(cams.device) > 0, as_tuple=False).flatten().long()
+    return cams[keys], keys

@@ -1,0 +1,203 @@
+"""IRN-style CAM classifier: backbone -> (neck) -> CAM head, with multi-scale + flip CAM inference.
+
+The stage-0 baseline of CSD (Yang et al., "Cross-domain Semantic Decoupling for Weakly-Supervised Semantic
+Segmentation", BMVC 2023) is the ResNet-50 CAM network of IRN (Ahn et al., CVPR 2019): ResNet-50 with output
+stride 16 (last stage stride 1), a 1x1 classifier without bias, global average pooling, multi-label
+soft-margin loss; CAMs from scales (1.0, 0.5, 1.5, 2.0), each with its horizontal flip, ReLU, summed and
+max-normalised, only for the image's own classes. The same network, fed the copy-paste views, is the CSD
+student; :meth:`CAMClassifier.forward_maps` is the hook its consistency losses use.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.model import BaseModel
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import ConfigType, OptConfigType
+from torch import Tensor
+
+from ..cam import aggregate_multiscale, normalize_cams, select_classes
+from ..data_preprocessors import MultiViewDataPreprocessor
+from .csd_views import CSDViewsMixin
+
+_FILE = 'csd_mm/models/classifiers/cam_classifier.py'
+
+#: ImageNet statistics in RGB order on the 0-255 scale (the torchvision / IRN normalisation).
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+_DEFAULT_TEST_CFG = dict(scales=(1.0, 0.5, 1.5, 2.0), flip=True, resize_mode='bicubic')
+
+
+@MODELS.register_module()
+class CAMClassifier(CSDViewsMixin, BaseModel):
+    """Multi-label image classifier whose head yields a class score map (CAM network).
+
+    Modes of :meth:`forward`:
+
+    * ``'loss'``: ``dict(loss_cls=...)``, the head's multi-label soft-margin loss against the ``gt_label``
+      (float ``[C]``) of each data sample. CSD samples (inputs ``(N, 4, 3, H, W)``, see
+      :class:`~csd_mm.models.classifiers.csd_views.CSDViewsMixin`) add ``loss_fg`` and ``loss_bg``.
+    * ``'predict'``: for each data sample, ``cam`` (float ``(K, H, W)`` at the original image size
+      ``metainfo['ori_shape']``, per-class max-normalised to [0, 1]) and ``cam_keys`` (long ``[K]``, the
+      0-based classes of its ``gt_label``, ascending). Multi-scale + flip aggregation as IRN, controlled by
+      ``test_cfg``. Each sample is cropped to its ``metainfo['img_shape']`` first, which removes the
+      bottom/right padding that the data preprocessor adds when it stacks images of different sizes, and its
+      CAM is resized to ``ori_shape``, which undoes any resize of the test pipeline (a flip recorded in
+      ``metainfo['flip']`` / ``'flip_direction'`` is undone too). So any batch size works; each sample is
+      aggregated on its own, and IRN's test batch size 1 is the natural choice (larger batches only
+      save data loading). Without ``gt_label`` a sample keeps all C classes. The test pipeline itself
+      must not pad (mmcv's ``Pad`` overwrites ``img_shape``, so that padding could not be removed).
+    * ``'tensor'``: the score map ``(N, C, h, w)``.
+
+    Args:
+        backbone (dict): Backbone config, e.g. ``dict(type=mmpretrain.models.ResNet, depth=50,
+            strides=(1, 2, 2, 1), out_indices=(3,), norm_eval=True)`` (output stride 16). Built with mmseg's
+            ``MODELS``; use the class itself as ``type`` (the string ``'ResNet'`` would resolve to mmseg's
+            ResNet, which takes other arguments).
+        head (dict): Head config, e.g. ``dict(type=CAMHead, in_channels=2048, num_classes=20)``. Kept as
+            attribute ``head`` so that ``paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=10.)})`` gives
+            it IRN's 10x learning rate.
+        neck (dict, optional): Neck config between backbone and head. Defaults to None.
+        data_preprocessor (dict | nn.Module, optional): Defaults to
+            :class:`~csd_mm.models.data_preprocessors.MultiViewDataPreprocessor` (mmengine's
+            ``ImgDataPreprocessor`` that also takes CSD's multi-view samples) with
+            ImageNet mean / std and ``bgr_to_rgb=True`` (images are loaded as BGR ``uint8``).
+        cls_on_pasted (bool): CSD only: also apply the classification loss to the fg-pasted view with label
+            y_m OR y_s. Defaults to False (CSD_SPEC section 4).
+        test_cfg (dict, optional): ``scales`` (default (1.0, 0.5, 1.5, 2.0)), ``flip`` (default True),
+            ``resize_mode`` (how test images are rescaled, default 'bicubic' with antialiasing, as IRN's PIL
+            bicubic).
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 head: ConfigType,
+                 neck: OptConfigType = None,
+                 data_preprocessor: Optional[Union[dict, torch.nn.Module]] = None,
+                 cls_on_pasted: bool = False,
+                 test_cfg: OptConfigType = None,
+                 init_cfg: OptConfigType = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type=MultiViewDataPreprocessor, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                                     bgr_to_rgb=True)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.neck = MODELS.build(neck) if neck is not None else None
+        self.head = MODELS.build(head)
+        self.cls_on_pasted = cls_on_pasted
+        test_cfg = dict(test_cfg or {})
+        unknown = set(test_cfg) - set(_DEFAULT_TEST_CFG)
+        if unknown:
+            raise ValueError(f'{_FILE}: unknown test_cfg keys {sorted(unknown)}; allowed: '
+                             f'{sorted(_DEFAULT_TEST_CFG)}')
+        self.test_cfg = {**_DEFAULT_TEST_CFG, **test_cfg}
+
+    @property
+    def num_classes(self) -> int:
+        """int: Number of foreground classes C (the head's)."""
+        return self.head.num_classes
+
+    def extract_feat(self, inputs: Tensor) -> Tensor:
+        """Backbone (and neck) features of the last output level, ``(N, Cin, h, w)``."""
+        x = self.backbone(inputs)
+        if self.neck is not None:
+            x = self.neck(x)
+        if isinstance(x, (tuple, list)):
+            x = x[-1]
+        return x
+
+    def forward_maps(self, inputs: Tensor) -> Tuple[List[Tensor], Tensor]:
+        """Logits and score map of a batch: the hook the CSD consistency losses use.
+
+        Args:
+            inputs (Tensor): Normalised images ``(N, 3, H, W)``.
+
+        Returns:
+            tuple[list[Tensor], Tensor]: The logits tensors the classification loss applies to (here one,
+            ``(N, C)``, the GAP of the score map) and the score map F ``(N, C, h, w)`` before pooling.
+        """
+        score_map = self.head(self.extract_feat(inputs))
+        return [self.head.pool(score_map)], score_map
+
+    def forward(self,
+                inputs: Tensor,
+                data_samples: Optional[Sequence[SegDataSample]] = None,
+                mode: str = 'tensor') -> Union[Dict[str, Tensor], List[SegDataSample], Tensor]:
+        """Runs the model in ``'loss'``, ``'predict'`` or ``'tensor'`` mode (see the class docstring)."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.forward_maps(inputs)[1]
+        raise ValueError(f'{_FILE}: invalid mode {mode!r}; expected "loss", "predict" or "tensor"')
+
+    def _stack_labels(self, data_samples: Optional[Sequence[SegDataSample]], n: int) -> Tensor:
+        if data_samples is None or len(data_samples) != n:
+            raise ValueError(f'{_FILE}: loss mode needs one data sample per image ({n}), got '
+                             f'{None if data_samples is None else len(data_samples)}')
+        labels = []
+        for i, sample in enumerate(data_samples):
+            label = sample.get('gt_label')
+            if label is None:
+                raise ValueError(f'{_FILE}: data sample {i} has no gt_label (float tensor [C])')
+            label = torch.as_tensor(label)
+            if label.shape != (self.num_classes,):
+                raise ValueError(f'{_FILE}: data sample {i} has gt_label of shape {tuple(label.shape)}, '
+                                 f'expected [{self.num_classes}]')
+            labels.append(label)
+        return torch.stack(labels).float()
+
+    def loss(self, inputs: Tensor, data_samples: Sequence[SegDataSample]) -> Dict[str, Tensor]:
+        """Classification loss ``dict(loss_cls=...)`` (summed over the logits of :meth:`forward_maps`)."""
+        if inputs.dim() == 5:
+            return self.csd_loss(inputs, data_samples)
+        gt_labels = self._stack_labels(data_samples, inputs.shape[0]).to(inputs.device)
+        logits_list, _ = self.forward_maps(inputs)
+        return self.classification_losses(logits_list, gt_labels)
+
+    def classification_losses(self, logits_list: List[Tensor], gt_labels: Tensor) -> Dict[str, Tensor]:
+        """``dict(loss_cls=...)``: the head's loss summed over the logits of :meth:`forward_maps`."""
+        return dict(loss_cls=sum(self.head.loss(logits, gt_labels) for logits in logits_list))
+
+    def _score_fn(self, x: Tensor) -> Tensor:
+        return self.forward_maps(x)[1]
+
+    @torch.no_grad()
+    def predict(self, inputs: Tensor,
+                data_samples: Optional[Sequence[SegDataSample]] = None) -> List[SegDataSample]:
+        """Multi-scale + flip CAMs of each image at its original size (see the class docstring)."""
+        if inputs.dim() != 4:
+            raise ValueError(f'{_FILE}: predict expects inputs (N, 3, H, W), got {tuple(inputs.shape)}')
+        n, _, height, width = inputs.shape
+        if data_samples is None:
+            data_samples = [SegDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width)))
+                            for _ in range(n)]
+        if len(data_samples) != n:
+            raise ValueError(f'{_FILE}: predict got {n} images but {len(data_samples)} data samples')
+        cfg = self.test_cfg
+        for i, sample in enumerate(data_samples):
+            meta = sample.metainfo
+            h, w = (int(v) for v in meta.get('img_shape', (height, width))[:2])
+            if h > height or w > width:
+                raise ValueError(f'{_FILE}: data sample {i} has img_shape {(h, w)} larger than the input '
+                                 f'{(height, width)}')
+            ori_h, ori_w = (int(v) for v in meta.get('ori_shape', (h, w))[:2])
+            cam = aggregate_multiscale(self._score_fn, inputs[i:i + 1, :, :h, :w], scales=cfg['scales'],
+                                       flip=cfg['flip'], out_size=(ori_h, ori_w),
+                                       resize_mode=cfg['resize_mode'])
+            if meta.get('flip', False):
+                direction = meta.get('flip_direction', 'horizontal')
+                dims = dict(horizontal=(-1, ), vertical=(-2, ), diagonal=(-2, -1)).get(direction)
+                if dims is None:
+                    raise ValueError(f'{_FILE}: data sample {i} has unknown flip_direction {direction!r}')
+                cam = cam.flip(dims)
+            label = sample.get('gt_label')
+            if label is None:
+                label = torch.ones(cam.shape[0])
+            cams, keys = select_classes(cam, torch.as_tensor(label))
+            sample.cam = normalize_cams(cams)
+            sample.cam_keys = keys
+        return list(data_samples)

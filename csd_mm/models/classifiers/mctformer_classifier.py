@@ -1,0 +1,214 @@
+"""MCTformer-V2 classifier: DeiT with C class tokens + a conv CAM head on the patch tokens.
+
+MCTformer-V2 (Xu et al., "Multi-class Token Transformer for Weakly Supervised Semantic Segmentation",
+CVPR 2022) scores class c twice: by the mean over the embedding of the (final-norm) class token c, and by
+global average pooling of a 3x3 conv head applied to the patch tokens (the patch CAM); both logits are
+trained with the multi-label soft-margin loss. Its CAM at inference is the class-to-patch attention of the
+last 3 blocks times ReLU(patch CAM), refined by the patch-to-patch attention, with the horizontal flip.
+CSD (Yang et al., "Cross-domain Semantic Decoupling for Weakly-Supervised Semantic Segmentation",
+BMVC 2023) uses it as its transformer baseline; the patch CAM before pooling is the score map F that the
+CSD consistency losses compare (:meth:`MCTformerV2Classifier.forward_maps`).
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.model import BaseModel, ImgDataPreprocessor
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import ConfigType, OptConfigType
+from torch import Tensor
+
+from ..cam import aggregate_multiscale, normalize_cams, select_classes
+from ..mctformer_cam import mctformer_cams, patch_maps_to_pixels
+
+_FILE = 'csd_mm/models/classifiers/mctformer_classifier.py'
+
+#: ImageNet statistics in RGB order on the 0-255 scale (DeiT's normalisation).
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+_DEFAULT_TEST_CFG = dict(scales=(1.0, ), flip=True, num_cam_layers=3, patch_refine=True,
+                         resize_mode='bilinear')
+
+
+@MODELS.register_module()
+class MCTformerV2Classifier(BaseModel):
+    """MCTformer-V2 multi-label classifier with the same contract as :class:`CAMClassifier`.
+
+    Modes of :meth:`forward`:
+
+    * ``'loss'``: ``dict(loss_cls=..., loss_patch=...)``: the head's multi-label soft-margin loss on the
+      class-token logits and on the pooled patch-CAM logits (MCTformer-V2 sums both with weight 1; the
+      Runner sums every ``loss*`` key, the two are logged apart).
+    * ``'predict'``: for each data sample ``cam`` (float ``(K, H, W)`` at ``metainfo['ori_shape']``,
+      per-class max-normalised to [0, 1]) and ``cam_keys`` (long ``[K]``, the 0-based classes of its
+      ``gt_label``, ascending; all C without ``gt_label``). The MCTformer CAM (:func:`mctformer_cams`) of
+      each test scale and its flip is brought to the pixels of the scaled input (cropping the patch-embed
+      padding, :func:`patch_maps_to_pixels`), and the maps are summed at the original size with the shared
+      :func:`~csd_mm.models.cam.aggregate_multiscale`. Each sample is cropped to its
+      ``metainfo['img_shape']`` first (removing the preprocessor's batch padding) and a pipeline flip
+      (``metainfo['flip']``) is undone, as in :class:`CAMClassifier`.
+    * ``'tensor'``: the patch score map ``(N, C, h, w)``.
+
+    Input sizes: any size works. Sides that are not multiples of the patch size are zero-padded at the
+    bottom/right by the patch embedding (mmcv ``PatchEmbed`` 'corner' padding); the padded patches take
+    part in training like any other patch, and CAMs are cropped back to the real pixels. Training crops
+    of a multiple of the patch size (224 for DeiT-S/16) avoid the padding altogether.
+
+    Note:
+        MCTformer min-max normalises each class map; here the contract's max normalisation is used. The
+        maps are non-negative (attention and ReLU), so both agree wherever a map reaches 0.
+
+    Args:
+        backbone (dict): :class:`~csd_mm.models.backbones.MCTformerViT` config; its ``num_classes`` must
+            equal the head's.
+        head (dict): :class:`~csd_mm.models.heads.CAMHead` config, for MCTformer-V2
+            ``dict(type=CAMHead, in_channels=384, num_classes=20, kernel_size=3, bias=True)``.
+        data_preprocessor (dict | nn.Module, optional): Defaults to mmengine's ``ImgDataPreprocessor``
+            with ImageNet mean / std and ``bgr_to_rgb=True``.
+        test_cfg (dict, optional): ``scales`` (default (1.0,)), ``flip`` (default True),
+            ``num_cam_layers`` (last blocks of class-to-patch attention, default 3), ``patch_refine``
+            (patch-to-patch refinement, default True), ``resize_mode`` (rescaling of the test image,
+            default 'bilinear' as MCTformer).
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 head: ConfigType,
+                 data_preprocessor: Optional[Union[dict, torch.nn.Module]] = None,
+                 test_cfg: OptConfigType = None,
+                 init_cfg: OptConfigType = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type=ImgDataPreprocessor, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                                     bgr_to_rgb=True)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.head = MODELS.build(head)
+        for attr in ('num_classes', 'embed_dims', 'patch_size'):
+            if not hasattr(self.backbone, attr):
+                raise TypeError(f'{_FILE}: the backbone must be an MCTformerViT (needs .{attr}), got '
+                                f'{type(self.backbone).__name__}')
+        if self.backbone.num_classes != self.head.num_classes:
+            raise ValueError(f'{_FILE}: backbone has {self.backbone.num_classes} class tokens but the head '
+                             f'{self.head.num_classes} classes')
+        if self.head.in_channels != self.backbone.embed_dims:
+            raise ValueError(f'{_FILE}: head in_channels {self.head.in_channels} != backbone embed_dims '
+                             f'{self.backbone.embed_dims}')
+        test_cfg = dict(test_cfg or {})
+        unknown = set(test_cfg) - set(_DEFAULT_TEST_CFG)
+        if unknown:
+            raise ValueError(f'{_FILE}: unknown test_cfg keys {sorted(unknown)}; allowed: '
+                             f'{sorted(_DEFAULT_TEST_CFG)}')
+        self.test_cfg = {**_DEFAULT_TEST_CFG, **test_cfg}
+        if not 1 <= int(self.test_cfg['num_cam_layers']) <= self.backbone.num_layers:
+            raise ValueError(f"{_FILE}: test_cfg num_cam_layers {self.test_cfg['num_cam_layers']} not in "
+                             f'[1, {self.backbone.num_layers}]')
+
+    @property
+    def num_classes(self) -> int:
+        """int: Number of foreground classes C (the head's)."""
+        return self.head.num_classes
+
+    def forward_maps(self, inputs: Tensor) -> Tuple[List[Tensor], Tensor]:
+        """Logits and score map of a batch: the hook the CSD consistency losses use.
+
+        Args:
+            inputs (Tensor): Normalised images ``(N, 3, H, W)``.
+
+        Returns:
+            tuple[list[Tensor], Tensor]: ``[class-token logits, patch logits]`` (each ``(N, C)``; the first
+            is the mean over the embedding of each class token, the second the GAP of the patch CAM) and
+            the score map F ``(N, C, h, w)``, the conv head's patch CAM before pooling.
+        """
+        cls_tokens, patch_tokens, _ = self.backbone(inputs, need_weights=False)
+        score_map = self.head(patch_tokens)
+        return [cls_tokens.mean(dim=-1), self.head.pool(score_map)], score_map
+
+    def forward(self,
+                inputs: Tensor,
+                data_samples: Optional[Sequence[SegDataSample]] = None,
+                mode: str = 'tensor') -> Union[Dict[str, Tensor], List[SegDataSample], Tensor]:
+        """Runs the model in ``'loss'``, ``'predict'`` or ``'tensor'`` mode (see the class docstring)."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.forward_maps(inputs)[1]
+        raise ValueError(f'{_FILE}: invalid mode {mode!r}; expected "loss", "predict" or "tensor"')
+
+    def _stack_labels(self, data_samples: Optional[Sequence[SegDataSample]], n: int) -> Tensor:
+        if data_samples is None or len(data_samples) != n:
+            raise ValueError(f'{_FILE}: loss mode needs one data sample per image ({n}), got '
+                             f'{None if data_samples is None else len(data_samples)}')
+        labels = []
+        for i, sample in enumerate(data_samples):
+            label = sample.get('gt_label')
+            if label is None:
+                raise ValueError(f'{_FILE}: data sample {i} has no gt_label (float tensor [C])')
+            label = torch.as_tensor(label)
+            if label.shape != (self.num_classes, ):
+                raise ValueError(f'{_FILE}: data sample {i} has gt_label of shape {tuple(label.shape)}, '
+                                 f'expected [{self.num_classes}]')
+            labels.append(label)
+        return torch.stack(labels).float()
+
+    def loss(self, inputs: Tensor, data_samples: Sequence[SegDataSample]) -> Dict[str, Tensor]:
+        """``dict(loss_cls=..., loss_patch=...)``: soft-margin losses of the class-token and patch logits."""
+        gt_labels = self._stack_labels(data_samples, inputs.shape[0]).to(inputs.device)
+        (cls_logits, patch_logits), _ = self.forward_maps(inputs)
+        return dict(loss_cls=self.head.loss(cls_logits, gt_labels),
+                    loss_patch=self.head.loss(patch_logits, gt_labels))
+
+    def cam_maps(self, inputs: Tensor) -> Tensor:
+        """MCTformer CAMs of a batch at the pixels of ``inputs`` (no scaling, no flip).
+
+        Args:
+            inputs (Tensor): Normalised images ``(B, 3, H, W)``.
+
+        Returns:
+            Tensor: ``(B, C, H, W)``, non-negative, not normalised.
+        """
+        _, patch_tokens, attn_maps = self.backbone(inputs, need_weights=True)
+        score_map = self.head(patch_tokens)
+        cams = mctformer_cams(attn_maps, score_map, num_layers=int(self.test_cfg['num_cam_layers']),
+                              patch_refine=bool(self.test_cfg['patch_refine']))
+        return patch_maps_to_pixels(cams, self.backbone.patch_size, inputs.shape[-2:])
+
+    @torch.no_grad()
+    def predict(self, inputs: Tensor,
+                data_samples: Optional[Sequence[SegDataSample]] = None) -> List[SegDataSample]:
+        """CAMs of each image at its original size (see the class docstring)."""
+        if inputs.dim() != 4:
+            raise ValueError(f'{_FILE}: predict expects inputs (N, 3, H, W), got {tuple(inputs.shape)}')
+        n, _, height, width = inputs.shape
+        if data_samples is None:
+            data_samples = [SegDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width)))
+                            for _ in range(n)]
+        if len(data_samples) != n:
+            raise ValueError(f'{_FILE}: predict got {n} images but {len(data_samples)} data samples')
+        cfg = self.test_cfg
+        for i, sample in enumerate(data_samples):
+            meta = sample.metainfo
+            h, w = (int(v) for v in meta.get('img_shape', (height, width))[:2])
+            if h > height or w > width:
+                raise ValueError(f'{_FILE}: data sample {i} has img_shape {(h, w)} larger than the input '
+                                 f'{(height, width)}')
+            ori_h, ori_w = (int(v) for v in meta.get('ori_shape', (h, w))[:2])
+            cam = aggregate_multiscale(self.cam_maps, inputs[i:i + 1, :, :h, :w], scales=cfg['scales'],
+                                       flip=cfg['flip'], out_size=(ori_h, ori_w),
+                                       resize_mode=cfg['resize_mode'])
+            if meta.get('flip', False):
+                direction = meta.get('flip_direction', 'horizontal')
+                dims = dict(horizontal=(-1, ), vertical=(-2, ), diagonal=(-2, -1)).get(direction)
+                if dims is None:
+                    raise ValueError(f'{_FILE}: data sample {i} has unknown flip_direction {direction!r}')
+                cam = cam.flip(dims)
+            label = sample.get('gt_label')
+            if label is None:
+                label = torch.ones(cam.shape[0])
+            cams, keys = select_classes(cam, torch.as_tensor(label))
+            sample.cam = normalize_cams(cams)
+            sample.cam_keys = keys
+        return list(data_samples)

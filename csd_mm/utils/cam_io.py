@@ -1,0 +1,150 @@
+"""The CAM file format: one ``<img_id>.npz`` NumPy archive per image.
+
+Each file holds ``cam`` (``float16``, shape ``(K, H, W)``: the image's K classes at the original image size,
+max-normalised to [0, 1]) and ``keys`` (``int64``, shape ``[K]``: the 0-based foreground class ids, strictly
+ascending, so mask value ``keys + 1``). This replaces IRN's pickled ``.npy`` dict (Ahn et al., CVPR 2019): the
+archive keeps the keys beside the maps and is read with ``allow_pickle=False``, so loading a CAM file cannot
+run code. Files are written atomically (a temporary file in the same folder, then :func:`os.replace`), so a
+file that exists is complete and reruns can skip it (:func:`missing_ids`).
+"""
+import os
+import tempfile
+import zipfile
+from typing import Any, Callable, Iterable, List, Tuple
+
+import numpy as np
+
+__all__ = ['CAM_SUFFIX', 'save_cam', 'load_cam', 'cam_path', 'missing_ids', 'is_complete', 'atomic_write']
+
+CAM_SUFFIX = '.npz'
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    """Returns ``x`` as a numpy array (torch tensors are detached and moved to the CPU)."""
+    if hasattr(x, 'detach') and hasattr(x, 'cpu'):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def atomic_write(path: str, write: Callable[[Any], None], suffix: str = '.tmp') -> None:
+    """Writes a file atomically: ``write(fileobj)`` fills a temporary file in the same folder, which then
+    replaces ``path`` with :func:`os.replace`.
+
+    Args:
+        path (str): The final path. Its folder is created if needed.
+        write (Callable): Called with a binary file object opened for writing.
+        suffix (str): Suffix of the temporary file (some writers choose the format by extension).
+            Defaults to '.tmp'.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix=suffix)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _check_cam(cam: np.ndarray, keys: np.ndarray, where: str) -> None:
+    """Raises ValueError (naming ``where``) unless ``cam``/``keys`` follow the CAM file contract."""
+    if cam.ndim != 3:
+        raise ValueError(f'{where}: cam must have shape (K, H, W), got shape {cam.shape}')
+    if keys.ndim != 1:
+        raise ValueError(f'{where}: keys must have shape [K], got shape {keys.shape}')
+    if cam.shape[0] != keys.shape[0]:
+        raise ValueError(f'{where}: cam has {cam.shape[0]} class maps but keys has {keys.shape[0]} entries')
+    if not np.issubdtype(cam.dtype, np.floating):
+        raise ValueError(f'{where}: cam must be a floating-point array, got dtype {cam.dtype}')
+    if keys.size and not np.issubdtype(keys.dtype, np.integer):
+        raise ValueError(f'{where}: keys must be integers, got dtype {keys.dtype}')
+    if keys.size and (keys.min() < 0 or np.any(np.diff(keys) <= 0)):
+        raise ValueError(f'{where}: keys must be non-negative and strictly ascending, got {keys.tolist()}')
+    if not np.all(np.isfinite(cam)):
+        raise ValueError(f'{where}: cam contains NaN or inf values')
+
+
+def cam_path(cam_dir: str, img_id: str) -> str:
+    """Returns the path of the CAM file of ``img_id`` in ``cam_dir`` (``<cam_dir>/<img_id>.npz``)."""
+    return os.path.join(cam_dir, f'{img_id}{CAM_SUFFIX}')
+
+
+def save_cam(path: str, cam: Any, keys: Any) -> str:
+    """Saves one image's CAMs atomically as a ``.npz`` archive (``cam`` float16, ``keys`` int64).
+
+    Args:
+        path (str): Target file; ``.npz`` is appended when missing (as :func:`numpy.savez` would).
+        cam (array-like): ``(K, H, W)`` class activation maps (numpy array or torch tensor); K may be 0.
+        keys (array-like): ``[K]`` 0-based foreground class ids, strictly ascending.
+
+    Returns:
+        str: The path actually written.
+
+    Raises:
+        ValueError: If the shapes do not match, the keys are not ascending non-negative integers or the
+            maps are not finite (also after the cast to float16).
+    """
+    path = os.fspath(path)
+    if not path.endswith(CAM_SUFFIX):
+        path += CAM_SUFFIX
+    cam = _to_numpy(cam)
+    keys = _to_numpy(keys)
+    if keys.size == 0 and keys.ndim == 1:
+        keys = keys.astype(np.int64)  # an empty list becomes float64 in numpy
+    _check_cam(cam, keys, f'CAM file {path}')
+    with np.errstate(over='ignore'):
+        cam16 = cam.astype(np.float16)
+    if not np.all(np.isfinite(cam16)):
+        raise ValueError(f'CAM file {path}: cam values overflow float16 (max |value| is 65504)')
+    keys64 = keys.astype(np.int64)
+    atomic_write(path, lambda f: np.savez(f, cam=cam16, keys=keys64))
+    return path
+
+
+def load_cam(path: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Loads a CAM file written by :func:`save_cam` (never unpickles anything).
+
+    Args:
+        path (str): The ``.npz`` file.
+
+    Returns:
+        tuple: ``cam`` as float32 ``(K, H, W)`` and ``keys`` as int64 ``[K]``.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If the file is not a valid CAM archive (corrupt, missing entries, pickled objects,
+            wrong shapes, K mismatch, NaN/inf values, bad keys).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'CAM file {path} does not exist')
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError('a single array, not a .npz archive')
+        with archive:
+            missing = {'cam', 'keys'} - set(archive.files)
+            if missing:
+                raise ValueError(f'missing entries {sorted(missing)} (has {sorted(archive.files)})')
+            cam = archive['cam']
+            keys = archive['keys']
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError) as e:
+        raise ValueError(f'CAM file {path} cannot be read as a CAM archive: {e}') from e
+    _check_cam(cam, keys, f'CAM file {path}')
+    return cam.astype(np.float32), keys.astype(np.int64)
+
+
+def missing_ids(cam_dir: str, ids: Iterable[str]) -> List[str]:
+    """Returns the ids (in the given order) that have no CAM file in ``cam_dir`` yet.
+
+    Files are written atomically, so an existing file is a finished one.
+    """
+    return [i for i in ids if not os.path.isfile(cam_path(cam_dir, i))]
+
+
+def is_complete(cam_dir: str, ids: Iterable[str]) -> bool:
+    """Whether every id in ``ids`` has a CAM file in ``cam_dir``."""
+    return not missing_ids(cam_dir, ids)

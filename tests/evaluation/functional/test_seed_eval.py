@@ -1,0 +1,83 @@
+"""Tests of csd_mm.evaluation.functional.seed_eval (CAM folder evaluation, reports)."""
+import json
+
+import mmcv
+import numpy as np
+import pytest
+from PIL import Image
+
+from csd_mm.evaluation.functional import (dump_sweep_json, evaluate_cam_folder, format_sweep, load_gt_mask,
+                                          read_split_ids, summarize_sweep, sweep_confusion)
+from csd_mm.utils import cam_path, save_cam
+
+
+def test_read_split_ids(tmp_path):
+    f = tmp_path / 's.txt'
+    f.write_text('2007_000032\n\n/JPEGImages/2007_000039.jpg /SegmentationClassAug/2007_000039.png\n')
+    assert read_split_ids(str(f)) == ['2007_000032', '2007_000039']
+    with pytest.raises(FileNotFoundError, match='nope.txt'):
+        read_split_ids(str(tmp_path / 'nope.txt'))
+    (tmp_path / 'empty.txt').write_text('\n')
+    with pytest.raises(ValueError, match='empty.txt lists no image'):
+        read_split_ids(str(tmp_path / 'empty.txt'))
+
+
+def test_load_gt_mask_palette_and_gray(tmp_path):
+    idx = np.array([[0, 1, 255], [15, 20, 0]], np.uint8)
+    img = Image.fromarray(idx, mode='P')
+    img.putpalette([v for i in range(256) for v in (i, 255 - i, (7 * i) % 256)])
+    img.save(tmp_path / 'p.png')
+    np.testing.assert_array_equal(load_gt_mask(str(tmp_path / 'p.png')), idx)  # indices, not colours
+    mmcv.imwrite(idx, str(tmp_path / 'g.png'))
+    np.testing.assert_array_equal(load_gt_mask(str(tmp_path / 'g.png')), idx)
+    mmcv.imwrite(np.zeros((2, 2, 3), np.uint8), str(tmp_path / 'rgb.png'))
+    with pytest.raises(ValueError, match='rgb.png must be a single-channel'):
+        load_gt_mask(str(tmp_path / 'rgb.png'))
+    (tmp_path / 'bad.png').write_bytes(b'garbage')
+    with pytest.raises(ValueError, match='bad.png cannot be read'):
+        load_gt_mask(str(tmp_path / 'bad.png'))
+
+
+def _folder(tmp_path):
+    rng = np.random.default_rng(0)
+    ids, conf = ['a', 'b'], 0
+    for k, img_id in enumerate(ids):
+        cam = rng.choice([0.0, 0.125, 0.25, 0.5], size=(k + 1, 5, 4)).astype(np.float32)  # exact in float16
+        keys = np.arange(k + 1) * 3
+        gt = rng.integers(0, 10, size=(5, 4)).astype(np.uint8)
+        save_cam(cam_path(str(tmp_path / 'cam'), img_id), cam, keys)
+        mmcv.imwrite(gt, str(tmp_path / 'gt' / f'{img_id}.png'))
+        conf = conf + sweep_confusion(cam, keys, gt, 10, [0.1, 0.25, 0.3])
+    return ids, conf
+
+
+def test_evaluate_cam_folder(tmp_path, capsys):
+    ids, conf = _folder(tmp_path)
+    res = evaluate_cam_folder(str(tmp_path / 'cam'), str(tmp_path / 'gt'), ids, 10, [0.1, 0.25, 0.3])
+    np.testing.assert_array_equal(res['confusion'], conf)
+    exp = summarize_sweep(conf, [0.1, 0.25, 0.3])
+    assert res['best_miou'] == exp['best_miou'] and res['num_images'] == 2
+    assert '2/2' in capsys.readouterr().err  # mmengine's progress bar, on stderr
+
+    report = format_sweep(res, [f'k{i}' for i in range(10)])
+    assert f'best mIoU: {exp["best_miou"] * 100:.2f}' in report and 'k9' in report and 't=0.30' in report
+    dump_sweep_json(str(tmp_path / 'o' / 'r.json'), res)
+    data = json.loads((tmp_path / 'o' / 'r.json').read_text())
+    assert data['curve'][1][0] == 0.25 and len(data['per_class_iou']) == 10
+    nan_classes = [str(i) for i, v in enumerate(exp['per_class_iou']) if np.isnan(v)]
+    assert all(data['per_class_iou'][c] is None for c in nan_classes)
+
+
+def test_evaluate_cam_folder_errors(tmp_path):
+    ids, _ = _folder(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r'1 of 3 images have no CAM file.*c\.npz'):
+        evaluate_cam_folder(str(tmp_path / 'cam'), str(tmp_path / 'gt'), ids + ['c'], 10, progress=False)
+    mmcv.imwrite(np.zeros((3, 3), np.uint8), str(tmp_path / 'gt' / 'b.png'))
+    with pytest.raises(ValueError, match=r'b\.png has size \(3, 3\).*b\.npz has size \(5, 4\)'):
+        evaluate_cam_folder(str(tmp_path / 'cam'), str(tmp_path / 'gt'), ids, 10, progress=False)
+    (tmp_path / 'gt' / 'a.png').unlink()
+    with pytest.raises(FileNotFoundError, match=r'a\.png does not exist'):
+        evaluate_cam_folder(str(tmp_path / 'cam'), str(tmp_path / 'gt'), ids, 10, progress=False)
+    mmcv.imwrite(np.full((5, 4), 12, np.uint8), str(tmp_path / 'gt' / 'a.png'))
+    with pytest.raises(ValueError, match=r'a\.npz / .*a\.png: gt has values outside'):
+        evaluate_cam_folder(str(tmp_path / 'cam'), str(tmp_path / 'gt'), ids, 10, progress=False)

@@ -1,0 +1,102 @@
+"""Tests of csd_mm/models/cam.py (pure CAM functions)."""
+import pytest
+import torch
+
+from csd_mm.models.cam import aggregate_multiscale, normalize_cams, select_classes
+
+
+def test_normalize_cams_hand_numbers():
+    cams = torch.tensor([[[-1.0, 2.0], [4.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]], [[-3.0, -1.0], [-2.0, -5.0]]])
+    out = normalize_cams(cams, eps=1e-5)
+    expected0 = torch.tensor([[0.0, 2.0], [4.0, 0.0]]) / (4.0 + 1e-5)
+    assert torch.allclose(out[0], expected0)
+    assert torch.equal(out[1], torch.zeros(2, 2))  # empty map stays zero, no NaN
+    assert torch.equal(out[2], torch.zeros(2, 2))  # ReLU first
+    assert out[0].max().item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_normalize_cams_empty_and_errors():
+    assert normalize_cams(torch.zeros(0, 3, 4)).shape == (0, 3, 4)
+    with pytest.raises(ValueError, match='cam.py.*\\(K, H, W\\)'):
+        normalize_cams(torch.zeros(3, 4))
+
+
+def _const(value, channels=2):
+    def score_fn(x):
+        return torch.full((x.shape[0], channels, (x.shape[2] + 1) // 2, (x.shape[3] + 1) // 2), float(value))
+    return score_fn
+
+
+def test_aggregate_constant_counts_scales_and_flips():
+    img = torch.zeros(1, 3, 6, 8)
+    out = aggregate_multiscale(_const(1.0), img)  # 4 scales x 2 (image + flip)
+    assert out.shape == (2, 6, 8)
+    assert torch.allclose(out, torch.full_like(out, 8.0))
+    out = aggregate_multiscale(_const(1.0), img, flip=False)
+    assert torch.allclose(out, torch.full_like(out, 4.0))
+    out = aggregate_multiscale(_const(-1.0), img)  # ReLU before summing
+    assert torch.equal(out, torch.zeros_like(out))
+
+
+def test_aggregate_rescales_the_image():
+    img = torch.zeros(1, 3, 4, 4)
+
+    def width(x):  # the score is the width of the image it got
+        return torch.full((x.shape[0], 1, 2, 2), float(x.shape[-1]))
+
+    out = aggregate_multiscale(width, img, scales=(1.0, 0.5, 2.0), flip=False)
+    assert torch.allclose(out, torch.full((1, 4, 4), 4.0 + 2.0 + 8.0))
+    out = aggregate_multiscale(width, torch.zeros(1, 3, 5, 5), scales=(1.5, ), flip=False)
+    assert torch.allclose(out, torch.full((1, 5, 5), 8.0))  # round(7.5) = 8
+
+
+def test_aggregate_flip_is_undone():
+    # a horizontal ramp that ignores the image: its flip pair sums to a constant only if flipped back...
+    def ramp(x):
+        return torch.arange(4.0).view(1, 1, 1, 4).expand(x.shape[0], 1, 2, 4)
+
+    img = torch.zeros(1, 3, 2, 4)
+    out = aggregate_multiscale(ramp, img, scales=(1.0, ), flip=True)
+    assert torch.allclose(out, torch.full((1, 2, 4), 3.0))  # [0,1,2,3] + [3,2,1,0]
+    # ...while a map that follows the image comes back where it was: 2 * relu(x)
+    x = torch.tensor([[1.0, -2.0, 3.0, 0.5], [0.0, 4.0, -1.0, 2.0]]).view(1, 1, 2, 4).expand(1, 3, 2, 4)
+    out = aggregate_multiscale(lambda t: t[:, :1], x, scales=(1.0, ), flip=True)
+    assert torch.allclose(out[0], 2 * x[0, 0].clamp(min=0))
+
+
+def test_aggregate_flip_invariance():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 2, 3, padding=1)
+    img = torch.randn(1, 3, 8, 10)
+    with torch.no_grad():
+        a = aggregate_multiscale(conv, img, scales=(1.0, 0.5), flip=True)
+        b = aggregate_multiscale(conv, img.flip(-1), scales=(1.0, 0.5), flip=True)
+    assert torch.allclose(a, b.flip(-1), atol=1e-5)
+
+
+def test_aggregate_upsamples_bilinearly_to_out_size():
+    def two_cells(x):
+        return torch.tensor([0.0, 1.0]).view(1, 1, 1, 2).expand(x.shape[0], 1, 1, 2)
+
+    out = aggregate_multiscale(two_cells, torch.zeros(1, 3, 2, 2), scales=(1.0, ), flip=False, out_size=(1, 4))
+    assert torch.allclose(out, torch.tensor([[[0.0, 0.25, 0.75, 1.0]]]))
+
+
+def test_aggregate_errors():
+    with pytest.raises(ValueError, match='cam.py.*\\(1, 3, H, W\\)'):
+        aggregate_multiscale(_const(1.0), torch.zeros(2, 3, 4, 4))
+    with pytest.raises(ValueError, match='cam.py.*positive scales'):
+        aggregate_multiscale(_const(1.0), torch.zeros(1, 3, 4, 4), scales=(1.0, 0.0))
+    with pytest.raises(ValueError, match='cam.py.*score_fn'):
+        aggregate_multiscale(lambda x: x[0], torch.zeros(1, 3, 4, 4))
+
+
+def test_select_classes():
+    cams = torch.arange(3.0).view(3, 1, 1).expand(3, 2, 2)
+    kept, keys = select_classes(cams, torch.tensor([0.0, 1.0, 1.0]))
+    assert keys.dtype == torch.long and keys.tolist() == [1, 2]
+    assert torch.equal(kept, cams[1:])
+    kept, keys = select_classes(cams, torch.zeros(3))
+    assert kept.shape == (0, 2, 2) and keys.numel() == 0
+    with pytest.raises(ValueError, match='cam.py.*label of shape \\[3\\]'):
+        select_classes(cams, torch.ones(4))

@@ -1,0 +1,128 @@
+"""Tests of csd_mm.utils.cam_io (the CAM file format)."""
+import os
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from csd_mm.utils.cam_io import atomic_write, cam_path, is_complete, load_cam, missing_ids, save_cam
+
+
+def test_roundtrip_float16_int64(tmp_path):
+    cam = np.random.default_rng(0).random((2, 5, 7)).astype(np.float32)
+    keys = np.array([3, 14])
+    path = save_cam(str(tmp_path / 'a.npz'), cam, keys)
+    assert path == str(tmp_path / 'a.npz')
+    with np.load(path, allow_pickle=False) as z:
+        assert sorted(z.files) == ['cam', 'keys']
+        assert z['cam'].dtype == np.float16 and z['keys'].dtype == np.int64
+    got_cam, got_keys = load_cam(path)
+    assert got_cam.dtype == np.float32 and got_cam.shape == (2, 5, 7)
+    assert got_keys.dtype == np.int64 and got_keys.tolist() == [3, 14]
+    np.testing.assert_array_equal(got_cam, cam.astype(np.float16).astype(np.float32))
+    assert np.abs(got_cam - cam).max() < 1e-3
+
+
+def test_suffix_appended_no_temp_left_and_tensors(tmp_path):
+    cam = torch.rand(1, 3, 4, requires_grad=True)
+    path = save_cam(str(tmp_path / 'sub' / 'img1'), cam, torch.tensor([7]))
+    assert path == str(tmp_path / 'sub' / 'img1.npz') == cam_path(str(tmp_path / 'sub'), 'img1')
+    assert os.listdir(tmp_path / 'sub') == ['img1.npz']
+    assert load_cam(path)[1].tolist() == [7]
+
+
+def test_empty_cam(tmp_path):
+    path = save_cam(str(tmp_path / 'e.npz'), np.zeros((0, 4, 6), np.float32), [])
+    cam, keys = load_cam(path)
+    assert cam.shape == (0, 4, 6) and keys.shape == (0,) and keys.dtype == np.int64
+
+
+def test_overwrite_is_atomic_replace(tmp_path):
+    path = str(tmp_path / 'x.npz')
+    save_cam(path, np.zeros((1, 2, 2)), [0])
+    save_cam(path, np.ones((2, 2, 2)), [0, 5])
+    assert load_cam(path)[1].tolist() == [0, 5]
+    assert os.listdir(tmp_path) == ['x.npz']
+
+
+@pytest.mark.parametrize('cam, keys, match', [
+    (np.zeros((2, 2)), [0], 'shape'),
+    (np.zeros((2, 2, 2)), [0], '2 class maps but keys has 1'),
+    (np.zeros((2, 2, 2)), [3, 1], 'ascending'),
+    (np.zeros((1, 2, 2)), [-1], 'non-negative'),
+    (np.full((1, 2, 2), np.nan), [0], 'NaN or inf'),
+    (np.full((1, 2, 2), 1e6), [0], 'float16'),
+    (np.zeros((1, 2, 2)), [0.5], 'integers'),
+])
+def test_save_rejects_bad_input(tmp_path, cam, keys, match):
+    with pytest.raises(ValueError, match=match):
+        save_cam(str(tmp_path / 'bad.npz'), cam, keys)
+    assert os.listdir(tmp_path) == []
+
+
+def test_load_errors_name_the_file(tmp_path):
+    missing = str(tmp_path / 'nope.npz')
+    with pytest.raises(FileNotFoundError, match='nope.npz'):
+        load_cam(missing)
+    corrupt = tmp_path / 'corrupt.npz'
+    corrupt.write_bytes(b'not a zip at all')
+    with pytest.raises(ValueError, match='corrupt.npz'):
+        load_cam(str(corrupt))
+    truncated = tmp_path / 'trunc.npz'
+    save_cam(str(truncated), np.ones((1, 8, 8)), [2])
+    truncated.write_bytes(truncated.read_bytes()[:60])
+    with pytest.raises(ValueError, match='trunc.npz'):
+        load_cam(str(truncated))
+    pickled = tmp_path / 'pickled.npz'
+    np.savez(pickled, cam=np.array([{'a': 1}], dtype=object), keys=np.zeros(1, np.int64))
+    with pytest.raises(ValueError, match='pickled.npz'):
+        load_cam(str(pickled))
+    nokeys = tmp_path / 'nokeys.npz'
+    np.savez(nokeys, cam=np.zeros((1, 2, 2), np.float16))
+    with pytest.raises(ValueError, match=r"nokeys.npz.*missing entries \['keys'\]"):
+        load_cam(str(nokeys))
+    single = tmp_path / 'single.npz'
+    with open(single, 'wb') as f:
+        np.save(f, np.zeros(3))
+    with pytest.raises(ValueError, match='single.npz.*not a .npz archive'):
+        load_cam(str(single))
+
+
+@pytest.mark.parametrize('cam, keys, match', [
+    (np.zeros((2, 3), np.float16), np.zeros(2, np.int64), 'shape'),
+    (np.zeros((2, 3, 3), np.float16), np.zeros(3, np.int64), 'keys has 3'),
+    (np.array([[[np.inf]]], np.float16), np.zeros(1, np.int64), 'NaN or inf'),
+])
+def test_load_rejects_invalid_content(tmp_path, cam, keys, match):
+    path = tmp_path / 'c.npz'
+    np.savez(path, cam=cam, keys=keys)
+    with pytest.raises(ValueError, match=f'c.npz.*{match}'):
+        load_cam(str(path))
+    assert zipfile.is_zipfile(path)
+
+
+def test_missing_ids_and_is_complete(tmp_path):
+    ids = ['a', 'b', 'c']
+    assert missing_ids(str(tmp_path), ids) == ids and not is_complete(str(tmp_path), ids)
+    save_cam(cam_path(str(tmp_path), 'b'), np.zeros((0, 1, 1)), [])
+    (tmp_path / '.c.npz.tmp').write_bytes(b'partial')  # a leftover temp file is not a finished CAM
+    assert missing_ids(str(tmp_path), ids) == ['a', 'c']
+    for i in ('a', 'c'):
+        save_cam(cam_path(str(tmp_path), i), np.zeros((0, 1, 1)), [])
+    assert is_complete(str(tmp_path), ids) and missing_ids(str(tmp_path), ids) == []
+    assert is_complete(str(tmp_path), [])
+
+
+def test_atomic_write_failure_leaves_nothing(tmp_path):
+    path = str(tmp_path / 'out.npz')
+    save_cam(path, np.zeros((1, 2, 2)), [4])
+
+    def broken(f):
+        f.write(b'half')
+        raise RuntimeError('disk full')
+
+    with pytest.raises(RuntimeError, match='disk full'):
+        atomic_write(path, broken)
+    assert os.listdir(tmp_path) == ['out.npz']
+    assert load_cam(path)[1].tolist() == [4]  # the old file is untouched

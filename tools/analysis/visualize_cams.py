@@ -1,0 +1,69 @@
+"""Writes PNG overlays of CAM files: the image, one heatmap per class, and the seeds at a background score.
+
+Example:
+    python tools/analysis/visualize_cams.py work_dirs/cams data/voc12/JPEGImages work_dirs/cam_vis \
+        --ids 2007_000032 2007_000039 --threshold 0.25
+"""
+import argparse
+import os
+
+import cv2
+import mmcv
+import numpy as np
+
+from csd_mm.evaluation.functional import read_split_ids, seed_from_cam
+from csd_mm.utils import cam_path, load_cam
+
+
+def render(img: np.ndarray, cam: np.ndarray, keys: np.ndarray, threshold: float, names, palette) -> np.ndarray:
+    """One row: the image, a JET heatmap over it per class, and the colour-coded seeds over it (BGR)."""
+    if img.shape[:2] != cam.shape[1:]:
+        raise ValueError(f'image size {img.shape[:2]} differs from CAM size {cam.shape[1:]}')
+    panels = [img]
+    for c, key in zip(cam, keys):
+        heat = cv2.applyColorMap(np.uint8(np.clip(c, 0, 1) * 255), cv2.COLORMAP_JET)
+        panel = cv2.addWeighted(img, 0.5, heat, 0.5, 0)
+        name = names[key + 1] if key + 1 < len(names) else f'class {key}'
+        cv2.putText(panel, name, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+        panels.append(panel)
+    seed = seed_from_cam(cam, keys, threshold)
+    colour = palette[seed % len(palette)][..., ::-1].astype(np.uint8)  # palette is RGB
+    panel = cv2.addWeighted(img, 0.4, colour, 0.6, 0)
+    cv2.putText(panel, f'seeds t={threshold:.2f}', (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    return np.concatenate(panels + [panel], axis=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description='Visualise CAM files as heatmap and seed overlays.')
+    parser.add_argument('cam_dir')
+    parser.add_argument('img_dir')
+    parser.add_argument('out_dir')
+    ids = parser.add_mutually_exclusive_group(required=True)
+    ids.add_argument('--ids', nargs='+')
+    ids.add_argument('--split', help='split file, one image id per line')
+    parser.add_argument('--threshold', type=float, default=0.25, help='background score of the seeds')
+    parser.add_argument('--img-suffix', default='.jpg')
+    args = parser.parse_args()
+
+    from mmseg.datasets import PascalVOCDataset
+    names = list(PascalVOCDataset.METAINFO['classes'])
+    palette = np.array(PascalVOCDataset.METAINFO['palette'], np.uint8)
+    os.makedirs(args.out_dir, exist_ok=True)
+    for img_id in args.ids or read_split_ids(args.split):
+        img_file = os.path.join(args.img_dir, img_id + args.img_suffix)
+        img = mmcv.imread(img_file)  # raises FileNotFoundError naming the file
+        cam, keys = load_cam(cam_path(args.cam_dir, img_id))
+        try:
+            row = render(img, cam, keys, args.threshold, names, palette)
+        except ValueError as e:
+            raise SystemExit(f'error: {img_file}: {e}')
+        out = os.path.join(args.out_dir, f'{img_id}.png')
+        tmp = os.path.join(args.out_dir, f'.{img_id}.tmp.png')
+        mmcv.imwrite(row, tmp)
+        os.replace(tmp, out)  # atomic
+        print(out)
+
+
+if __name__ == '__main__':
+    main()

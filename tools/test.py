@@ -1,0 +1,77 @@
+"""Runs the test loop of a csd_mm config on a checkpoint: writes CAMs and reports the seed mIoU sweep.
+
+Examples::
+
+    python tools/test.py configs/toy/cam_resnet18_toy.py work_dirs/x/iter_100.pth --cam-dir work_dirs/x/cams
+    bash tools/dist_test.sh configs/resnet50_cam/resnet50_cam_voc.py ckpt.pth 8
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+import csd_mm  # noqa: F401  (adapts third-party breakages and registers every part)
+from csd_mm.compat import setup_cpu_distributed
+from csd_mm.engine.hooks import CAMGenerationHook
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test (CAM generation + seed evaluation) a csd_mm model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save logs and metrics')
+    parser.add_argument(
+        '--cam-dir', help='where the CAM files (.npz) go; default: <work_dir>/cams or the config\'s hook')
+    parser.add_argument('--no-save-cams', action='store_true', help='only evaluate, write no CAM files')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override some settings in the used config, the key-value pair in xxx=yyy format will be '
+        'merged into config file.')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def _configure_cam_hook(cfg: Config, cam_dir, save: bool) -> None:
+    """Points the config's CAMGenerationHook at ``cam_dir`` (adding one if the config has none)."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    cam_hooks = [h for h in hooks if h.get('type') in (CAMGenerationHook, 'CAMGenerationHook')]
+    if not cam_hooks:
+        if not save:
+            return
+        cam_hooks = [dict(type=CAMGenerationHook, dataloader=None)]
+        hooks += cam_hooks
+    for hook in cam_hooks:
+        hook['save_in_test'] = save
+        hook['dataloader'] = None  # test.py only evaluates; the after-train pass belongs to training
+        if cam_dir is not None:
+            hook['out_dir'] = osp.abspath(cam_dir)
+    cfg.custom_hooks = hooks
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    _configure_cam_hook(cfg, args.cam_dir, not args.no_save_cams)
+    setup_cpu_distributed(cfg, args.launcher)
+    runner = Runner.from_cfg(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
