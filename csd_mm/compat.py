@@ -16,6 +16,7 @@ works unchanged with full mmcv, with an older torch, and on GPU clusters:
 """
 import importlib.util
 import os
+import pickle
 import sys
 import types
 import warnings
@@ -101,7 +102,20 @@ def allow_mmengine_checkpoint_types() -> None:
     safe += [_reconstruct, scalar, np.ndarray, np.dtype]
     safe += [type(np.dtype(t)) for t in ('float64', 'float32', 'float16', 'int64', 'int32', 'uint8',
                                          'bool')]
+    # HistoryBuffer pickles its statistics methods as ``getattr(HistoryBuffer, 'min')``; a general ``getattr``
+    # would open the door to arbitrary attribute access, so only that exact lookup is honoured.
+    safe += [(_history_buffer_getattr, name) for name in ('__builtin__.getattr', 'builtins.getattr')]
     add_safe_globals(safe)
+
+
+def _history_buffer_getattr(obj, name: str):
+    """The one ``getattr`` a checkpoint may perform: a statistics method of mmengine's HistoryBuffer."""
+    from mmengine.logging import HistoryBuffer
+    allowed = {'min', 'max', 'current', 'mean'} | set(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and isinstance(name, str) and name in allowed:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'checkpoint asks for getattr({obj!r}, {name!r}); only HistoryBuffer statistics methods are allowed')
 
 
 def setup_cpu_distributed(cfg, launcher: str) -> bool:

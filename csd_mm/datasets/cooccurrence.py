@@ -180,7 +180,7 @@ class CORSampler:
         return str(c)
 
     def class_distribution(self, target_label: np.ndarray) -> np.ndarray:
-        """The distribution over the pasted class for ``target_label`` (uniform mode: class frequencies in S)."""
+        """The distribution of the pasted class for ``target_label`` (uniform mode: class shares of S)."""
         if self.sampling == 'uniform':
             if not len(self.source_classes):
                 raise ValueError('no source (single-label) image to sample from')

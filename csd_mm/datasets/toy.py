@@ -345,11 +345,15 @@ def make_toy_voc(root: str,
             with open(meta_path, encoding='utf-8') as f:
                 meta = json.load(f)
         except (OSError, ValueError) as e:
-            raise ValueError(f'{meta_path} exists but is not valid JSON ({e}); remove it to regenerate') from e
+            raise ValueError(f'{meta_path} exists but is not valid JSON ({e}); remove it to '
+                             'regenerate') from e
         if meta.get('params') != params:
             raise ValueError(f'{root} holds a toy dataset made with {meta.get("params")}, not {params}; '
                              'use another root or remove it')
         expected = [osp.join(root, 'JPEGImages', i + '.jpg') for i in train_aug_ids + val_ids]
+        expected += [osp.join(root, 'SegmentationClassAug', i + '.png') for i in train_aug_ids + val_ids]
+        expected += [osp.join(root, 'ImageSets', 'Segmentation', n + '.txt')
+                     for n in ('train_aug', 'train', 'val')]
         expected += [osp.join(root, 'cls_labels.npy')]
         if all(osp.isfile(p) for p in expected):
             summary = dict(meta['summary'], root=root, skipped=True)
@@ -371,7 +375,8 @@ def make_toy_voc(root: str,
         _atomic_write(osp.join(root, 'SegmentationClassAug', img_id + '.png'), png)
         if img_id in subset:
             _atomic_write(osp.join(root, 'SegmentationClass', img_id + '.png'), png)
-        _atomic_write(osp.join(root, 'Annotations', img_id + '.xml'), _voc_xml(img_id, size, objects, classes))
+        _atomic_write(osp.join(root, 'Annotations', img_id + '.xml'),
+                      _voc_xml(img_id, size, objects, classes))
         if progress is not None:
             progress(done + 1, len(all_ids))
 

@@ -1,6 +1,7 @@
 """Tests for csd_mm.datasets.ImageLevelDataset on a tiny generated toy root."""
 import shutil
 
+import csd_mm  # noqa: F401,I001  (first: installs the mmcv-lite ops fallback mmseg needs)
 import numpy as np
 import pytest
 import torch
@@ -116,7 +117,7 @@ def test_helpful_errors(root, tmp_path):
     (broken / 'JPEGImages' / 'toytr_00007.jpg').unlink()
     with pytest.raises(FileNotFoundError, match='toytr_00007.jpg'):
         _dataset(broken)
-    (broken / 'SegmentationClassAug' / 'toytr_00002.png').unlink()
-    with pytest.raises(FileNotFoundError, match='toytr_00002.png'):
+    (broken / 'SegmentationClassAug' / 'toyva_00002.png').unlink()
+    with pytest.raises(FileNotFoundError, match='mask.*toyva_00002.png'):
         _dataset(broken, data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClassAug'),
-                 ann_file='ImageSets/Segmentation/train.txt')
+                 ann_file='ImageSets/Segmentation/val.txt')

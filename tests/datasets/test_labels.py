@@ -38,7 +38,8 @@ class _Evil:
 def test_load_refuses_code_execution(tmp_path):
     target = str(tmp_path / 'pwned')
     path = tmp_path / 'evil.npy'
-    np.save(path, np.array({'a': np.ones(3, np.float32), 'b': _Evil(target)}, dtype=object), allow_pickle=True)
+    payload = np.array({'a': np.ones(3, np.float32), 'b': _Evil(target)}, dtype=object)
+    np.save(path, payload, allow_pickle=True)
     with pytest.raises(LabelFileError, match='evil.npy') as err:
         load_cls_labels(path)
     assert 'makedirs' in str(err.value)

@@ -41,7 +41,8 @@ def format_stats(labels: np.ndarray, names: Sequence[str], show_probs: bool = Fa
         f'source domain S (|y| = 1): {split.num_source:,}',
         f'target domain T (|y| >= 2): {split.num_target:,}',
         f'unlabelled (|y| = 0): {len(split.unlabeled_idx):,}',
-        'target label-count histogram: ' + ', '.join(f'{k}: {v:,}' for k, v in split.target_histogram.items()),
+        'target label-count histogram: ' +
+        ', '.join(f'{k}: {v:,}' for k, v in split.target_histogram.items()),
         '',
         'per-class image counts:',
     ]

@@ -1,4 +1,4 @@
-"""Writes a ``cls_labels.npy`` (image id -> multi-hot float32[C], the WSSS community's format) for split files.
+"""Writes a ``cls_labels.npy`` (id -> multi-hot float32[C], the WSSS community's format) for split files.
 
 Labels come from VOC ``Annotations`` XML (every object counts, ``difficult`` ones included, as the
 community's file) or from segmentation masks (classes whose value c+1 appears).

@@ -27,7 +27,8 @@ class PackCAMInputs(BaseTransform):
     Required keys: ``img``, ``gt_label``. Optional keys: ``gt_seg_map`` and the ``meta_keys``.
 
     Args:
-        meta_keys (Sequence[str]): Keys copied into the data sample's metainfo.
+        meta_keys (Sequence[str]): Keys copied into the data sample's metainfo. Defaults to
+            ``DEFAULT_META_KEYS`` (subclasses such as ``PackCSDInputs`` extend it).
     """
 
     DEFAULT_META_KEYS = ('img_id', 'img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
