@@ -13,12 +13,13 @@ import io
 import os
 import os.path as osp
 import pickle
-import tempfile
 import xml.etree.ElementTree as ET
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 import numpy.lib.format as npformat
+
+from csd_mm.utils.fileio import atomic_write_bytes, read_png
 
 __all__ = [
     'VOC_CLASSES', 'load_cls_labels', 'save_cls_labels', 'labels_from_xml', 'labels_from_masks',
@@ -142,20 +143,6 @@ def load_cls_labels(path: str) -> Dict[str, np.ndarray]:
     return labels
 
 
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def save_cls_labels(path: str, labels: Mapping[str, Any]) -> None:
     """Saves image-level labels as the community's ``cls_labels.npy`` (``np.save`` of a dict), atomically.
 
@@ -178,11 +165,15 @@ def save_cls_labels(path: str, labels: Mapping[str, Any]) -> None:
         out[str(key)] = vec
     buf = io.BytesIO()
     np.save(buf, np.array(out, dtype=object), allow_pickle=True)
-    _atomic_write_bytes(str(path), buf.getvalue())
+    atomic_write_bytes(str(path), buf.getvalue())
 
 
 def read_split(path: str) -> List[str]:
-    """Reads a split file with one image id per line (blank lines are skipped).
+    """Reads a split file: one image per line (blank lines are skipped).
+
+    A line is an image id (``2007_000032``) or, in the older list format of the WSSS repositories, image and
+    mask paths (``/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png``): the first token's file
+    stem is the id.
 
     Args:
         path (str): Path of the split file (e.g. ``ImageSets/Segmentation/train_aug.txt``).
@@ -191,20 +182,13 @@ def read_split(path: str) -> List[str]:
         list[str]: The ids in file order.
 
     Raises:
-        LabelFileError: The file is missing, empty, or a line holds more than one token.
+        LabelFileError: The file is missing or lists no image.
     """
     path = str(path)
     if not osp.isfile(path):
         raise LabelFileError(f'split file not found: {path}')
-    ids = []
     with open(path, encoding='utf-8') as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            if len(line.split()) != 1:
-                raise LabelFileError(f'{path}:{lineno}: expected one image id per line, got {line!r}')
-            ids.append(line)
+        ids = [osp.splitext(osp.basename(line.split()[0]))[0] for line in f if line.strip()]
     if not ids:
         raise LabelFileError(f'split file {path} is empty')
     return ids
@@ -248,17 +232,10 @@ def labels_from_xml(ann_dir: str, ids: Iterable[str], classes: Sequence[str]) ->
 
 
 def _read_mask(path: str) -> np.ndarray:
-    import mmcv
-    with open(path, 'rb') as f:
-        content = f.read()
-    # Same decoding as mmseg's LoadAnnotations: pillow, unchanged, so palette PNGs give class indices.
-    mask = mmcv.imfrombytes(content, flag='unchanged', backend='pillow')
-    if mask is None:
-        raise LabelFileError(f'cannot decode mask {path}')
-    if mask.ndim == 3:
-        raise LabelFileError(f'mask {path} has {mask.shape[2]} channels; expected a single-channel '
-                             'index PNG')
-    return mask
+    try:
+        return read_png(path)
+    except (OSError, ValueError) as e:
+        raise LabelFileError(str(e)) from e
 
 
 def labels_from_masks(mask_dir: str,

@@ -28,12 +28,13 @@ a rerun skips it. Every file is written atomically.
 import json
 import os
 import os.path as osp
-import tempfile
 import xml.etree.ElementTree as ET
 from typing import Callable, Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
+
+from csd_mm.utils.fileio import atomic_write_bytes
 
 from .cooccurrence import cooccurrence_counts
 from .domain import domain_split
@@ -67,20 +68,6 @@ _SCENES: Tuple[Tuple[float, Tuple[int, ...]], ...] = (
     (0.60, ()),  # a pair of two distinct classes among car / boat / bird
     (1.00, (-1, )),  # one of car / boat / bird alone
 )
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    folder = osp.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def sample_scene(rng: np.random.Generator) -> List[int]:
@@ -369,19 +356,19 @@ def make_toy_voc(root: str,
         vec = np.zeros(len(classes), np.float32)
         vec[[o['cls'] for o in objects]] = 1.0
         labels[img_id] = vec
-        _atomic_write(osp.join(root, 'JPEGImages', img_id + '.jpg'),
+        atomic_write_bytes(osp.join(root, 'JPEGImages', img_id + '.jpg'),
                       _encode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, 95]))
         png = _encode('.png', mask)
-        _atomic_write(osp.join(root, 'SegmentationClassAug', img_id + '.png'), png)
+        atomic_write_bytes(osp.join(root, 'SegmentationClassAug', img_id + '.png'), png)
         if img_id in subset:
-            _atomic_write(osp.join(root, 'SegmentationClass', img_id + '.png'), png)
-        _atomic_write(osp.join(root, 'Annotations', img_id + '.xml'),
+            atomic_write_bytes(osp.join(root, 'SegmentationClass', img_id + '.png'), png)
+        atomic_write_bytes(osp.join(root, 'Annotations', img_id + '.xml'),
                       _voc_xml(img_id, size, objects, classes))
         if progress is not None:
             progress(done + 1, len(all_ids))
 
     for name, ids in (('train_aug', train_aug_ids), ('train', train_ids), ('val', val_ids)):
-        _atomic_write(osp.join(root, 'ImageSets', 'Segmentation', name + '.txt'),
+        atomic_write_bytes(osp.join(root, 'ImageSets', 'Segmentation', name + '.txt'),
                       ('\n'.join(ids) + '\n').encode())
     save_cls_labels(osp.join(root, 'cls_labels.npy'), labels)
 
@@ -399,5 +386,5 @@ def make_toy_voc(root: str,
     # the root is left out so that two roots made with the same arguments are byte-identical
     meta = dict(classes=['background'] + list(classes), palette=[list(p) for p in TOY_PALETTE],
                 params=params, summary={k: v for k, v in summary.items() if k not in ('root', 'skipped')})
-    _atomic_write(meta_path, (json.dumps(meta, indent=2) + '\n').encode())
+    atomic_write_bytes(meta_path, (json.dumps(meta, indent=2) + '\n').encode())
     return summary

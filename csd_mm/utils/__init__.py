@@ -1,3 +1,5 @@
-from .cam_io import atomic_write, cam_path, is_complete, load_cam, missing_ids, save_cam
+from .cam_io import cam_path, is_complete, load_cam, missing_ids, save_cam
+from .fileio import atomic_write, atomic_write_bytes, read_png, write_png
 
-__all__ = ['atomic_write', 'cam_path', 'is_complete', 'load_cam', 'missing_ids', 'save_cam']
+__all__ = ['cam_path', 'is_complete', 'load_cam', 'missing_ids', 'save_cam', 'atomic_write', 'atomic_write_bytes',
+           'read_png', 'write_png']

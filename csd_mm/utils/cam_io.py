@@ -8,13 +8,14 @@ run code. Files are written atomically (a temporary file in the same folder, the
 file that exists is complete and reruns can skip it (:func:`missing_ids`).
 """
 import os
-import tempfile
 import zipfile
-from typing import Any, Callable, Iterable, List, Tuple
+from typing import Any, Iterable, List, Tuple
 
 import numpy as np
 
-__all__ = ['CAM_SUFFIX', 'save_cam', 'load_cam', 'cam_path', 'missing_ids', 'is_complete', 'atomic_write']
+from .fileio import atomic_write
+
+__all__ = ['CAM_SUFFIX', 'save_cam', 'load_cam', 'cam_path', 'missing_ids', 'is_complete']
 
 CAM_SUFFIX = '.npz'
 
@@ -24,29 +25,6 @@ def _to_numpy(x: Any) -> np.ndarray:
     if hasattr(x, 'detach') and hasattr(x, 'cpu'):
         x = x.detach().cpu().numpy()
     return np.asarray(x)
-
-
-def atomic_write(path: str, write: Callable[[Any], None], suffix: str = '.tmp') -> None:
-    """Writes a file atomically: ``write(fileobj)`` fills a temporary file in the same folder, which then
-    replaces ``path`` with :func:`os.replace`.
-
-    Args:
-        path (str): The final path. Its folder is created if needed.
-        write (Callable): Called with a binary file object opened for writing.
-        suffix (str): Suffix of the temporary file (some writers choose the format by extension).
-            Defaults to '.tmp'.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix=suffix)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _check_cam(cam: np.ndarray, keys: np.ndarray, where: str) -> None:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from csd_mm.utils.cam_io import atomic_write, cam_path, is_complete, load_cam, missing_ids, save_cam
+from csd_mm.utils.cam_io import cam_path, is_complete, load_cam, missing_ids, save_cam
+from csd_mm.utils.fileio import atomic_write
 
 
 def test_roundtrip_float16_int64(tmp_path):

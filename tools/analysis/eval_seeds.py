@@ -15,7 +15,8 @@ import os
 import sys
 from typing import List, Optional
 
-from csd_mm.evaluation.functional import dump_sweep_json, evaluate_cam_folder, format_sweep, read_split_ids
+from csd_mm.datasets import read_split
+from csd_mm.evaluation.functional import dump_sweep_json, evaluate_cam_folder, format_sweep
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -63,7 +64,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         names = load_class_names(args.classes_from) if args.classes_from else None
         num_classes = len(names) if names else (args.num_classes or 21)
-        ids = read_split_ids(args.split)
+        ids = read_split(args.split)
         result = evaluate_cam_folder(args.cam_dir, args.gt_dir, ids, num_classes, args.thresholds,
                                      progress=not args.no_progress, ignore_index=args.ignore_index,
                                      gt_suffix=args.gt_suffix)

@@ -11,7 +11,8 @@ import cv2
 import mmcv
 import numpy as np
 
-from csd_mm.evaluation.functional import read_split_ids, seed_from_cam
+from csd_mm.datasets import read_split
+from csd_mm.evaluation.functional import seed_from_cam
 from csd_mm.utils import cam_path, load_cam
 
 
@@ -50,7 +51,7 @@ def main() -> None:
     names = list(PascalVOCDataset.METAINFO['classes'])
     palette = np.array(PascalVOCDataset.METAINFO['palette'], np.uint8)
     os.makedirs(args.out_dir, exist_ok=True)
-    for img_id in args.ids or read_split_ids(args.split):
+    for img_id in args.ids or read_split(args.split):
         img_file = os.path.join(args.img_dir, img_id + args.img_suffix)
         img = mmcv.imread(img_file)  # raises FileNotFoundError naming the file
         cam, keys = load_cam(cam_path(args.cam_dir, img_id))

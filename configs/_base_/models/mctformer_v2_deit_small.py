@@ -18,17 +18,16 @@
 # position embedding is interpolated to the 14x14 grid and the DeiT classifier head is dropped; a checkpoint
 # that does not fit raises an error naming the file and the offending keys. Without it the backbone starts from
 # DeiT's random initialisation.
-from mmengine.model import ImgDataPreprocessor
-
 from csd_mm.models.backbones import MCTformerViT
 from csd_mm.models.classifiers import MCTformerV2Classifier
+from csd_mm.models.data_preprocessors import MultiViewDataPreprocessor
 from csd_mm.models.heads import CAMHead
 
 num_classes = 20
 deit_checkpoint = None  # e.g. 'checkpoints/deit_small_patch16_224-cd65a155.pth' (a local file)
 
 data_preprocessor = dict(
-    type=ImgDataPreprocessor,
+    type=MultiViewDataPreprocessor,
     mean=[123.675, 116.28, 103.53],  # ImageNet statistics, RGB, 0-255 scale (DeiT)
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True)  # images are loaded as BGR uint8

@@ -17,39 +17,12 @@ import numpy as np
 from mmengine.utils import ProgressBar
 from prettytable import PrettyTable
 
-from csd_mm.utils.cam_io import atomic_write, cam_path, load_cam, missing_ids
+from csd_mm.utils.cam_io import cam_path, load_cam, missing_ids
+from csd_mm.utils.fileio import atomic_write, read_png
 from .seed_sweep import default_thresholds, summarize_sweep, sweep_confusion
 
-__all__ = ['read_split_ids', 'load_gt_mask', 'evaluate_cam_folder', 'format_sweep', 'sweep_to_dict',
+__all__ = ['evaluate_cam_folder', 'format_sweep', 'sweep_to_dict',
            'dump_sweep_json']
-
-
-def read_split_ids(split_file: str) -> List[str]:
-    """Reads image ids from a split file: one image per line; the first token's file stem is the id, so both
-    ``2007_000032`` and ``/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png`` lines work.
-    """
-    if not os.path.isfile(split_file):
-        raise FileNotFoundError(f'split file {split_file} does not exist')
-    with open(split_file) as f:
-        ids = [os.path.splitext(os.path.basename(ln.split()[0]))[0] for ln in f if ln.strip()]
-    if not ids:
-        raise ValueError(f'split file {split_file} lists no image')
-    return ids
-
-
-def load_gt_mask(path: str) -> np.ndarray:
-    """Loads a single-channel ground-truth mask (grayscale or palette PNG: the stored indices) as ``(H, W)``,
-    with mmcv's pillow backend as mmseg's ``LoadAnnotations`` does."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'ground-truth mask {path} does not exist')
-    try:
-        mask = mmcv.imread(path, flag='unchanged', backend='pillow')
-    except Exception as e:  # pillow raises several types for unreadable files
-        raise ValueError(f'ground-truth mask {path} cannot be read: {e}') from e
-    if mask is None or mask.ndim != 2:
-        raise ValueError(f'ground-truth mask {path} must be a single-channel image, got shape '
-                         f'{None if mask is None else mask.shape}')
-    return mask
 
 
 def evaluate_cam_folder(cam_dir: str,
@@ -65,7 +38,7 @@ def evaluate_cam_folder(cam_dir: str,
     Args:
         cam_dir (str): Folder of ``<id>.npz`` CAM files.
         gt_dir (str): Folder of ``<id><gt_suffix>`` ground-truth masks.
-        ids (Sequence[str]): Image ids to evaluate (e.g. from :func:`read_split_ids`).
+        ids (Sequence[str]): Image ids to evaluate (e.g. from :func:`csd_mm.datasets.read_split`).
         num_classes (int): Number of classes including background.
         thresholds (Sequence[float], optional): Ascending background scores; None for 0.00 .. 0.59.
         progress (bool): Show mmengine's progress bar (on stderr). Defaults to True.
@@ -95,7 +68,7 @@ def evaluate_cam_folder(cam_dir: str,
         cfile = cam_path(cam_dir, img_id)
         gfile = os.path.join(gt_dir, img_id + gt_suffix)
         cam, keys = load_cam(cfile)
-        gt = load_gt_mask(gfile)
+        gt = read_png(gfile)
         if gt.shape != cam.shape[1:]:
             raise ValueError(f'ground-truth mask {gfile} has size {gt.shape} but its CAM file {cfile} has '
                              f'size {cam.shape[1:]}')

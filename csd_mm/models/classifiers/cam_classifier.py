@@ -10,27 +10,21 @@ student; :meth:`CAMClassifier.forward_maps` is the hook its consistency losses u
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.model import BaseModel
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import ConfigType, OptConfigType
 from torch import Tensor
 
 from ..cam import aggregate_multiscale, normalize_cams, select_classes
-from ..data_preprocessors import MultiViewDataPreprocessor
-from .csd_views import CSDViewsMixin
+from .base_cam_classifier import BaseCAMClassifier
 
 _FILE = 'csd_mm/models/classifiers/cam_classifier.py'
-
-#: ImageNet statistics in RGB order on the 0-255 scale (the torchvision / IRN normalisation).
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 
 _DEFAULT_TEST_CFG = dict(scales=(1.0, 0.5, 1.5, 2.0), flip=True, resize_mode='bicubic')
 
 
 @MODELS.register_module()
-class CAMClassifier(CSDViewsMixin, BaseModel):
+class CAMClassifier(BaseCAMClassifier):
     """Multi-label image classifier whose head yields a class score map (CAM network).
 
     Modes of :meth:`forward`:
@@ -79,25 +73,16 @@ class CAMClassifier(CSDViewsMixin, BaseModel):
                  cls_on_pasted: bool = False,
                  test_cfg: OptConfigType = None,
                  init_cfg: OptConfigType = None) -> None:
-        if data_preprocessor is None:
-            data_preprocessor = dict(type=MultiViewDataPreprocessor, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                                     bgr_to_rgb=True)
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(data_preprocessor=data_preprocessor, cls_on_pasted=cls_on_pasted, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.neck = MODELS.build(neck) if neck is not None else None
         self.head = MODELS.build(head)
-        self.cls_on_pasted = cls_on_pasted
         test_cfg = dict(test_cfg or {})
         unknown = set(test_cfg) - set(_DEFAULT_TEST_CFG)
         if unknown:
             raise ValueError(f'{_FILE}: unknown test_cfg keys {sorted(unknown)}; allowed: '
                              f'{sorted(_DEFAULT_TEST_CFG)}')
         self.test_cfg = {**_DEFAULT_TEST_CFG, **test_cfg}
-
-    @property
-    def num_classes(self) -> int:
-        """int: Number of foreground classes C (the head's)."""
-        return self.head.num_classes
 
     def extract_feat(self, inputs: Tensor) -> Tensor:
         """Backbone (and neck) features of the last output level, ``(N, Cin, h, w)``."""
@@ -120,43 +105,6 @@ class CAMClassifier(CSDViewsMixin, BaseModel):
         """
         score_map = self.head(self.extract_feat(inputs))
         return [self.head.pool(score_map)], score_map
-
-    def forward(self,
-                inputs: Tensor,
-                data_samples: Optional[Sequence[SegDataSample]] = None,
-                mode: str = 'tensor') -> Union[Dict[str, Tensor], List[SegDataSample], Tensor]:
-        """Runs the model in ``'loss'``, ``'predict'`` or ``'tensor'`` mode (see the class docstring)."""
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self.forward_maps(inputs)[1]
-        raise ValueError(f'{_FILE}: invalid mode {mode!r}; expected "loss", "predict" or "tensor"')
-
-    def _stack_labels(self, data_samples: Optional[Sequence[SegDataSample]], n: int) -> Tensor:
-        if data_samples is None or len(data_samples) != n:
-            raise ValueError(f'{_FILE}: loss mode needs one data sample per image ({n}), got '
-                             f'{None if data_samples is None else len(data_samples)}')
-        labels = []
-        for i, sample in enumerate(data_samples):
-            label = sample.get('gt_label')
-            if label is None:
-                raise ValueError(f'{_FILE}: data sample {i} has no gt_label (float tensor [C])')
-            label = torch.as_tensor(label)
-            if label.shape != (self.num_classes,):
-                raise ValueError(f'{_FILE}: data sample {i} has gt_label of shape {tuple(label.shape)}, '
-                                 f'expected [{self.num_classes}]')
-            labels.append(label)
-        return torch.stack(labels).float()
-
-    def loss(self, inputs: Tensor, data_samples: Sequence[SegDataSample]) -> Dict[str, Tensor]:
-        """Classification loss ``dict(loss_cls=...)`` (summed over the logits of :meth:`forward_maps`)."""
-        if inputs.dim() == 5:
-            return self.csd_loss(inputs, data_samples)
-        gt_labels = self._stack_labels(data_samples, inputs.shape[0]).to(inputs.device)
-        logits_list, _ = self.forward_maps(inputs)
-        return self.classification_losses(logits_list, gt_labels)
 
     def classification_losses(self, logits_list: List[Tensor], gt_labels: Tensor) -> Dict[str, Tensor]:
         """``dict(loss_cls=...)``: the head's loss summed over the logits of :meth:`forward_maps`."""

@@ -12,7 +12,6 @@ CSD consistency losses compare (:meth:`MCTformerV2Classifier.forward_maps`).
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.model import BaseModel, ImgDataPreprocessor
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import ConfigType, OptConfigType
@@ -20,19 +19,16 @@ from torch import Tensor
 
 from ..cam import aggregate_multiscale, normalize_cams, select_classes
 from ..mctformer_cam import mctformer_cams, patch_maps_to_pixels
+from .base_cam_classifier import BaseCAMClassifier
 
 _FILE = 'csd_mm/models/classifiers/mctformer_classifier.py'
-
-#: ImageNet statistics in RGB order on the 0-255 scale (DeiT's normalisation).
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 
 _DEFAULT_TEST_CFG = dict(scales=(1.0, ), flip=True, num_cam_layers=3, patch_refine=True,
                          resize_mode='bilinear')
 
 
 @MODELS.register_module()
-class MCTformerV2Classifier(BaseModel):
+class MCTformerV2Classifier(BaseCAMClassifier):
     """MCTformer-V2 multi-label classifier with the same contract as :class:`CAMClassifier`.
 
     Modes of :meth:`forward`:
@@ -64,8 +60,11 @@ class MCTformerV2Classifier(BaseModel):
             equal the head's.
         head (dict): :class:`~csd_mm.models.heads.CAMHead` config, for MCTformer-V2
             ``dict(type=CAMHead, in_channels=384, num_classes=20, kernel_size=3, bias=True)``.
-        data_preprocessor (dict | nn.Module, optional): Defaults to mmengine's ``ImgDataPreprocessor``
-            with ImageNet mean / std and ``bgr_to_rgb=True``.
+        data_preprocessor (dict | nn.Module, optional): Defaults to
+            :class:`~csd_mm.models.data_preprocessors.MultiViewDataPreprocessor` with ImageNet mean / std and
+            ``bgr_to_rgb=True``.
+        cls_on_pasted (bool): CSD only: also apply the classification losses to the fg-pasted view with label
+            y_m OR y_s. Defaults to False.
         test_cfg (dict, optional): ``scales`` (default (1.0,)), ``flip`` (default True),
             ``num_cam_layers`` (last blocks of class-to-patch attention, default 3), ``patch_refine``
             (patch-to-patch refinement, default True), ``resize_mode`` (rescaling of the test image,
@@ -77,12 +76,10 @@ class MCTformerV2Classifier(BaseModel):
                  backbone: ConfigType,
                  head: ConfigType,
                  data_preprocessor: Optional[Union[dict, torch.nn.Module]] = None,
+                 cls_on_pasted: bool = False,
                  test_cfg: OptConfigType = None,
                  init_cfg: OptConfigType = None) -> None:
-        if data_preprocessor is None:
-            data_preprocessor = dict(type=ImgDataPreprocessor, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                                     bgr_to_rgb=True)
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(data_preprocessor=data_preprocessor, cls_on_pasted=cls_on_pasted, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.head = MODELS.build(head)
         for attr in ('num_classes', 'embed_dims', 'patch_size'):
@@ -105,11 +102,6 @@ class MCTformerV2Classifier(BaseModel):
             raise ValueError(f"{_FILE}: test_cfg num_cam_layers {self.test_cfg['num_cam_layers']} not in "
                              f'[1, {self.backbone.num_layers}]')
 
-    @property
-    def num_classes(self) -> int:
-        """int: Number of foreground classes C (the head's)."""
-        return self.head.num_classes
-
     def forward_maps(self, inputs: Tensor) -> Tuple[List[Tensor], Tensor]:
         """Logits and score map of a batch: the hook the CSD consistency losses use.
 
@@ -125,41 +117,10 @@ class MCTformerV2Classifier(BaseModel):
         score_map = self.head(patch_tokens)
         return [cls_tokens.mean(dim=-1), self.head.pool(score_map)], score_map
 
-    def forward(self,
-                inputs: Tensor,
-                data_samples: Optional[Sequence[SegDataSample]] = None,
-                mode: str = 'tensor') -> Union[Dict[str, Tensor], List[SegDataSample], Tensor]:
-        """Runs the model in ``'loss'``, ``'predict'`` or ``'tensor'`` mode (see the class docstring)."""
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self.forward_maps(inputs)[1]
-        raise ValueError(f'{_FILE}: invalid mode {mode!r}; expected "loss", "predict" or "tensor"')
-
-    def _stack_labels(self, data_samples: Optional[Sequence[SegDataSample]], n: int) -> Tensor:
-        if data_samples is None or len(data_samples) != n:
-            raise ValueError(f'{_FILE}: loss mode needs one data sample per image ({n}), got '
-                             f'{None if data_samples is None else len(data_samples)}')
-        labels = []
-        for i, sample in enumerate(data_samples):
-            label = sample.get('gt_label')
-            if label is None:
-                raise ValueError(f'{_FILE}: data sample {i} has no gt_label (float tensor [C])')
-            label = torch.as_tensor(label)
-            if label.shape != (self.num_classes, ):
-                raise ValueError(f'{_FILE}: data sample {i} has gt_label of shape {tuple(label.shape)}, '
-                                 f'expected [{self.num_classes}]')
-            labels.append(label)
-        return torch.stack(labels).float()
-
-    def loss(self, inputs: Tensor, data_samples: Sequence[SegDataSample]) -> Dict[str, Tensor]:
+    def classification_losses(self, logits_list: List[Tensor], gt_labels: Tensor) -> Dict[str, Tensor]:
         """``dict(loss_cls=..., loss_patch=...)``: soft-margin losses of the class-token and patch logits."""
-        gt_labels = self._stack_labels(data_samples, inputs.shape[0]).to(inputs.device)
-        (cls_logits, patch_logits), _ = self.forward_maps(inputs)
-        return dict(loss_cls=self.head.loss(cls_logits, gt_labels),
-                    loss_patch=self.head.loss(patch_logits, gt_labels))
+        cls_logits, patch_logits = logits_list
+        return dict(loss_cls=self.head.loss(cls_logits, gt_labels), loss_patch=self.head.loss(patch_logits, gt_labels))
 
     def cam_maps(self, inputs: Tensor) -> Tensor:
         """MCTformer CAMs of a batch at the pixels of ``inputs`` (no scaling, no flip).

@@ -6,36 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from csd_mm.evaluation.functional import (dump_sweep_json, evaluate_cam_folder, format_sweep, load_gt_mask,
-                                          read_split_ids, summarize_sweep, sweep_confusion)
+from csd_mm.evaluation.functional import (dump_sweep_json, evaluate_cam_folder, format_sweep,
+                                          summarize_sweep, sweep_confusion)
 from csd_mm.utils import cam_path, save_cam
-
-
-def test_read_split_ids(tmp_path):
-    f = tmp_path / 's.txt'
-    f.write_text('2007_000032\n\n/JPEGImages/2007_000039.jpg /SegmentationClassAug/2007_000039.png\n')
-    assert read_split_ids(str(f)) == ['2007_000032', '2007_000039']
-    with pytest.raises(FileNotFoundError, match='nope.txt'):
-        read_split_ids(str(tmp_path / 'nope.txt'))
-    (tmp_path / 'empty.txt').write_text('\n')
-    with pytest.raises(ValueError, match='empty.txt lists no image'):
-        read_split_ids(str(tmp_path / 'empty.txt'))
-
-
-def test_load_gt_mask_palette_and_gray(tmp_path):
-    idx = np.array([[0, 1, 255], [15, 20, 0]], np.uint8)
-    img = Image.fromarray(idx, mode='P')
-    img.putpalette([v for i in range(256) for v in (i, 255 - i, (7 * i) % 256)])
-    img.save(tmp_path / 'p.png')
-    np.testing.assert_array_equal(load_gt_mask(str(tmp_path / 'p.png')), idx)  # indices, not colours
-    mmcv.imwrite(idx, str(tmp_path / 'g.png'))
-    np.testing.assert_array_equal(load_gt_mask(str(tmp_path / 'g.png')), idx)
-    mmcv.imwrite(np.zeros((2, 2, 3), np.uint8), str(tmp_path / 'rgb.png'))
-    with pytest.raises(ValueError, match='rgb.png must be a single-channel'):
-        load_gt_mask(str(tmp_path / 'rgb.png'))
-    (tmp_path / 'bad.png').write_bytes(b'garbage')
-    with pytest.raises(ValueError, match='bad.png cannot be read'):
-        load_gt_mask(str(tmp_path / 'bad.png'))
 
 
 def _folder(tmp_path):

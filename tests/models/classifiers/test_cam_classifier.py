@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.model import ImgDataPreprocessor
+from mmengine.model import ImgDataPreprocessor  # MultiViewDataPreprocessor subclasses it
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 
 import csd_mm  # noqa: F401  (registers the parts, installs the mmcv-lite fallbacks)
@@ -98,11 +98,11 @@ def test_train_step_through_mmengine():
 
 def test_loss_mode_bad_labels():
     model = tiny_model()
-    with pytest.raises(ValueError, match='cam_classifier.py.*gt_label of shape'):
+    with pytest.raises(ValueError, match='CAMClassifier.*gt_label of shape'):
         model(torch.randn(1, 3, 32, 32), [sample([1, 0])], mode='loss')
-    with pytest.raises(ValueError, match='cam_classifier.py.*no gt_label'):
+    with pytest.raises(ValueError, match='CAMClassifier.*no gt_label'):
         model(torch.randn(1, 3, 32, 32), [SegDataSample()], mode='loss')
-    with pytest.raises(ValueError, match='cam_classifier.py.*invalid mode'):
+    with pytest.raises(ValueError, match='CAMClassifier.*invalid mode'):
         model(torch.randn(1, 3, 32, 32), mode='probs')
     with pytest.raises(ValueError, match='cam_classifier.py.*unknown test_cfg'):
         tiny_model(test_cfg=dict(scale=(1.0, )))
