@@ -8,7 +8,7 @@ from . import compat
 
 compat.apply()
 
-from . import datasets, engine, evaluation, models, utils  # noqa: E402,F401  (registers the parts)
+from . import datasets, engine, evaluation, models, refine, utils  # noqa: E402,F401  (registers the parts)
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__', 'compat', 'datasets', 'engine', 'evaluation', 'models', 'utils']

@@ -1,16 +1,17 @@
 """Runs the CSD pipeline end to end with the stock tools and prints the seed table.
 
-Stages, for each seed: (0) the baseline CAM network (tools/train.py); its CAM hook writes the CAMs of every
-training image and the source bank of the single-label ones; (1) CSD training on that bank, same model, init,
-schedule and number of iterations; its hook writes the CSD CAMs; (2) the seed sweep of both against the ground
-truth (all images, single-label images, multi-label images). Each stage is skipped when its outputs are
+Stages, for each seed and CAM network (IRN-style ResNet, MCTformer-V2; tiny on the toy data): (0) the baseline
+CAM network (tools/train.py); its CAM hook writes the CAMs of every training image and the source bank of the
+single-label ones; (1) CSD training on that bank, same model, init, schedule and number of iterations; its hook
+writes the CSD CAMs; (2) the seed sweep of both against the ground truth (all images, single-label images,
+multi-label images). Each stage is skipped when its outputs are
 complete, and a crashed training resumes from its last checkpoint (``--resume``), so rerunning the command
 continues where it stopped.
 
 On the embedded toy dataset (the default; generated on first use) this runs on a CPU in minutes::
 
-    python tools/run_pipeline.py                      # baseline vs CSD, seeds 0 1 2
-    python tools/run_pipeline.py --seeds 0 --iters 100
+    python tools/run_pipeline.py                      # ResNet and MCTformer, baseline vs CSD, seeds 0 1 2
+    python tools/run_pipeline.py --models resnet --seeds 0 --iters 100
 """
 import argparse
 import json
@@ -33,9 +34,12 @@ from csd_mm.evaluation.functional import confusion_to_iou, evaluate_cam_folder  
 from csd_mm.utils.cam_io import is_complete  # noqa: E402
 from csd_mm.utils.fileio import atomic_write_bytes  # noqa: E402
 
-METHODS = {
-    'baseline': 'configs/toy/cam_resnet18_1xb16_300it_toy_64x64.py',
-    'csd': 'configs/toy/csd_resnet18_1xb16_300it_toy_64x64.py',
+#: model -> (baseline config, CSD config) on the toy dataset
+MODELS = {
+    'resnet': ('configs/toy/cam_resnet18_1xb16_300it_toy_64x64.py',
+               'configs/toy/csd_resnet18_1xb16_300it_toy_64x64.py'),
+    'mctformer': ('configs/toy/mctformer_tiny_1xb16_300it_toy_64x64.py',
+                  'configs/toy/csd_mctformer_tiny_1xb16_300it_toy_64x64.py'),
 }
 
 
@@ -46,8 +50,8 @@ def parse_args() -> argparse.Namespace:
                         help='VOC-format root; the toy dataset is generated there if it is missing')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--iters', type=int, default=None, help='training iterations (default: the configs\')')
-    parser.add_argument('--baseline-config', default=METHODS['baseline'])
-    parser.add_argument('--csd-config', default=METHODS['csd'])
+    parser.add_argument('--models', nargs='+', choices=sorted(MODELS), default=['resnet', 'mctformer'],
+                        help='CAM networks to run, each as baseline and + CSD')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='extra key=value overrides for both trainings (e.g. model.head.loss_weight=1)')
     parser.add_argument('--csd-variant', nargs='+', action='append', default=[], metavar=('NAME', 'KEY=VALUE'),
@@ -75,11 +79,11 @@ def train(config: str, work_dir: str, options: Sequence[str]) -> None:
                          'Rerun the same command to resume.')
 
 
-def data_options(data_root: str) -> List[str]:
-    """Points every dataset of a toy config at ``data_root``."""
-    keys = ['train_dataloader.dataset.data_root', 'test_dataloader.dataset.data_root',
-            'custom_hooks.0.dataloader.dataset.data_root']
-    return [f'{k}={data_root}' for k in keys]
+def data_options(data_root: str, csd: bool) -> List[str]:
+    """Points every dataset of a config at ``data_root`` (a CSD config wraps its training dataset)."""
+    train = 'train_dataloader.dataset.dataset' if csd else 'train_dataloader.dataset'
+    keys = [train, 'test_dataloader.dataset', 'custom_hooks.0.dataloader.dataset']
+    return [f'{k}.data_root={data_root}' for k in keys]
 
 
 def seed_scores(cam_dir: str, gt_dir: str, ids: Sequence[str], labels: Dict[str, np.ndarray],
@@ -93,6 +97,39 @@ def seed_scores(cam_dir: str, gt_dir: str, ids: Sequence[str], labels: Dict[str,
         sub = evaluate_cam_folder(cam_dir, gt_dir, subset, num_classes, progress=False)
         scores[name] = 100 * float(np.nanmean(confusion_to_iou(sub['confusion'][best])))
     return scores
+
+
+def run_model(args, model: str, seed: int, data_root: str, common: List[str], train_aug: List[str],
+              eval_ids: List[str], labels: Dict[str, np.ndarray], num_classes: int, gt_dir: str) -> List[Dict]:
+    """Stage 0 (baseline + source bank) and stage 1 (CSD and its variants) of one model and seed."""
+    baseline_cfg, csd_cfg = MODELS[model]
+    root = osp.join(args.work_dir, f'seed{seed}', model)
+    base_dir = osp.join(root, 'baseline')
+    seed_opts = [f'randomness.seed={seed}']
+    if is_complete(osp.join(base_dir, 'cams'), train_aug) and source_bank_complete(
+            osp.join(base_dir, 'source_bank')):
+        log(f'seed {seed} {model}: baseline + source bank complete, skipped')
+    else:
+        log(f'seed {seed} {model}: stage 0, baseline CAM network -> CAMs -> source bank')
+        train(baseline_cfg, base_dir, seed_opts + data_options(data_root, False) + common)
+    runs = [(model, base_dir)]
+    for name, *options in [['csd']] + args.csd_variant:
+        work = osp.join(root, name)
+        runs.append((f'{model} + {name}', work))
+        if is_complete(osp.join(work, 'cams'), train_aug):
+            log(f'seed {seed} {model}: {name} complete, skipped')
+            continue
+        log(f'seed {seed} {model}: stage 1, {name}: CSD training on the source bank -> CAMs')
+        train(csd_cfg, work, seed_opts + data_options(data_root, True) + common + [
+            f'train_dataloader.dataset.source_bank={osp.join(base_dir, "source_bank")}',
+            f'train_dataloader.dataset.seed={seed}'] + options)
+    rows = []
+    for method, work in runs:
+        scores = seed_scores(osp.join(work, 'cams'), gt_dir, eval_ids, labels, num_classes)
+        rows.append(dict(method=method, seed=seed, **scores))
+        log(f"seed {seed} {method}: seed mIoU {scores['all']:.2f} (single {scores['single']:.2f}, "
+            f"multi {scores['multi']:.2f}) at t={scores['threshold']:.2f}")
+    return rows
 
 
 def markdown_table(rows: List[Dict]) -> str:
@@ -123,37 +160,15 @@ def main() -> None:
     eval_ids = read_split(osp.join(data_root, 'ImageSets/Segmentation/train.txt'))
     num_classes = len(next(iter(labels.values()))) + 1
     gt_dir = osp.join(data_root, 'SegmentationClassAug')
-    common = data_options(data_root) + list(args.cfg_options)
+    common = list(args.cfg_options)
     if args.iters is not None:
         common += [f'train_cfg.max_iters={args.iters}', f'param_scheduler.0.end={args.iters}']
 
     rows = []
     for seed in args.seeds:
-        base_dir = osp.join(args.work_dir, f'seed{seed}', 'baseline')
-        seed_opts = [f'randomness.seed={seed}']
-        if is_complete(osp.join(base_dir, 'cams'), train_aug) and source_bank_complete(
-                osp.join(base_dir, 'source_bank')):
-            log(f'seed {seed}: baseline + source bank complete, skipped')
-        else:
-            log(f'seed {seed}: stage 0, baseline CAM network -> CAMs -> source bank')
-            train(args.baseline_config, base_dir, seed_opts + common)
-        runs = [('baseline', base_dir)]
-        for name, *options in [['csd']] + args.csd_variant:
-            work = osp.join(args.work_dir, f'seed{seed}', name)
-            runs.append((name, work))
-            if is_complete(osp.join(work, 'cams'), train_aug):
-                log(f'seed {seed}: {name} complete, skipped')
-                continue
-            log(f'seed {seed}: stage 1, {name}: CSD training on the source bank -> CAMs')
-            train(args.csd_config, work, seed_opts + common + [
-                f'train_dataloader.dataset.source_bank={osp.join(base_dir, "source_bank")}',
-                f'train_dataloader.dataset.seed={seed}'] + options)
-        for method, work in runs:
-            scores = seed_scores(osp.join(work, 'cams'), gt_dir, eval_ids, labels, num_classes)
-            rows.append(dict(method=method, seed=seed, **scores))
-            log(f"seed {seed} {method}: seed mIoU {scores['all']:.2f} (single {scores['single']:.2f}, "
-                f"multi {scores['multi']:.2f}) at t={scores['threshold']:.2f}")
-
+        for model in args.models:
+            rows += run_model(args, model, seed, data_root, common, train_aug, eval_ids, labels, num_classes,
+                              gt_dir)
     table = markdown_table(rows)
     result = dict(data_root=data_root, eval_split='train', num_eval_images=len(eval_ids), rows=rows,
                   wall_time_s=round(time.time() - start, 1))

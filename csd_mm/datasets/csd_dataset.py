@@ -4,7 +4,9 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
+import torch
 from mmengine.dataset import Compose
+from mmengine.dist import get_dist_info
 from mmseg.registry import DATASETS
 from torch.utils.data import Dataset
 
@@ -32,8 +34,12 @@ class CSDDataset(Dataset):
     :class:`~csd_mm.datasets.transforms.PackCSDInputs`).
 
     Reproducibility: the draw for dataset index ``i`` on its ``k``-th visit uses the generator seeded with
-    ``(seed, i, k)``. It depends neither on the worker nor on the rank that loads the item, so runs are
-    reproducible under the distributed sampler and with (persistent) dataloader workers.
+    ``(seed, i, k)`` (``(seed, i, k, rank)`` when training on several ranks). The visit counts live in a
+    shared-memory tensor created by :meth:`full_init` in the main process, so every dataloader worker (forked
+    or spawned, persistent or re-created each epoch) sees and advances the same counts: index ``i`` gets a
+    new draw on every epoch whichever worker loads it, and a fresh run repeats the same sequence. Each rank
+    counts the visits of its own share of the indices; the rank in the seed keeps two ranks that visit the
+    same index for the first time from drawing the same source.
 
     Args:
         dataset (dict | Dataset): The training dataset (e.g. ``ImageLevelDataset`` over train_aug, no
@@ -103,7 +109,10 @@ class CSDDataset(Dataset):
                                    class_names=fg_names)
         _, target_idx = split_domains(labels)
         self._items = target_idx if self.iterate_over == 'target' else np.flatnonzero(labels.sum(1) > 0)
-        self._visits: Dict[int, int] = {}
+        # shared memory: dataloader workers get a handle to the same storage (see the class docstring)
+        self._visits = torch.zeros(len(self._items), dtype=torch.int64).share_memory_()
+        rank, world_size = get_dist_info()
+        self._rank_key = [] if world_size == 1 else [rank]
         self._fully_initialized = True
 
     def __len__(self) -> int:
@@ -113,9 +122,9 @@ class CSDDataset(Dataset):
     def draw_source(self, idx: int) -> int:
         """Draws the source bank position paired with item ``idx`` on its next visit (deterministic)."""
         self.full_init()
-        visit = self._visits.get(idx, 0)
+        visit = int(self._visits[idx])
         self._visits[idx] = visit + 1
-        self._sampler.rng = np.random.default_rng([self.seed, idx, visit])
+        self._sampler.rng = np.random.default_rng([self.seed, idx, visit] + self._rank_key)
         label = np.asarray(self.dataset.get_data_info(int(self._items[idx]))['gt_label'])
         _, bank_pos = self._sampler.sample(label)
         return bank_pos

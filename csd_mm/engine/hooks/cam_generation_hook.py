@@ -41,7 +41,9 @@ class CAMGenerationHook(Hook):
         source_bank (dict, optional): When given, the pass after training also writes CSD's source bank
             (stage 0, :func:`~csd_mm.datasets.source_bank.build_source_bank`) from the CAMs of the
             single-label images of ``dataloader``'s dataset: ``dict(out_dir='source_bank', tau_fg=0.30,
-            tau_bg=0.05)``; ``out_dir`` relative to ``work_dir``. Defaults to None.
+            tau_bg=0.05)``; ``out_dir`` relative to ``work_dir``. With ``pseudo_mask_dir`` (a folder of
+            ``<img_id>.png`` pseudo masks, relative to ``work_dir`` unless absolute) the bank is built from
+            those masks instead of the CAMs (CSD_SPEC section 2, "Alternative prior"). Defaults to None.
     """
 
     priority = 'LOW'
@@ -94,16 +96,23 @@ class CAMGenerationHook(Hook):
         return dataset
 
     def write_source_bank(self, runner: Runner, dataset) -> None:
-        """Stage 0 of CSD: the source bank from the CAMs of the single-label images (rank 0 writes)."""
+        """Stage 0 of CSD: the source bank of the single-label images (rank 0 writes).
+
+        The prior is the CAMs this hook wrote, or the pseudo masks of ``source_bank['pseudo_mask_dir']``.
+        """
         from csd_mm.datasets.source_bank import build_source_bank
         cfg = dict(self.source_bank)
         out_dir = self._resolve(runner, cfg.pop('out_dir', 'source_bank'))
+        pseudo_mask_dir = cfg.pop('pseudo_mask_dir', None)
+        if pseudo_mask_dir is not None:
+            prior = dict(pseudo_mask_dir=self._resolve(runner, pseudo_mask_dir))
+        else:
+            prior = dict(cam_dir=self._resolve_out_dir(runner))
         rank, _ = get_dist_info()
         if rank == 0:
             infos = [dataset.get_data_info(i) for i in range(len(dataset))]
             index = build_source_bank(out_dir, [d['img_id'] for d in infos],
-                                      np.stack([d['gt_label'] for d in infos]),
-                                      cam_dir=self._resolve_out_dir(runner), **cfg)
+                                      np.stack([d['gt_label'] for d in infos]), **prior, **cfg)
             runner.logger.info(f'source bank: {len(index["entries"])} single-label images in {out_dir}')
         barrier()
 

@@ -47,10 +47,10 @@ class BaseCAMClassifier(BaseModel):
     ``'tensor'``, stacks the ``gt_label`` of the data samples, and runs the CSD step when the inputs carry
     the four views of a pair (``(N, 4, 3, H, W)``, see :class:`~csd_mm.datasets.transforms.PackCSDInputs`).
 
-    All four views go through ONE batched forward pass; the source view's score map is detached, so no
-    gradient reaches it (the stop-gradient of the paper). Because the backbones here have no batch-coupled
-    layers in training (IRN's ResNet keeps its batch norms frozen, ViTs use layer norm), this equals a separate
-    ``no_grad`` forward of the source view while paying one pass instead of two.
+    The source view x_s runs in its own forward pass under ``torch.no_grad`` (the paper's stop-gradient: its
+    score map is only the target distribution); the target and the two pasted views share one batched pass.
+    Keeping x_s out of that batch also keeps it out of the batch statistics of backbones whose batch norms train
+    (the toy configs), so no gradient can reach x_s through them either.
     """
 
     def __init__(self,
@@ -122,16 +122,19 @@ class BaseCAMClassifier(BaseModel):
         n, v = inputs.shape[:2]
         if v != NUM_CSD_VIEWS:
             raise ValueError(f'CSD inputs need {NUM_CSD_VIEWS} views {CSD_VIEWS}, got {v}')
-        views = inputs.transpose(0, 1).reshape(v * n, *inputs.shape[2:])  # view-major: [x_m; x_s; fg; bg]
+        with torch.no_grad():
+            _, src = self.forward_maps(inputs[:, 1])
+        # view-major batch [x_m; x_sm^fg; x_sm^bg]
+        views = inputs[:, [0, 2, 3]].transpose(0, 1).reshape(3 * n, *inputs.shape[2:])
         logits_list, score_map = self.forward_maps(views)
         labels = self._stack_labels(data_samples, n).to(inputs.device)
         losses = self.classification_losses([logits[:n] for logits in logits_list], labels)
         if self.cls_on_pasted:
             src_labels = _stack_field(data_samples, 'src_label', inputs.device).float()
-            pasted = self.classification_losses([logits[2 * n:3 * n] for logits in logits_list],
+            pasted = self.classification_losses([logits[n:2 * n] for logits in logits_list],
                                                 torch.maximum(labels, src_labels))
             losses.update({k + '_pasted': val for k, val in pasted.items()})
-        src, fg, bg = score_map[n:2 * n].detach(), score_map[2 * n:3 * n], score_map[3 * n:]
+        fg, bg = score_map[n:2 * n], score_map[2 * n:]
         fg_mask = _stack_field(data_samples, 'src_fg_mask', inputs.device)
         bg_mask = _stack_field(data_samples, 'src_bg_mask', inputs.device)
         losses.update(self.head.consistency(src, fg, bg, fg_mask, bg_mask, cur_iter=_current_iter()))

@@ -1,0 +1,51 @@
+# MCTformer-V2 (Xu et al., CVPR 2022) on the embedded toy dataset, CPU-sized: the toy twin of
+# configs/mctformer/mctformer_v2_deits_8xb8_60e_voc12aug_224.py. A tiny ViT from random init (embed 64, 4 blocks,
+# 4 heads, patch 8: 64x64 images -> 8x8 patches, the same score-map size as the toy ResNet), 5 class tokens, the
+# 3x3 conv patch-CAM head; AdamW with linear warm-up then cosine, 300 iterations of batch 16 (as the toy ResNet).
+# CAMs: class-to-patch attention of the last 3 blocks x ReLU(patch CAM), patch-to-patch refinement, flip.
+from mmengine.config import read_base
+
+with read_base():
+    from .._base_.datasets.toy_voc import *  # noqa: F401,F403
+    from .._base_.default_runtime import *  # noqa: F401,F403
+    from .._base_.models.mctformer_v2_deit_small import *  # noqa: F401,F403
+    from .._base_.schedules.schedule_adamw_cosine_60e import *  # noqa: F401,F403
+
+from mmengine.hooks import CheckpointHook, LoggerHook
+from mmengine.optim import CosineAnnealingLR, LinearLR
+from mmengine.runner import IterBasedTrainLoop
+from torch.optim import AdamW
+
+from csd_mm.engine.hooks import CAMGenerationHook
+
+num_classes = 5
+embed_dims = 64
+model.update(
+    backbone=dict(
+        arch=dict(embed_dims=embed_dims, num_layers=4, num_heads=4),
+        num_classes=num_classes,
+        img_size=64,
+        patch_size=8,
+        drop_path_rate=0.0),
+    head=dict(in_channels=embed_dims, num_classes=num_classes),
+    test_cfg=dict(scales=(1.0, ), flip=True, num_cam_layers=3))
+
+train_dataloader.update(batch_size=16)
+max_iters = 300
+warmup_iters = 25
+train_cfg = dict(type=IterBasedTrainLoop, max_iters=max_iters, val_interval=max_iters + 1)
+optim_wrapper.update(optimizer=dict(type=AdamW, lr=1e-3, weight_decay=0.05))
+param_scheduler = [
+    dict(type=LinearLR, start_factor=1e-3, begin=0, end=warmup_iters, by_epoch=False),
+    dict(type=CosineAnnealingLR, T_max=max_iters - warmup_iters, eta_min=1e-5, begin=warmup_iters,
+         end=max_iters, by_epoch=False),
+]
+default_hooks.update(
+    logger=dict(type=LoggerHook, interval=25, log_metric_by_epoch=False),
+    checkpoint=dict(type=CheckpointHook, by_epoch=False, interval=100, max_keep_ckpts=2, save_last=True))
+
+# After training: CAMs of every training image and CSD's source bank (stage 0) from the single-label ones.
+custom_hooks = [
+    dict(type=CAMGenerationHook, out_dir='cams', dataloader=cam_dataloader,
+         source_bank=dict(out_dir='source_bank', tau_fg=0.30, tau_bg=0.05)),
+]

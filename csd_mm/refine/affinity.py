@@ -1,0 +1,290 @@
+"""Pure functions of PSA's affinity refinement (Ahn & Kwak, "Learning Pixel-level Semantic Affinity with
+Image-level Supervision", CVPR 2018), the refinement MCTformer (Xu et al., CVPR 2022) applies to its CAMs and
+that Yang et al., "Cross-domain Semantic Decoupling for Weakly-Supervised Semantic Segmentation" (BMVC 2023)
+inherit for their MCTformer pseudo masks.
+
+Pairs. Two positions of a ``(h, w)`` grid form a pair when their offset ``(dy, dx)`` lies in PSA's half disc:
+``dy = 0, 0 < dx < radius`` or ``0 < dy < radius, |dx| < radius`` with ``dx^2 + dy^2 < radius^2`` (strictly
+inside the radius, PSA's ``search_dst``; radius 5 gives 34 offsets, radius 2 the 4 forward 8-neighbours,
+radius 1 none). Each unordered pair appears once. Unlike PSA, which only takes "from" positions at least
+``radius - 1`` away from the left, right and bottom borders, every pair inside the grid is used (same
+offsets; no pairs are lost at the borders), and the same pair list serves labels, loss and random walk.
+
+Labels (PSA Eq. 4-5): on a confident label map (255 = unsure), a pair with both ends labelled is positive if
+the labels agree (background positive if both are 0, foreground positive otherwise) and negative if they
+differ.
+
+Affinity: ``a_ij = exp(-mean_c |f_i - f_j|)`` (PSA Eq. 3; PSA takes the mean of the absolute differences over
+the C channels, i.e. the L1 distance divided by C, which keeps the scale independent of C).
+
+Loss (PSA Eq. 6-8): ``L = L_bg+ / 4 + L_fg+ / 4 + L_neg / 2`` with each term the mean over its pairs of
+``-log(a + eps)`` (positives) or ``-log(1 + eps - a)`` (negatives), ``eps = 1e-5``.
+
+Random walk (PSA Sec. 3.4): the affinity matrix ``A`` holds ``a_ij ** beta`` for the pairs in both
+directions and 1 on the diagonal; the transition matrix is ``T = D^-1 A`` (rows sum to 1). The label scores
+(CAMs with a background channel) are propagated ``2 ** logt`` times: ``s <- T s``. Every step averages, so a
+constant map is unchanged (per-pixel normalised scores stay normalised) and, since ``A`` is symmetric, the
+degree-weighted mass ``sum_i d_i s_i`` is conserved. PSA's defaults: ``radius = 5``, ``beta = 8``,
+``logt = 8`` at 1/8 of the image resolution (IRN, Ahn et al., CVPR 2019, uses beta 10 at 1/4). PSA computes
+``T ** (2 ** logt)`` by dense repeated squaring; here ``T`` is sparse (about ``2 * 34 + 1`` entries per row)
+and the ``2 ** logt`` products with the score matrix are computed instead, which is the same operator at a
+fraction of the cost.
+"""
+import warnings
+from functools import lru_cache
+from typing import Dict, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ['search_offsets', 'pair_indices', 'affinity_labels', 'affinity_loss', 'feature_affinity',
+           'affinity_matrix', 'transition_matrix', 'random_walk', 'random_walk_refine', 'resize_scores']
+
+
+def search_offsets(radius: int = 5) -> np.ndarray:
+    """PSA's pair offsets ``(dy, dx)`` inside the radius (half disc, strict inequality), in PSA's order.
+
+    Args:
+        radius (int): Pairs are closer than ``radius`` (Euclidean). Defaults to 5 (PSA, IRN).
+
+    Returns:
+        np.ndarray: ``int64 (P, 2)``; ``P = 34`` for radius 5, 4 for radius 2, 0 for radius 1.
+    """
+    radius = int(radius)
+    if radius < 1:
+        raise ValueError(f'search_offsets: radius must be >= 1, got {radius}')
+    offsets = [(0, dx) for dx in range(1, radius)]
+    offsets += [(dy, dx) for dy in range(1, radius) for dx in range(-radius + 1, radius)
+                if dx * dx + dy * dy < radius * radius]
+    return np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+
+
+@lru_cache(maxsize=32)
+def _pair_indices(height: int, width: int, radius: int) -> Tuple[np.ndarray, np.ndarray]:
+    grid = np.arange(height * width, dtype=np.int64).reshape(height, width)
+    froms, tos = [], []
+    for dy, dx in search_offsets(radius):  # loop over the <= 34 offsets, vectorised over positions
+        x0, x1 = max(0, -dx), width - max(0, dx)
+        if height - dy <= 0 or x1 <= x0:
+            continue
+        froms.append(grid[:height - dy, x0:x1].reshape(-1))
+        tos.append(grid[dy:, x0 + dx:x1 + dx].reshape(-1))
+    idx_from = np.concatenate(froms) if froms else np.zeros(0, np.int64)
+    idx_to = np.concatenate(tos) if tos else np.zeros(0, np.int64)
+    idx_from.flags.writeable = False
+    idx_to.flags.writeable = False
+    return idx_from, idx_to
+
+
+def pair_indices(height: int, width: int, radius: int = 5) -> Tuple[np.ndarray, np.ndarray]:
+    """Flat indices (row-major, ``y * width + x``) of every pair of a ``(height, width)`` grid.
+
+    Pairs are listed offset by offset (order of :func:`search_offsets`), row-major within an offset; each
+    unordered pair appears once. The arrays are cached and read-only.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: ``idx_from``, ``idx_to``, both ``int64 (M,)``.
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f'pair_indices: the grid must be at least 1x1, got {(height, width)}')
+    return _pair_indices(int(height), int(width), int(radius))
+
+
+def affinity_labels(label: Union[np.ndarray, Tensor], radius: int = 5,
+                    ignore_index: int = 255) -> Tuple[Tensor, Tensor, Tensor]:
+    """PSA's pairwise affinity labels from confident label maps.
+
+    Args:
+        label (np.ndarray | Tensor): ``(..., h, w)`` integer label maps (0 background, > 0 foreground,
+            ``ignore_index`` unsure).
+        radius (int): Pair radius. Defaults to 5.
+        ignore_index (int): Unsure label. Defaults to 255.
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor]: Boolean ``(..., M)`` masks over the pairs of :func:`pair_indices`:
+        background positives (both 0), foreground positives (same label > 0), negatives (different labels);
+        pairs with an unsure end are in none of them.
+    """
+    label = torch.as_tensor(label)
+    if label.dim() < 2:
+        raise ValueError(f'affinity_labels: label must be (..., h, w), got shape {tuple(label.shape)}')
+    if label.is_floating_point():
+        label = label.round().long()
+    h, w = label.shape[-2:]
+    idx_from, idx_to = (torch.from_numpy(i.copy()).to(label.device) for i in pair_indices(h, w, radius))
+    flat = label.reshape(*label.shape[:-2], h * w)
+    lf = flat[..., idx_from]
+    lt = flat[..., idx_to]
+    valid = (lf != ignore_index) & (lt != ignore_index)
+    same = lf == lt
+    bg_pos = valid & same & (lf == 0)
+    fg_pos = valid & same & (lf != 0)
+    neg = valid & ~same
+    return bg_pos, fg_pos, neg
+
+
+def affinity_loss(aff: Tensor, bg_pos: Tensor, fg_pos: Tensor, neg: Tensor,
+                  eps: float = 1e-5) -> Dict[str, Tensor]:
+    """PSA's affinity loss ``L_bg+ / 4 + L_fg+ / 4 + L_neg / 2`` (Ahn & Kwak, CVPR 2018, Eq. 6-8).
+
+    Each term is averaged over its pairs in the whole batch (PSA divides by the pair count + ``eps``, so an
+    empty term is 0).
+
+    Args:
+        aff (Tensor): ``(..., M)`` predicted affinities in (0, 1].
+        bg_pos (Tensor): Same shape, background positive pairs (bool or 0/1).
+        fg_pos (Tensor): Same shape, foreground positive pairs.
+        neg (Tensor): Same shape, negative pairs.
+        eps (float): PSA's 1e-5 inside the logs and in the counts.
+
+    Returns:
+        dict[str, Tensor]: ``loss`` (the total) and the three terms ``bg_pos``, ``fg_pos``, ``neg``.
+    """
+    for name, t in (('bg_pos', bg_pos), ('fg_pos', fg_pos), ('neg', neg)):
+        if t.shape != aff.shape:
+            raise ValueError(f'affinity_loss: {name} has shape {tuple(t.shape)}, aff has {tuple(aff.shape)}')
+    bg_pos, fg_pos, neg = (t.to(aff.dtype) for t in (bg_pos, fg_pos, neg))
+    log_pos = -torch.log(aff + eps)
+    log_neg = -torch.log(1.0 + eps - aff)
+    bg = (bg_pos * log_pos).sum() / (bg_pos.sum() + eps)
+    fg = (fg_pos * log_pos).sum() / (fg_pos.sum() + eps)
+    ng = (neg * log_neg).sum() / (neg.sum() + eps)
+    return dict(loss=bg / 4 + fg / 4 + ng / 2, bg_pos=bg, fg_pos=fg, neg=ng)
+
+
+def feature_affinity(feats: Tensor, radius: int = 5) -> Tensor:
+    """Affinities ``exp(-mean_c |f_i - f_j|)`` of all pairs of a feature map (PSA Eq. 3).
+
+    Args:
+        feats (Tensor): ``(N, C, h, w)`` or ``(C, h, w)`` embeddings.
+        radius (int): Pair radius. Defaults to 5.
+
+    Returns:
+        Tensor: ``(N, M)`` (or ``(M,)``) affinities over the pairs of :func:`pair_indices`.
+    """
+    squeeze = feats.dim() == 3
+    if squeeze:
+        feats = feats[None]
+    if feats.dim() != 4:
+        raise ValueError(f'feature_affinity: feats must be (N, C, h, w), got shape {tuple(feats.shape)}')
+    n, c, h, w = feats.shape
+    idx_from, idx_to = (torch.from_numpy(i.copy()).to(feats.device) for i in pair_indices(h, w, radius))
+    flat = feats.reshape(n, c, h * w)
+    aff = torch.exp(-(flat[:, :, idx_from] - flat[:, :, idx_to]).abs().mean(dim=1))
+    return aff[0] if squeeze else aff
+
+
+def affinity_matrix(aff: Tensor, idx_from: Union[np.ndarray, Tensor], idx_to: Union[np.ndarray, Tensor],
+                    num_nodes: int, beta: float = 8.0) -> Tensor:
+    """Sparse symmetric affinity matrix ``A`` with ``A_ij = A_ji = a_ij ** beta`` and ``A_ii = 1`` (PSA).
+
+    Args:
+        aff (Tensor): ``(M,)`` pair affinities.
+        idx_from (array-like): ``(M,)`` first ends of the pairs.
+        idx_to (array-like): ``(M,)`` second ends.
+        num_nodes (int): Number of positions ``h * w``.
+        beta (float): Power sharpening the affinities. Defaults to 8 (PSA).
+
+    Returns:
+        Tensor: Coalesced sparse COO ``(num_nodes, num_nodes)``.
+    """
+    aff = aff.reshape(-1)
+    idx_from = torch.as_tensor(np.array(idx_from) if not isinstance(idx_from, Tensor) else idx_from,
+                               dtype=torch.long, device=aff.device).reshape(-1)
+    idx_to = torch.as_tensor(np.array(idx_to) if not isinstance(idx_to, Tensor) else idx_to,
+                             dtype=torch.long, device=aff.device).reshape(-1)
+    if not (aff.numel() == idx_from.numel() == idx_to.numel()):
+        raise ValueError(f'affinity_matrix: aff ({aff.numel()}), idx_from ({idx_from.numel()}) and idx_to '
+                         f'({idx_to.numel()}) must have the same length')
+    diag = torch.arange(num_nodes, device=aff.device)
+    rows = torch.cat([idx_from, idx_to, diag])
+    cols = torch.cat([idx_to, idx_from, diag])
+    powered = aff.pow(beta)
+    values = torch.cat([powered, powered, torch.ones(num_nodes, dtype=aff.dtype, device=aff.device)])
+    return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (num_nodes, num_nodes),
+                                   check_invariants=True).coalesce()
+
+
+def transition_matrix(aff_mat: Tensor) -> Tensor:
+    """Row-normalised transition matrix ``T = D^-1 A`` (``D`` the row sums), dense or sparse like ``A``."""
+    if aff_mat.is_sparse:
+        aff_mat = aff_mat.coalesce()
+        idx, values = aff_mat.indices(), aff_mat.values()
+        deg = torch.zeros(aff_mat.shape[0], dtype=values.dtype, device=values.device).index_add_(
+            0, idx[0], values)
+        if torch.any(deg <= 0):
+            raise ValueError('transition_matrix: every row of the affinity matrix needs a positive sum')
+        return torch.sparse_coo_tensor(idx, values / deg[idx[0]], aff_mat.shape,
+                                       check_invariants=False).coalesce()
+    deg = aff_mat.sum(dim=1, keepdim=True)
+    if torch.any(deg <= 0):
+        raise ValueError('transition_matrix: every row of the affinity matrix needs a positive sum')
+    return aff_mat / deg
+
+
+def random_walk(scores: Tensor, trans: Tensor, logt: int = 8) -> Tensor:
+    """Propagates label scores ``2 ** logt`` steps: ``s <- T s`` for each of the L score vectors.
+
+    Args:
+        scores (Tensor): ``(L, n)`` scores (one row per label, one column per position).
+        trans (Tensor): ``(n, n)`` transition matrix (dense or sparse), rows summing to 1.
+        logt (int): log2 of the number of steps. Defaults to 8 (PSA).
+
+    Returns:
+        Tensor: ``(L, n)`` propagated scores.
+    """
+    if scores.dim() != 2 or trans.shape != (scores.shape[1], scores.shape[1]):
+        raise ValueError(f'random_walk: scores must be (L, n) and trans (n, n), got {tuple(scores.shape)} and '
+                         f'{tuple(trans.shape)}')
+    if logt < 0:
+        raise ValueError(f'random_walk: logt must be >= 0, got {logt}')
+    x = scores.t().to(trans.dtype).contiguous()
+    if trans.is_sparse:
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": CSR @ dense is all we use
+            warnings.simplefilter('ignore', UserWarning)
+            trans = trans.to_sparse_csr()
+    for _ in range(2**int(logt)):
+        x = trans @ x
+    return x.t()
+
+
+def random_walk_refine(aff_features: Tensor,
+                       cams_with_bg: Tensor,
+                       beta: float = 8.0,
+                       logt: int = 8,
+                       radius: int = 5) -> Tensor:
+    """PSA's random-walk refinement of label scores with the affinities of an embedding.
+
+    Args:
+        aff_features (Tensor): ``(C, h, w)`` (or ``(1, C, h, w)``) affinity embedding of one image.
+        cams_with_bg (Tensor): ``(L, h, w)`` label scores ``[bg, cam_1 .. cam_K]`` at the embedding's size
+            (resize them first, e.g. by average pooling as PSA).
+        beta (float): Affinity power. Defaults to 8 (PSA).
+        logt (int): log2 of the number of walk steps. Defaults to 8 (PSA).
+        radius (int): Pair radius. Defaults to 5 (PSA).
+
+    Returns:
+        Tensor: ``(L, h, w)`` propagated scores.
+    """
+    if aff_features.dim() == 4:
+        if aff_features.shape[0] != 1:
+            raise ValueError(f'random_walk_refine: one image at a time, got {aff_features.shape[0]}')
+        aff_features = aff_features[0]
+    if aff_features.dim() != 3 or cams_with_bg.dim() != 3 or \
+            aff_features.shape[1:] != cams_with_bg.shape[1:]:
+        raise ValueError(f'random_walk_refine: aff_features (C, h, w) and cams_with_bg (L, h, w) must share '
+                         f'(h, w), got {tuple(aff_features.shape)} and {tuple(cams_with_bg.shape)}')
+    _, h, w = aff_features.shape
+    aff = feature_affinity(aff_features.float(), radius)
+    idx_from, idx_to = pair_indices(h, w, radius)
+    trans = transition_matrix(affinity_matrix(aff, idx_from, idx_to, h * w, beta))
+    out = random_walk(cams_with_bg.reshape(cams_with_bg.shape[0], h * w).float(), trans, logt)
+    return out.reshape(cams_with_bg.shape[0], h, w)
+
+
+def resize_scores(scores: Tensor, size: Tuple[int, int], mode: str = 'area') -> Tensor:
+    """Resizes ``(L, H, W)`` scores to ``size`` (``'area'``: average pooling, PSA's downsampling)."""
+    kwargs = {} if mode in ('area', 'nearest') else dict(align_corners=False)
+    return F.interpolate(scores[None].float(), size=tuple(size), mode=mode, **kwargs)[0]

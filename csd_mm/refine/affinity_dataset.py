@@ -1,0 +1,124 @@
+"""Dataset of (image, confident label map) pairs for training PSA's affinity network with ``tools/train.py``.
+
+PSA (Ahn & Kwak, CVPR 2018) trains AffinityNet on confident labels built from the CAMs with two CRFs
+(:func:`~csd_mm.refine.crf.confident_regions`); MCTformer (Xu et al., CVPR 2022) and the MCTformer pseudo masks
+of Yang et al., "Cross-domain Semantic Decoupling for Weakly-Supervised Semantic Segmentation" (BMVC 2023) do
+the same with their CAMs. The confident labels are computed lazily, the first time a sample is fetched (so the
+dataloader workers share the CRF work), and cached as PNGs (written atomically) in ``label_dir``; later epochs
+and reruns read the cache. A stock mmseg pipeline (``LoadImageFromFile``, ``LoadAnnotations``, random
+resize / crop / flip, ``PackSegInputs``) then serves :class:`~csd_mm.refine.affinity_net.AffinityNet`.
+"""
+import copy
+import os.path as osp
+from typing import List, Optional
+
+import mmcv
+import mmengine
+from mmseg.datasets import BaseSegDataset
+from mmseg.datasets.voc import PascalVOCDataset
+from mmseg.registry import DATASETS
+
+from ..utils.cam_io import cam_path, load_cam
+from ..utils.fileio import write_png
+from .crf import confident_regions
+
+__all__ = ['AffinityLabelDataset']
+
+_FILE = 'csd_mm/refine/affinity_dataset.py'
+
+
+@DATASETS.register_module()
+class AffinityLabelDataset(BaseSegDataset):
+    """Images with PSA confident label maps (0 background, ``c + 1`` foreground, 255 unsure).
+
+    Each ``data_info`` holds ``img_path``, ``img_id``, ``cam_path``, ``seg_map_path`` (the cached confident
+    label PNG), ``reduce_zero_label=False``, ``seg_fields=[]`` and ``label_map=None``.
+
+    Args:
+        cam_dir (str): Folder of ``<id>.npz`` CAM files at the image size (used as given, not joined with
+            ``data_root``).
+        ann_file (str): Split file, one id per line (relative to ``data_root``). Empty: every CAM file in
+            ``cam_dir``.
+        label_dir (str, optional): Cache folder of the confident labels. Defaults to the sibling
+            ``<cam_dir>_conf_la<low_alpha>_ha<high_alpha>``, so other alphas never reuse a stale cache.
+        low_alpha (float): Strong-background power. Defaults to 4 (PSA; MCTformer uses 1).
+        high_alpha (float): Weak-background power. Defaults to 32 (PSA; MCTformer uses 12).
+        crf_cfg (dict, optional): Kernel parameters for :func:`~csd_mm.refine.crf.dense_crf`.
+        data_prefix (dict): ``img_path`` (default ``'JPEGImages'``).
+        metainfo (dict, optional): Class names (background first); defaults to VOC's.
+        **kwargs: Other arguments of mmseg's ``BaseSegDataset`` (``data_root``, ``pipeline``, ...).
+    """
+    METAINFO = copy.deepcopy(PascalVOCDataset.METAINFO)
+
+    def __init__(self,
+                 cam_dir: str,
+                 ann_file: str = '',
+                 label_dir: Optional[str] = None,
+                 low_alpha: float = 4.0,
+                 high_alpha: float = 32.0,
+                 crf_cfg: Optional[dict] = None,
+                 data_prefix: dict = dict(img_path='JPEGImages'),
+                 **kwargs) -> None:
+        if not low_alpha < high_alpha:
+            raise ValueError(f'{_FILE}: low_alpha ({low_alpha}) must be smaller than high_alpha ({high_alpha})')
+        self.cam_dir = osp.normpath(cam_dir)
+        self.low_alpha = float(low_alpha)
+        self.high_alpha = float(high_alpha)
+        self.label_dir = label_dir if label_dir is not None else \
+            f'{self.cam_dir}_conf_la{low_alpha:g}_ha{high_alpha:g}'
+        self.crf_cfg = dict(crf_cfg or {})
+        super().__init__(ann_file=ann_file, data_prefix=data_prefix, **kwargs)
+
+    @classmethod
+    def get_label_map(cls, new_classes=None) -> None:
+        """No label mapping: the confident labels use this dataset's own class indices."""
+        return None
+
+    def load_data_list(self) -> List[dict]:
+        """One entry per id of ``ann_file`` (or per CAM file); every CAM and image must exist."""
+        if not osp.isdir(self.cam_dir):
+            raise FileNotFoundError(f'{_FILE}: CAM folder {self.cam_dir} does not exist')
+        if self.ann_file:
+            if not osp.isfile(self.ann_file):
+                raise FileNotFoundError(f'{_FILE}: split file {self.ann_file} does not exist')
+            ids = [line.strip() for line in mmengine.list_from_file(self.ann_file) if line.strip()]
+        else:
+            ids = sorted(f[:-4] for f in mmengine.list_dir_or_file(self.cam_dir, list_dir=False, suffix='.npz'))
+        img_dir = self.data_prefix.get('img_path', '')
+        data_list = []
+        missing = []
+        for img_id in ids:
+            info = dict(img_id=img_id, img_path=osp.join(img_dir, img_id + self.img_suffix),
+                        cam_path=cam_path(self.cam_dir, img_id),
+                        seg_map_path=osp.join(self.label_dir, img_id + '.png'), label_map=None,
+                        reduce_zero_label=False, seg_fields=[])
+            if not (osp.isfile(info['cam_path']) and osp.isfile(info['img_path'])):
+                missing.append(img_id)
+            data_list.append(info)
+        if missing:
+            raise FileNotFoundError(f'{_FILE}: {len(missing)} ids lack a CAM file in {self.cam_dir} or an image in '
+                                    f'{img_dir}, e.g. {missing[:5]}')
+        if not data_list:
+            raise ValueError(f'{_FILE}: no samples (ann_file={self.ann_file!r}, cam_dir={self.cam_dir})')
+        return data_list
+
+    def confident_label(self, info: dict) -> str:
+        """Makes sure the confident label PNG of one sample exists (computing it if needed); returns its path."""
+        path = info['seg_map_path']
+        if not osp.isfile(path):
+            img = mmcv.imread(info['img_path'], channel_order='rgb')
+            if img is None:
+                raise ValueError(f'{_FILE}: {info["img_path"]} is not a readable image')
+            cam, keys = load_cam(info['cam_path'])
+            if cam.shape[1:] != img.shape[:2]:
+                raise ValueError(f'{_FILE}: CAM file {info["cam_path"]} has size {cam.shape[1:]} but image '
+                                 f'{info["img_path"]} has {img.shape[:2]}')
+            label = confident_regions(img, cam, keys, self.low_alpha, self.high_alpha, **self.crf_cfg)
+            write_png(path, label)
+        return path
+
+    def get_data_info(self, idx: int) -> dict:
+        """The sample's ``data_info``, after making sure its confident label is cached."""
+        info = super().get_data_info(idx)
+        self.confident_label(info)
+        return info

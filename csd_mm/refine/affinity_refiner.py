@@ -1,0 +1,97 @@
+"""Refiner: CAMs of one image -> PSA random-walk pseudo mask (Ahn & Kwak, CVPR 2018; MCTformer, Xu et al.,
+CVPR 2022), as used for the MCTformer pseudo masks of Yang et al., "Cross-domain Semantic Decoupling for
+Weakly-Supervised Semantic Segmentation" (BMVC 2023).
+
+Steps (PSA's ``infer_aff.py``): label scores ``[bg, cam_1 .. cam_K]`` (bg = ``(1 - max cam) ** alpha`` with
+PSA's alpha 16, or a constant ``bg_threshold``), average-pooled to the embedding size; the trained
+:class:`~csd_mm.refine.affinity_net.AffinityNet` embeds the image; :func:`~csd_mm.refine.affinity.random_walk_refine`
+propagates the scores ``2 ** logt`` steps with ``T = D^-1 A^beta``; bilinear upsampling to the image size;
+argmax -> mask values ``0`` / ``keys + 1``.
+"""
+from typing import Optional, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.runner import load_checkpoint
+from mmseg.registry import MODELS
+
+from .affinity import random_walk_refine, resize_scores
+from .crf import cam_label_scores
+
+__all__ = ['AffinityRandomWalkRefiner']
+
+_FILE = 'csd_mm/refine/affinity_refiner.py'
+
+
+@MODELS.register_module()
+class AffinityRandomWalkRefiner:
+    """PSA random-walk refiner; config ``dict(type=AffinityRandomWalkRefiner, model=..., checkpoint=...)``.
+
+    Args:
+        model (dict | nn.Module): :class:`~csd_mm.refine.affinity_net.AffinityNet` config (or a built model).
+        checkpoint (str, optional): Trained weights (mmengine checkpoint, loaded ``weights_only`` via
+            :mod:`csd_mm.compat`). None keeps the model as given (tests).
+        beta (float): Affinity power. Defaults to 8 (PSA).
+        logt (int): log2 of the number of random-walk steps. Defaults to 8 (PSA).
+        alpha (float): Background power ``(1 - max cam) ** alpha`` when ``bg_threshold`` is None. Defaults to
+            16 (PSA ``infer_aff.py``).
+        bg_threshold (float, optional): Constant background score instead of the power (IRN-style). Since
+            the walk averages, a constant background stays that constant. Defaults to None.
+        radius (int, optional): Pair radius; defaults to the model's ``radius`` (5).
+        device (str): Device to run the model on. Defaults to 'cpu'.
+    """
+
+    def __init__(self,
+                 model: Union[dict, torch.nn.Module],
+                 checkpoint: Optional[str] = None,
+                 beta: float = 8.0,
+                 logt: int = 8,
+                 alpha: float = 16.0,
+                 bg_threshold: Optional[float] = None,
+                 radius: Optional[int] = None,
+                 device: str = 'cpu') -> None:
+        self.model = MODELS.build(model) if isinstance(model, dict) else model
+        if checkpoint is not None:
+            load_checkpoint(self.model, checkpoint, map_location='cpu')
+        self.model.to(device).eval()
+        self.device = device
+        self.beta = float(beta)
+        self.logt = int(logt)
+        self.alpha = float(alpha)
+        self.bg_threshold = bg_threshold
+        self.radius = int(radius if radius is not None else getattr(self.model, 'radius', 5))
+
+    @torch.no_grad()
+    def scores(self, img: np.ndarray, cam: np.ndarray) -> torch.Tensor:
+        """Random-walk label scores ``(K + 1, H, W)`` (background first) of one RGB uint8 image."""
+        img = np.asarray(img)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise ValueError(f'{_FILE}: img must be an (H, W, 3) uint8 RGB image, got {img.shape} {img.dtype}')
+        cam = np.asarray(cam, dtype=np.float32)
+        if cam.ndim != 3 or cam.shape[1:] != img.shape[:2]:
+            raise ValueError(f'{_FILE}: cam must be (K, H, W) at the image size {img.shape[:2]}, got {cam.shape}')
+        h, w = img.shape[:2]
+        # the data preprocessor expects what the loading pipeline gives: BGR uint8 (3, H, W)
+        bgr = torch.from_numpy(np.ascontiguousarray(img[..., ::-1].transpose(2, 0, 1)))
+        data = self.model.data_preprocessor(dict(inputs=[bgr], data_samples=None), False)
+        emb = self.model.extract_embedding(data['inputs'].to(self.device))[0]
+        labels = torch.from_numpy(cam_label_scores(cam, self.bg_threshold, self.alpha)).to(self.device)
+        small = resize_scores(labels, emb.shape[-2:], mode='area')
+        walked = random_walk_refine(emb, small, beta=self.beta, logt=self.logt, radius=self.radius)
+        return F.interpolate(walked[None], size=(h, w), mode='bilinear', align_corners=False)[0].cpu()
+
+    def __call__(self, img: np.ndarray, cam: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """Returns the ``uint8 (H, W)`` mask (0 or ``keys + 1``) of one image."""
+        keys = np.asarray(keys).reshape(-1).astype(np.int64)
+        cam = np.asarray(cam, dtype=np.float32)
+        if cam.ndim != 3 or cam.shape[0] != keys.shape[0]:
+            raise ValueError(f'{_FILE}: cam (K, H, W) and keys [K] disagree: {cam.shape} vs {keys.shape}')
+        if keys.size == 0:
+            return np.zeros(np.asarray(img).shape[:2], dtype=np.uint8)
+        values = np.concatenate([[0], keys + 1]).astype(np.uint8)
+        return values[self.scores(img, cam).argmax(dim=0).numpy()]
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(beta={self.beta}, logt={self.logt}, alpha={self.alpha}, '
+                f'bg_threshold={self.bg_threshold}, radius={self.radius})')

@@ -1,0 +1,161 @@
+"""Pseudo-mask export (CAM files -> refined ``<id>.png`` masks) and mask mIoU.
+
+The last step before training the segmentation network in the WSSS pipeline of Yang et al., "Cross-domain
+Semantic Decoupling for Weakly-Supervised Semantic Segmentation" (BMVC 2023), IRN (Ahn et al., CVPR 2019) and
+MCTformer (Xu et al., CVPR 2022): every image's CAMs are refined (dense CRF, PSA random walk or none) into a
+single-channel ``uint8`` PNG with values ``0 .. C`` and 255 (ignore). Files are written atomically, so an
+existing file is complete and reruns skip it. The mask mIoU uses mmseg's ``IoUMetric`` arithmetic.
+"""
+import multiprocessing as mp
+import os
+import os.path as osp
+from typing import Any, Callable, Dict, Optional, Sequence, Union
+
+import mmcv
+import numpy as np
+import torch
+from mmengine.utils import ProgressBar
+from mmseg.evaluation.metrics import IoUMetric
+from mmseg.registry import MODELS
+
+from ..utils.cam_io import cam_path, load_cam
+from ..utils.fileio import read_png, write_png
+
+__all__ = ['build_refiner', 'refine_one', 'export_pseudo_masks', 'mask_miou']
+
+RefinerType = Union[dict, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]]
+
+
+def build_refiner(refiner: RefinerType) -> Callable:
+    """Builds a refiner config with mmseg's ``MODELS`` (a callable is returned unchanged)."""
+    if isinstance(refiner, dict):
+        return MODELS.build(refiner)
+    if not callable(refiner):
+        raise TypeError(f'refiner must be a config dict or a callable (img, cam, keys) -> mask, got '
+                        f'{type(refiner).__name__}')
+    return refiner
+
+
+def _find_image(img_dir: str, img_id: str, img_suffix: str) -> str:
+    path = osp.join(img_dir, img_id + img_suffix)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'image of {img_id!r} not found: {path}')
+    return path
+
+
+def refine_one(refiner: Callable, cam_dir: str, img_dir: str, img_id: str, out_dir: str,
+               img_suffix: str = '.jpg') -> bool:
+    """Refines one image and writes ``<out_dir>/<img_id>.png``; returns False if it already existed."""
+    out = osp.join(out_dir, img_id + '.png')
+    if osp.isfile(out):
+        return False
+    cpath = cam_path(cam_dir, img_id)
+    cam, keys = load_cam(cpath)
+    ipath = _find_image(img_dir, img_id, img_suffix)
+    img = mmcv.imread(ipath, channel_order='rgb')
+    if img is None:
+        raise ValueError(f'{ipath}: not a readable image')
+    if cam.shape[1:] != img.shape[:2]:
+        raise ValueError(f'CAM file {cpath} has size {cam.shape[1:]} but image {ipath} has {img.shape[:2]}')
+    mask = np.asarray(refiner(img, cam, keys))
+    if mask.shape != img.shape[:2] or mask.dtype != np.uint8:
+        raise ValueError(f'refiner {refiner!r} returned {mask.dtype} {mask.shape} for {img_id!r}; expected '
+                         f'uint8 {img.shape[:2]}')
+    write_png(out, mask)
+    return True
+
+
+_WORKER: Dict[str, Any] = {}
+
+
+def _init_worker(refiner: Callable, cam_dir: str, img_dir: str, out_dir: str, img_suffix: str) -> None:
+    torch.set_num_threads(1)
+    _WORKER.update(refiner=refiner, cam_dir=cam_dir, img_dir=img_dir, out_dir=out_dir, img_suffix=img_suffix)
+
+
+def _work(img_id: str) -> bool:
+    w = _WORKER
+    return refine_one(w['refiner'], w['cam_dir'], w['img_dir'], img_id, w['out_dir'], w['img_suffix'])
+
+
+def export_pseudo_masks(cam_dir: str,
+                        img_dir: str,
+                        ids: Sequence[str],
+                        out_dir: str,
+                        refiner: RefinerType,
+                        num_workers: int = 0,
+                        progress: bool = True,
+                        img_suffix: str = '.jpg') -> Dict[str, int]:
+    """Writes ``<out_dir>/<id>.png`` for every id (atomically), skipping files that exist.
+
+    Args:
+        cam_dir (str): Folder of ``<id>.npz`` CAM files (:mod:`csd_mm.utils.cam_io`).
+        img_dir (str): Folder of ``<id><img_suffix>`` images.
+        ids (Sequence[str]): Image ids.
+        out_dir (str): Output folder (created).
+        refiner (dict | callable): ``(img RGB uint8 (H, W, 3), cam (K, H, W), keys [K]) -> uint8 (H, W)``, or
+            its config (e.g. ``dict(type=DenseCRFRefiner)``).
+        num_workers (int): Worker processes (0: in this process). Defaults to 0.
+        progress (bool): Show a progress bar. Defaults to True.
+        img_suffix (str): Image file suffix. Defaults to '.jpg'.
+
+    Returns:
+        dict: ``written`` and ``skipped`` counts.
+    """
+    refiner = build_refiner(refiner)
+    ids = [str(i) for i in ids]
+    os.makedirs(out_dir, exist_ok=True)
+    todo = [i for i in ids if not osp.isfile(osp.join(out_dir, i + '.png'))]
+    bar = ProgressBar(len(todo)) if progress and todo else None
+    written = 0
+    if num_workers and num_workers > 0 and len(todo) > 1:
+        ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
+        with ctx.Pool(num_workers, initializer=_init_worker,
+                      initargs=(refiner, cam_dir, img_dir, out_dir, img_suffix)) as pool:
+            for done in pool.imap_unordered(_work, todo):
+                written += int(done)
+                if bar is not None:
+                    bar.update()
+    else:
+        for img_id in todo:
+            written += int(refine_one(refiner, cam_dir, img_dir, img_id, out_dir, img_suffix))
+            if bar is not None:
+                bar.update()
+    return dict(written=written, skipped=len(ids) - written)
+
+
+def mask_miou(pred_dir: str,
+              gt_dir: str,
+              ids: Sequence[str],
+              num_classes: int,
+              ignore_index: int = 255) -> Dict[str, Any]:
+    """mIoU of ``<pred_dir>/<id>.png`` against ``<gt_dir>/<id>.png`` with mmseg's ``IoUMetric`` functions.
+
+    Areas are accumulated over all images (``IoUMetric.intersect_and_union``) and turned into metrics by
+    ``IoUMetric.total_area_to_metrics``. Ground-truth ``ignore_index`` pixels are not counted; predicted
+    values outside ``0 .. num_classes - 1`` (e.g. 255) count as misses.
+
+    Returns:
+        dict: ``mIoU`` (float, mean over classes with a non-empty union, as mmseg), ``IoU`` (float64
+        ``[num_classes]``, NaN where the union is empty), ``aAcc`` (float) and the summed ``area_*`` arrays.
+    """
+    totals = [torch.zeros(num_classes, dtype=torch.float64) for _ in range(4)]
+    for img_id in ids:
+        pred_path = osp.join(pred_dir, f'{img_id}.png')
+        gt_path = osp.join(gt_dir, f'{img_id}.png')
+        pred = read_png(pred_path)
+        gt = read_png(gt_path)
+        if pred.shape != gt.shape:
+            raise ValueError(f'{pred_path} has shape {pred.shape} but {gt_path} has {gt.shape}')
+        areas = IoUMetric.intersect_and_union(
+            torch.from_numpy(pred.astype(np.int64)), torch.from_numpy(gt.astype(np.int64)), num_classes,
+            ignore_index)
+        for total, area in zip(totals, areas):
+            total += area.double()
+    inter, union, pred_area, label_area = (t.numpy() for t in totals)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        metrics = IoUMetric.total_area_to_metrics(inter, union, pred_area, label_area, ['mIoU'])
+    iou = np.asarray(metrics['IoU'], dtype=np.float64)
+    return dict(mIoU=float(np.nanmean(iou)) if np.any(~np.isnan(iou)) else float('nan'), IoU=iou,
+                aAcc=float(metrics['aAcc']), area_intersect=inter, area_union=union, area_pred=pred_area,
+                area_label=label_area)

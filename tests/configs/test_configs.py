@@ -1,0 +1,97 @@
+"""Every config under configs/ parses with mmengine and its model builds (CPU, no pretrained weights)."""
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+
+import csd_mm  # noqa: F401  (registers every part)
+from mmseg.registry import MODELS
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
+CSD_CONFIGS = [p for p in CONFIGS if p.name.startswith('csd_') or p.parent.name == 'csd']
+
+
+def _id(path: Path) -> str:
+    return str(path.relative_to(REPO / 'configs'))
+
+
+def test_the_expected_configs_exist():
+    names = {_id(p) for p in CONFIGS}
+    for expected in ('mctformer/mctformer_v2_deits_8xb8_60e_voc12aug_224.py', 'csd/mctformer_csd_voc.py',
+                     'csd/resnet50_csd_voc.py', 'resnet50_cam/resnet50_cam_1xb16_5e_voc12aug_512.py',
+                     'toy/mctformer_tiny_1xb16_300it_toy_64x64.py',
+                     'toy/csd_mctformer_tiny_1xb16_300it_toy_64x64.py'):
+        assert expected in names
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=_id)
+def test_config_parses_and_model_builds(path):
+    assert path.stem.isidentifier(), f'{path}: config names must be valid module names (children import them)'
+    cfg = Config.fromfile(str(path))
+    assert cfg.default_scope is None
+    for key in ('train_dataloader', 'test_dataloader', 'test_evaluator', 'optim_wrapper', 'train_cfg'):
+        assert key in cfg, f'{path} lacks {key}'
+    backbone = cfg.model.backbone
+    assert not backbone.get('pretrained') and not backbone.get('init_cfg'), 'no pretrained weights by default'
+    model = MODELS.build(cfg.model)
+    num_classes = len(cfg.get('metainfo', {}).get('classes', ('background', ) + ('x', ) * 20)) - 1
+    assert model.num_classes == num_classes
+    if 'toy' in path.parts:  # the toy models are small enough for a forward pass here
+        model.eval()
+        with torch.no_grad():
+            out = model(torch.zeros(1, 3, 64, 64), mode='tensor')
+        assert out.shape[:2] == (1, num_classes) and out.shape[-1] == 8
+
+
+@pytest.mark.parametrize('path', CSD_CONFIGS, ids=_id)
+def test_csd_configs_wrap_the_data_and_set_the_paper_losses(path):
+    cfg = Config.fromfile(str(path))
+    dataset = cfg.train_dataloader.dataset
+    assert dataset.type.__name__ == 'CSDDataset'
+    assert dataset.source_bank == cfg.source_bank
+    assert dataset.sampling == 'cor'
+    loss = cfg.model.head.consistency_loss
+    assert (loss.lambda_fg, loss.lambda_bg) == (0.01, 0.1)
+    # the source bank is overridable from the command line, as users do
+    cfg.merge_from_dict({'train_dataloader.dataset.source_bank': '/elsewhere/bank'})
+    assert cfg.train_dataloader.dataset.source_bank == '/elsewhere/bank'
+
+
+@pytest.mark.parametrize('csd_name, base_name', [
+    ('csd/mctformer_csd_voc.py', 'mctformer/mctformer_v2_deits_8xb8_60e_voc12aug_224.py'),
+    ('csd/resnet50_csd_voc.py', 'resnet50_cam/resnet50_cam_1xb16_5e_voc12aug_512.py'),
+    ('toy/csd_mctformer_tiny_1xb16_300it_toy_64x64.py', 'toy/mctformer_tiny_1xb16_300it_toy_64x64.py'),
+    ('toy/csd_resnet18_1xb16_300it_toy_64x64.py', 'toy/cam_resnet18_1xb16_300it_toy_64x64.py'),
+])
+def test_csd_uses_its_baselines_model_and_schedule(csd_name, base_name):
+    csd = Config.fromfile(str(REPO / 'configs' / csd_name))
+    base = Config.fromfile(str(REPO / 'configs' / base_name))
+    csd_model = csd.to_dict()['model']
+    assert csd_model['head'].pop('consistency_loss')
+    assert csd_model == base.to_dict()['model']
+    for key in ('optim_wrapper', 'param_scheduler', 'train_cfg'):
+        assert csd.to_dict()[key] == base.to_dict()[key], key
+    assert csd.train_dataloader.batch_size == base.train_dataloader.batch_size
+    # the baseline writes the source bank, CSD does not
+    assert 'source_bank' in base.custom_hooks[0] and 'source_bank' not in csd.custom_hooks[0]
+
+
+def test_mctformer_voc_baseline_follows_the_paper():
+    cfg = Config.fromfile(str(REPO / 'configs/mctformer/mctformer_v2_deits_8xb8_60e_voc12aug_224.py'))
+    assert cfg.crop_size == (224, 224)
+    assert cfg.train_dataloader.batch_size * 8 == 64
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(5e-4 * 64 / 512)
+    assert cfg.optim_wrapper.optimizer.weight_decay == 0.05
+    assert cfg.train_cfg.max_epochs == 60
+    warmup, cosine = cfg.param_scheduler
+    assert (warmup.begin, warmup.end, cosine.begin, cosine.end) == (0, 5, 5, 60)
+    pipeline = [t['type'].__name__ for t in cfg.train_dataloader.dataset.pipeline]
+    assert pipeline == ['LoadImageFromFile', 'RandomResize', 'RandomFlip', 'PhotoMetricDistortion', 'RandomCrop',
+                        'Pad', 'PackCAMInputs']
+    # CAMs at each image's own size: no resize in the test / CAM pipelines
+    for loader in (cfg.test_dataloader, cfg.cam_dataloader):
+        assert 'Resize' not in ' '.join(t['type'].__name__ for t in loader.dataset.pipeline)
+    bank = cfg.custom_hooks[0].source_bank
+    assert (bank.tau_fg, bank.tau_bg) == (0.30, 0.05)

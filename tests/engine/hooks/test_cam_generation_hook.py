@@ -1,0 +1,132 @@
+"""Tests of csd_mm/engine/hooks/cam_generation_hook.py with a real mmengine Runner on a tiny toy dataset."""
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmcv.transforms import LoadImageFromFile
+from mmengine.dataset import DefaultSampler
+from mmengine.runner import Runner
+from mmpretrain.models import ResNet
+
+from csd_mm.datasets import ImageLevelDataset, make_toy_voc
+from csd_mm.datasets.source_bank import load_source_bank
+from csd_mm.datasets.transforms import PackCAMInputs
+from csd_mm.engine.hooks import CAMGenerationHook
+from csd_mm.models.classifiers import CAMClassifier
+from csd_mm.models.heads import CAMHead
+from csd_mm.utils.cam_io import cam_path, load_cam
+from csd_mm.utils.fileio import read_png
+
+NUM_TRAIN = 12
+
+
+@pytest.fixture(scope='module')
+def toy_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('toy'))
+    summary = make_toy_voc(root, num_train=NUM_TRAIN, num_val=2, seed=3)
+    return root, summary
+
+
+def _dataset_cfg(root, classes, pipeline):
+    return dict(type=ImageLevelDataset, data_root=root, ann_file='ImageSets/Segmentation/train_aug.txt',
+                data_prefix=dict(img_path='JPEGImages'), label_source='npy', label_file='cls_labels.npy',
+                metainfo=dict(classes=tuple(classes)), pipeline=pipeline)
+
+
+def _runner(root, classes, work_dir, source_bank):
+    num_classes = len(classes) - 1
+    pipeline = [dict(type=LoadImageFromFile), dict(type=PackCAMInputs)]
+    cam_loader = dict(batch_size=2, num_workers=0, dataset=_dataset_cfg(root, classes, pipeline))
+    torch.manual_seed(0)
+    model = dict(
+        type=CAMClassifier,
+        backbone=dict(type=ResNet, depth=18, stem_channels=8, base_channels=4, strides=(1, 2, 2, 1),
+                      out_indices=(3, ), norm_eval=True),
+        head=dict(type=CAMHead, in_channels=32, num_classes=num_classes),
+        test_cfg=dict(scales=(1.0, ), flip=False))
+    return Runner(
+        model=model,
+        work_dir=str(work_dir),
+        train_dataloader=dict(batch_size=4, num_workers=0, sampler=dict(type=DefaultSampler, shuffle=True),
+                              dataset=_dataset_cfg(root, classes, pipeline)),
+        train_cfg=dict(by_epoch=False, max_iters=1, val_interval=100),
+        optim_wrapper=dict(optimizer=dict(type=torch.optim.SGD, lr=0.01)),
+        custom_hooks=[dict(type=CAMGenerationHook, out_dir='cams', dataloader=cam_loader,
+                           source_bank=source_bank)],
+        default_hooks=dict(checkpoint=None, logger=None),
+        default_scope=None,
+        randomness=dict(seed=0))
+
+
+def _hook(runner):
+    return next(h for h in runner.hooks if isinstance(h, CAMGenerationHook))
+
+
+def test_after_train_writes_cams_skips_existing_and_builds_the_bank(toy_root, tmp_path):
+    root, summary = toy_root
+    classes = summary['classes']
+    runner = _runner(root, classes, tmp_path, dict(out_dir='bank', tau_fg=0.30, tau_bg=0.05))
+    runner.train()
+    hook = _hook(runner)
+    cam_dir = osp.join(str(tmp_path), 'cams')
+    dataset = hook._build_dataset(hook.dataloader_cfg)
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    assert len(infos) == NUM_TRAIN
+    assert sorted(f for f in os.listdir(cam_dir) if f.endswith('.npz')) == \
+        sorted(d['img_id'] + '.npz' for d in infos)
+    for d in infos:
+        cam, keys = load_cam(cam_path(cam_dir, d['img_id']))
+        np.testing.assert_array_equal(keys, np.flatnonzero(d['gt_label']))  # the image's own classes
+        assert cam.shape == (len(keys), 64, 64)
+        peaks = cam.reshape(len(keys), -1).max(1)  # max-normalised (a class with no positive score is 0)
+        assert cam.min() >= 0 and np.all(np.isclose(peaks, 1.0, atol=1e-3) | (peaks == 0))
+
+    # the source bank: one entry per single-label image, masks = thresholded CAMs
+    single = [d for d in infos if d['gt_label'].sum() == 1]
+    assert single and len(single) < NUM_TRAIN
+    index = load_source_bank(osp.join(str(tmp_path), 'bank'))
+    assert index['prior'] == 'cam'
+    assert [e['img_id'] for e in index['entries']] == [d['img_id'] for d in single]
+    for e, d in zip(index['entries'], single):
+        assert e['class'] == int(np.flatnonzero(d['gt_label'])[0])
+        cam, _ = load_cam(cam_path(cam_dir, d['img_id']))
+        expected = np.full(cam.shape[1:], 255, np.uint8)
+        expected[cam[0] < 0.05] = 0
+        expected[cam[0] >= 0.30] = 1
+        np.testing.assert_array_equal(read_png(osp.join(str(tmp_path), 'bank', e['mask'])), expected)
+
+    # a second pass computes nothing; deleting one file recomputes exactly that one
+    loader_cfg = dict(hook.dataloader_cfg, dataset=dataset)
+    assert hook.generate(runner, loader_cfg) == 0
+    victim = cam_path(cam_dir, infos[5]['img_id'])
+    before = {f: os.stat(osp.join(cam_dir, f)).st_mtime_ns for f in os.listdir(cam_dir)}
+    os.remove(victim)
+    assert hook.generate(runner, loader_cfg) == 1
+    assert osp.isfile(victim)
+    after = {f: os.stat(osp.join(cam_dir, f)).st_mtime_ns for f in os.listdir(cam_dir)}
+    changed = [f for f in after if after[f] != before.get(f)]
+    assert changed == [osp.basename(victim)]
+
+
+def test_source_bank_from_pseudo_masks(toy_root, tmp_path):
+    root, summary = toy_root
+    classes = summary['classes']
+    mask_dir = osp.join(root, 'SegmentationClassAug')
+    runner = _runner(root, classes, tmp_path, dict(out_dir='bank_pm', pseudo_mask_dir=mask_dir))
+    hook = _hook(runner)
+    dataset = hook._build_dataset(hook.dataloader_cfg)
+    # no CAM exists in this work_dir: the bank must come from the pseudo masks alone
+    hook.write_source_bank(runner, dataset)
+    assert not osp.exists(osp.join(str(tmp_path), 'cams'))
+    index = load_source_bank(osp.join(str(tmp_path), 'bank_pm'))
+    assert index['prior'] == 'pseudo_mask'
+    assert index['entries']
+    for e in index['entries']:
+        gt = read_png(osp.join(mask_dir, e['img_id'] + '.png'))
+        expected = np.full(gt.shape, 255, np.uint8)
+        expected[gt == 0] = 0
+        expected[gt == e['class'] + 1] = 1
+        assert (expected == 1).any()
+        np.testing.assert_array_equal(read_png(osp.join(str(tmp_path), 'bank_pm', e['mask'])), expected)

@@ -1,0 +1,92 @@
+"""Tests of csd_mm/refine/crf.py: dense CRF on synthetic images (edges, shapes, keys, confident regions)."""
+import numpy as np
+import pytest
+from mmseg.registry import MODELS
+
+import csd_mm  # noqa: F401
+from csd_mm.refine.crf import (DenseCRFRefiner, cam_label_scores, confident_regions, crf_refine_cam,
+                               dense_crf)
+
+H, W, EDGE = 32, 32, 16
+
+
+def _edge_image():
+    """Dark left half, bright right half: the object (right half) ends at column EDGE."""
+    x = np.arange(W)[None].repeat(H, 0)
+    img = np.where(x >= EDGE, 220, 30).astype(np.uint8)[..., None].repeat(3, axis=2)
+    return img, x
+
+
+def test_crf_moves_blurry_boundary_to_image_edge():
+    img, x = _edge_image()
+    # blurry foreground probability whose 0.5 crossing (column 12) misses the image edge (column 16)
+    cam = (1 / (1 + np.exp(-(x - 12) / 3.0)))[None].astype(np.float32)
+    gt = x >= EDGE
+    seed = cam[0] > 0.5
+    mask = crf_refine_cam(img, cam, np.array([3]), bg_threshold=0.5)
+    seed_err = np.mean(seed != gt)
+    crf_err = np.mean((mask == 4) != gt)
+    assert seed_err == pytest.approx(3 / 32)  # columns 13, 14, 15 wrong
+    assert crf_err < seed_err / 2
+    assert set(np.unique(mask).tolist()) == {0, 4}
+
+
+def test_dense_crf_shapes_and_normalisation():
+    img, x = _edge_image()
+    p = np.stack([1 - x / W, x / W, np.full((H, W), 0.2)]).astype(np.float32)
+    q = dense_crf(img, p, n_iters=3)
+    assert q.shape == (3, H, W) and q.dtype == np.float32
+    np.testing.assert_allclose(q.sum(0), 1.0, atol=1e-4)
+    with pytest.raises(ValueError, match='probs must be'):
+        dense_crf(img, p[:, :5])
+    with pytest.raises(ValueError, match='uint8'):
+        dense_crf(img.astype(np.float32), p)
+
+
+def test_cam_label_scores_background_modes():
+    cam = np.array([[[0.0, 0.5]], [[0.25, 1.0]]], dtype=np.float32)  # (2, 1, 2)
+    power = cam_label_scores(cam, alpha=2)
+    np.testing.assert_allclose(power[0], [[0.75**2, 0.0]])  # (1 - max) ** alpha
+    np.testing.assert_allclose(power[1:], cam)
+    const = cam_label_scores(cam, bg_threshold=0.3)
+    np.testing.assert_allclose(const[0], [[0.3, 0.3]])
+
+
+def test_keys_map_to_mask_values():
+    img, x = _edge_image()
+    y = np.arange(H)[:, None].repeat(W, 1)
+    cam = np.stack([(x >= EDGE) & (y < H // 2), (x >= EDGE) & (y >= H // 2)]).astype(np.float32) * 0.9
+    mask = crf_refine_cam(img, cam, np.array([4, 13]), bg_threshold=0.3, n_iters=5)
+    assert mask.dtype == np.uint8 and mask.shape == (H, W)
+    assert set(np.unique(mask).tolist()) == {0, 5, 14}
+    assert np.all(mask[:, :EDGE - 2] == 0)
+    assert np.all(mask[:H // 2 - 3, EDGE + 2:] == 5) and np.all(mask[H // 2 + 3:, EDGE + 2:] == 14)
+    # no classes: all background
+    assert not crf_refine_cam(img, np.zeros((0, H, W), np.float32), np.zeros(0, np.int64)).any()
+    with pytest.raises(ValueError, match='keys'):
+        crf_refine_cam(img, cam, np.array([1]))
+
+
+def test_confident_regions_marks_unsure_pixels():
+    img, x = _edge_image()
+    # strong on the object, zero far from it, middling in a band left of the edge
+    cam = np.where(x >= EDGE, 0.95, np.where(x >= EDGE - 6, 0.4, 0.0))[None].astype(np.float32)
+    label = confident_regions(img, cam, np.array([6]), low_alpha=4, high_alpha=32, n_iters=5)
+    assert set(np.unique(label).tolist()) <= {0, 7, 255}
+    assert np.all(label[:, EDGE + 2:] == 7)  # confident foreground
+    assert np.all(label[:, :EDGE - 8] == 0)  # confident background
+    assert (label == 255).any()  # the two CRFs disagree somewhere
+    with pytest.raises(ValueError, match='low_alpha'):
+        confident_regions(img, cam, np.array([6]), low_alpha=32, high_alpha=4)
+
+
+def test_refiner_registered_and_config_built():
+    img, x = _edge_image()
+    cam = (x >= EDGE)[None].astype(np.float32) * 0.8
+    refiner = MODELS.build(dict(type=DenseCRFRefiner, bg_threshold=0.4, n_iters=5))
+    mask = refiner(img, cam, np.array([0]))
+    np.testing.assert_array_equal(mask, crf_refine_cam(img, cam, np.array([0]), 0.4, n_iters=5))
+    conf = MODELS.build(dict(type=DenseCRFRefiner, confident=True, n_iters=5))(img, cam, np.array([0]))
+    assert conf.dtype == np.uint8 and set(np.unique(conf).tolist()) <= {0, 1, 255}
+    with pytest.raises(ValueError, match='unknown arguments'):
+        DenseCRFRefiner(bogus=1)

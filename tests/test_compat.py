@@ -1,0 +1,105 @@
+"""Tests of csd_mm/compat.py (mmcv-lite ops stand-in, weights_only checkpoints, CPU distributed)."""
+import copy
+import importlib
+import importlib.util
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.logging import HistoryBuffer, MessageHub
+from mmengine.runner.checkpoint import save_checkpoint
+
+import csd_mm  # noqa: F401  (applies compat)
+from csd_mm import compat
+
+HAS_COMPILED_OPS = importlib.util.find_spec('mmcv._ext') is not None
+
+
+def test_mmseg_models_and_point_sample_import():
+    import mmseg.models  # noqa: F401
+    from mmcv.ops import point_sample
+    # point_sample of a 1x1x2x2 map at the centre is the mean of the four values (bilinear)
+    feat = torch.tensor([[[[1., 2.], [3., 4.]]]])
+    out = point_sample(feat, torch.tensor([[[0.5, 0.5]]]), align_corners=False)
+    torch.testing.assert_close(out, torch.tensor([[[2.5]]]))
+
+
+@pytest.mark.skipif(HAS_COMPILED_OPS, reason='full mmcv with compiled ops is installed')
+def test_compiled_ops_raise_module_not_found():
+    with pytest.raises(ModuleNotFoundError, match='CrissCrossAttention.*mmcv-lite'):
+        from mmcv.ops import CrissCrossAttention  # noqa: F401
+    assert compat.install_mmcv_ops_fallback() is False  # idempotent: already installed
+
+
+def _checkpoint(path):
+    hub = MessageHub.get_instance('test_compat_ckpt')
+    for v in (1.0, 0.5, 0.25):
+        hub.update_scalar('train/loss', v)
+    hub.update_info('iter', 7)
+    hub.update_info('np_value', np.float32(1.5))
+    model = torch.nn.Linear(3, 2)
+    ckpt = dict(meta=dict(epoch=1, iter=7, seed=0), state_dict=model.state_dict(),
+                message_hub=hub.state_dict(), optimizer=torch.optim.SGD(model.parameters(), lr=0.1).state_dict())
+    save_checkpoint(ckpt, str(path))
+    return ckpt
+
+
+def test_mmengine_checkpoint_loads_weights_only(tmp_path):
+    ckpt = _checkpoint(tmp_path / 'ckpt.pth')
+    loaded = torch.load(str(tmp_path / 'ckpt.pth'))  # torch's default: weights_only=True
+    buf = loaded['message_hub']['log_scalars']['train/loss']
+    assert isinstance(buf, HistoryBuffer)
+    assert buf.mean() == pytest.approx((1.0 + 0.5 + 0.25) / 3) and buf.current() == 0.25
+    assert loaded['message_hub']['runtime_info']['iter'] == 7
+    assert float(loaded['message_hub']['runtime_info']['np_value']) == 1.5
+    torch.testing.assert_close(loaded['state_dict']['weight'], ckpt['state_dict']['weight'])
+    # and explicitly weights_only
+    torch.load(str(tmp_path / 'ckpt.pth'), weights_only=True)
+
+
+class _BuiltinsModule:
+    def __reduce__(self):
+        return importlib.import_module, ('builtins', )
+
+
+class _GetEval:
+    def __reduce__(self):
+        return getattr, (_BuiltinsModule(), 'eval')
+
+
+class _GetInit:
+    def __reduce__(self):
+        return getattr, (HistoryBuffer, '__init__')
+
+
+class _GetMin:
+    def __reduce__(self):
+        return getattr, (HistoryBuffer, 'min')
+
+
+@pytest.mark.parametrize('payload', [_GetEval, _GetInit])
+def test_crafted_pickles_are_refused(tmp_path, payload):
+    path = str(tmp_path / 'evil.pth')
+    torch.save(dict(x=payload()), path)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path)
+
+
+def test_only_history_buffer_statistics_are_reachable(tmp_path):
+    path = str(tmp_path / 'ok.pth')
+    torch.save(dict(x=_GetMin()), path)
+    assert torch.load(path)['x'] is HistoryBuffer.min
+    with pytest.raises(pickle.UnpicklingError, match='only HistoryBuffer statistics'):
+        compat._history_buffer_getattr(HistoryBuffer, '__init__')
+    with pytest.raises(pickle.UnpicklingError):
+        compat._history_buffer_getattr(object, 'min')
+
+
+def test_setup_cpu_distributed_is_a_noop_without_launcher():
+    cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    before = copy.deepcopy(cfg.to_dict())
+    assert compat.setup_cpu_distributed(cfg, 'none') is False
+    assert cfg.to_dict() == before
+    assert not torch.distributed.is_initialized()
