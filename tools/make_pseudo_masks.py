@@ -21,7 +21,7 @@ import sys
 from typing import List, Optional
 
 import numpy as np
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 import csd_mm  # noqa: F401  (adapts third-party breakages and registers every part)
 from csd_mm.refine import DenseCRFRefiner, SeedRefiner, export_pseudo_masks, mask_miou
@@ -49,6 +49,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--gt-dir', help='ground-truth mask folder: print the mask mIoU')
     parser.add_argument('--num-classes', type=int, default=21, help='classes incl. background (mIoU)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='config file only: overrides, e.g. refiner.checkpoint=work_dirs/aff/iter_200.pth')
     return parser.parse_args(argv)
 
 
@@ -63,6 +65,8 @@ def refiner_from_args(args: argparse.Namespace):
     if not osp.isfile(args.refiner):
         raise SystemExit(f'--refiner must be "crf", "none" or a config file; {args.refiner} does not exist')
     cfg = Config.fromfile(args.refiner)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     if 'refiner' not in cfg:
         raise SystemExit(f'config {args.refiner} defines no `refiner = dict(type=...)`')
     refiner = cfg['refiner']

@@ -34,7 +34,7 @@ train_dataloader.update(batch_size=16)
 max_iters = 300
 warmup_iters = 25
 train_cfg = dict(type=IterBasedTrainLoop, max_iters=max_iters, val_interval=max_iters + 1)
-optim_wrapper.update(optimizer=dict(type=AdamW, lr=1e-3, weight_decay=0.05))
+optim_wrapper.update(optimizer=dict(type=AdamW, lr=6e-3, weight_decay=0.05))
 param_scheduler = [
     dict(type=LinearLR, start_factor=1e-3, begin=0, end=warmup_iters, by_epoch=False),
     dict(type=CosineAnnealingLR, T_max=max_iters - warmup_iters, eta_min=1e-5, begin=warmup_iters,

@@ -18,7 +18,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.datasets.voc import PascalVOCDataset
 from mmseg.registry import DATASETS
 
-from ..utils.cam_io import cam_path, load_cam
+from ..utils.cam_io import CAM_SUFFIX, cam_path, load_cam
 from ..utils.fileio import write_png
 from .crf import confident_regions
 
@@ -67,7 +67,12 @@ class AffinityLabelDataset(BaseSegDataset):
         self.label_dir = label_dir if label_dir is not None else \
             f'{self.cam_dir}_conf_la{low_alpha:g}_ha{high_alpha:g}'
         self.crf_cfg = dict(crf_cfg or {})
-        super().__init__(ann_file=ann_file, data_prefix=data_prefix, **kwargs)
+        metainfo = kwargs.pop('metainfo', None)
+        if metainfo is not None and 'classes' in metainfo and 'palette' not in metainfo and \
+                list(metainfo['classes']) != list(self.METAINFO['classes']):
+            # classes of another dataset: let mmseg generate a palette instead of slicing VOC's
+            metainfo = dict(metainfo, palette=[])
+        super().__init__(ann_file=ann_file, data_prefix=data_prefix, metainfo=metainfo, **kwargs)
 
     @classmethod
     def get_label_map(cls, new_classes=None) -> None:
@@ -83,7 +88,8 @@ class AffinityLabelDataset(BaseSegDataset):
                 raise FileNotFoundError(f'{_FILE}: split file {self.ann_file} does not exist')
             ids = [line.strip() for line in mmengine.list_from_file(self.ann_file) if line.strip()]
         else:
-            ids = sorted(f[:-4] for f in mmengine.list_dir_or_file(self.cam_dir, list_dir=False, suffix='.npz'))
+            ids = sorted(f[:-len(CAM_SUFFIX)]
+                         for f in mmengine.list_dir_or_file(self.cam_dir, list_dir=False, suffix=CAM_SUFFIX))
         img_dir = self.data_prefix.get('img_path', '')
         data_list = []
         missing = []

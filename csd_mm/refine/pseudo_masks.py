@@ -152,9 +152,8 @@ def mask_miou(pred_dir: str,
             ignore_index)
         for total, area in zip(totals, areas):
             total += area.double()
+    metrics = IoUMetric.total_area_to_metrics(*totals, ['mIoU'])  # takes torch tensors, returns numpy
     inter, union, pred_area, label_area = (t.numpy() for t in totals)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        metrics = IoUMetric.total_area_to_metrics(inter, union, pred_area, label_area, ['mIoU'])
     iou = np.asarray(metrics['IoU'], dtype=np.float64)
     return dict(mIoU=float(np.nanmean(iou)) if np.any(~np.isnan(iou)) else float('nan'), IoU=iou,
                 aAcc=float(metrics['aAcc']), area_intersect=inter, area_union=union, area_pred=pred_area,

@@ -8,9 +8,12 @@ from mmengine.config import Config
 import csd_mm  # noqa: F401  (registers every part)
 from mmseg.registry import MODELS
 
+from csd_mm.models.classifiers.base_cam_classifier import BaseCAMClassifier
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
 CSD_CONFIGS = [p for p in CONFIGS if p.name.startswith('csd_') or p.parent.name == 'csd']
+assert len(CSD_CONFIGS) >= 4
 
 
 def _id(path: Path) -> str:
@@ -31,11 +34,16 @@ def test_config_parses_and_model_builds(path):
     assert path.stem.isidentifier(), f'{path}: config names must be valid module names (children import them)'
     cfg = Config.fromfile(str(path))
     assert cfg.default_scope is None
-    for key in ('train_dataloader', 'test_dataloader', 'test_evaluator', 'optim_wrapper', 'train_cfg'):
+    for key in ('model', 'train_dataloader', 'optim_wrapper', 'train_cfg'):
         assert key in cfg, f'{path} lacks {key}'
-    backbone = cfg.model.backbone
+    backbone = cfg.model.get('backbone', {})
     assert not backbone.get('pretrained') and not backbone.get('init_cfg'), 'no pretrained weights by default'
     model = MODELS.build(cfg.model)
+    if not isinstance(model, BaseCAMClassifier):
+        return
+    # CAM classifiers: test loop + seed metric, class count of the dataset
+    for key in ('test_dataloader', 'test_evaluator', 'cam_dataloader'):
+        assert key in cfg, f'{path} lacks {key}'
     num_classes = len(cfg.get('metainfo', {}).get('classes', ('background', ) + ('x', ) * 20)) - 1
     assert model.num_classes == num_classes
     if 'toy' in path.parts:  # the toy models are small enough for a forward pass here

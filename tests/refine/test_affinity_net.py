@@ -2,22 +2,10 @@
 import pytest
 import torch
 from mmengine.structures import PixelData
-from mmpretrain.models import ResNet
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import csd_mm  # noqa: F401
-from csd_mm.refine.affinity_net import AffinityNet
-
-
-def tiny_affinity_net_cfg(**kwargs) -> dict:
-    """A narrow ResNet-18 whose stages 2-4 are all at 1/8 (stride pattern of PSA's ResNet-38)."""
-    cfg = dict(type=AffinityNet,
-               backbone=dict(type=ResNet, depth=18, stem_channels=8, base_channels=8, strides=(1, 2, 1, 1),
-                             out_indices=(1, 2, 3), norm_eval=False),
-               in_channels=(16, 32, 64), mid_channels=(4, 8, 8), embed_channels=16, radius=3)
-    cfg.update(kwargs)
-    return cfg
 
 
 def _batch(n=2, size=32):
@@ -34,17 +22,17 @@ def _batch(n=2, size=32):
     return dict(inputs=inputs, data_samples=samples)
 
 
-def test_embedding_shape():
+def test_embedding_shape(tiny_aff_cfg):
     torch.manual_seed(0)
-    model = MODELS.build(tiny_affinity_net_cfg())
+    model = MODELS.build(tiny_aff_cfg())
     emb = model(torch.randn(2, 3, 32, 32), mode='tensor')
     assert emb.shape == (2, 16, 4, 4)
     assert (emb > -1).all()  # ELU output
 
 
-def test_loss_backpropagates():
+def test_loss_backpropagates(tiny_aff_cfg):
     torch.manual_seed(0)
-    model = MODELS.build(tiny_affinity_net_cfg())
+    model = MODELS.build(tiny_aff_cfg())
     model.train()
     data = model.data_preprocessor(_batch(), True)
     losses = model(**data, mode='loss')
@@ -60,9 +48,9 @@ def test_loss_backpropagates():
     assert stem_grad is not None and stem_grad.abs().sum() > 0
 
 
-def test_train_step_lowers_loss():
+def test_train_step_lowers_loss(tiny_aff_cfg):
     torch.manual_seed(0)
-    model = MODELS.build(tiny_affinity_net_cfg())
+    model = MODELS.build(tiny_aff_cfg())
     optim = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     batch = _batch()
     first = last = None
@@ -77,8 +65,8 @@ def test_train_step_lowers_loss():
     assert last < first
 
 
-def test_loss_needs_labels():
-    model = MODELS.build(tiny_affinity_net_cfg())
+def test_loss_needs_labels(tiny_aff_cfg):
+    model = MODELS.build(tiny_aff_cfg())
     with pytest.raises(ValueError, match='gt_sem_seg'):
         model(torch.randn(1, 3, 32, 32), [SegDataSample()], mode='loss')
     with pytest.raises(ValueError, match='unknown mode'):

@@ -1,7 +1,4 @@
 """Tests of csd_mm/refine/affinity_refiner.py: the PSA random-walk refiner with a tiny AffinityNet."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -10,11 +7,6 @@ from mmseg.registry import MODELS
 
 import csd_mm  # noqa: F401
 from csd_mm.refine.affinity_refiner import AffinityRandomWalkRefiner
-
-_spec = importlib.util.spec_from_file_location('_aff_net_test', Path(__file__).with_name('test_affinity_net.py'))
-_mod = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_mod)
-tiny_affinity_net_cfg = _mod.tiny_affinity_net_cfg
 
 
 def _image_and_cam(h=40, w=48):
@@ -26,9 +18,9 @@ def _image_and_cam(h=40, w=48):
     return img, cam
 
 
-def test_refiner_outputs_mask_values(tmp_path):
+def test_refiner_outputs_mask_values(tiny_aff_cfg):
     torch.manual_seed(0)
-    refiner = MODELS.build(dict(type=AffinityRandomWalkRefiner, model=tiny_affinity_net_cfg(), beta=8, logt=4))
+    refiner = MODELS.build(dict(type=AffinityRandomWalkRefiner, model=tiny_aff_cfg(), beta=8, logt=4))
     img, cam = _image_and_cam()
     mask = refiner(img, cam, np.array([2, 7]))
     assert mask.dtype == np.uint8 and mask.shape == (40, 48)
@@ -41,13 +33,13 @@ def test_refiner_outputs_mask_values(tmp_path):
         refiner(img, cam[:, :10], np.array([2, 7]))
 
 
-def test_refiner_constant_background_and_checkpoint(tmp_path):
+def test_refiner_constant_background_and_checkpoint(tmp_path, tiny_aff_cfg):
     torch.manual_seed(0)
-    model = MODELS.build(tiny_affinity_net_cfg())
+    model = MODELS.build(tiny_aff_cfg())
     ckpt = tmp_path / 'aff.pth'
     save_checkpoint(dict(state_dict=model.state_dict(), meta=dict()), str(ckpt))
     torch.manual_seed(1)  # a different initialisation, overwritten by the checkpoint
-    refiner = AffinityRandomWalkRefiner(tiny_affinity_net_cfg(), checkpoint=str(ckpt), logt=3, bg_threshold=0.3)
+    refiner = AffinityRandomWalkRefiner(tiny_aff_cfg(), checkpoint=str(ckpt), logt=3, bg_threshold=0.3)
     for name, value in model.state_dict().items():
         torch.testing.assert_close(refiner.model.state_dict()[name], value)
     img, cam = _image_and_cam()

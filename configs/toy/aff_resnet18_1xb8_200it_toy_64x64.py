@@ -1,0 +1,78 @@
+# PSA affinity network (Ahn & Kwak, CVPR 2018) on the toy dataset, CPU-sized: a narrow ResNet-18 from random
+# init, trained on the confident labels (two CRFs, alphas 4 / 32) built from the CAMs of the toy CAM baseline.
+# Same structure as configs/psa_affinity/aff_resnet50_8xb8_8e_voc12_448.py, scaled down.
+#
+#   python tools/train.py configs/toy/cam_resnet18_1xb16_300it_toy_64x64.py          # writes .../cams
+#   python tools/train.py configs/toy/aff_resnet18_1xb8_200it_toy_64x64.py \
+#       --cfg-options train_dataloader.dataset.cam_dir=work_dirs/cam_resnet18_1xb16_300it_toy_64x64/cams
+#   python tools/make_pseudo_masks.py CAMS data/toy_voc/JPEGImages OUT --refiner <config defining refiner>
+from mmcv.transforms import LoadImageFromFile, RandomFlip, RandomResize
+from mmengine.config import read_base
+from mmengine.dataset import DefaultSampler
+from mmengine.optim import OptimWrapper, PolyLR
+from mmengine.runner import IterBasedTrainLoop
+from mmpretrain.models import ResNet
+from mmseg.datasets.transforms import LoadAnnotations, PackSegInputs, RandomCrop
+from torch.optim import SGD
+
+with read_base():
+    from .._base_.default_runtime import *
+
+from csd_mm.refine import AffinityLabelDataset, AffinityNet, AffinityRandomWalkRefiner
+
+data_root = 'data/toy_voc'
+crop_size = (64, 64)
+metainfo = dict(classes=('background', 'horse', 'rider', 'car', 'boat', 'bird'))
+
+train_pipeline = [
+    dict(type=LoadImageFromFile),
+    dict(type=LoadAnnotations),  # the cached confident labels (0, c + 1, 255)
+    dict(type=RandomResize, scale=(64, 64), ratio_range=(0.8, 1.2), keep_ratio=True),
+    dict(type=RandomCrop, crop_size=crop_size),
+    dict(type=RandomFlip, prob=0.5),
+    dict(type=PackSegInputs),
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    sampler=dict(type=DefaultSampler, shuffle=True),
+    dataset=dict(
+        type=AffinityLabelDataset,
+        cam_dir='work_dirs/cam_resnet18_1xb16_300it_toy_64x64/cams',  # used as given (not under data_root)
+        data_root=data_root,
+        ann_file='ImageSets/Segmentation/train_aug.txt',
+        data_prefix=dict(img_path='JPEGImages'),
+        low_alpha=4,
+        high_alpha=32,
+        metainfo=metainfo,
+        pipeline=train_pipeline,
+    ),
+)
+
+# stages 2-4 of the narrow ResNet-18 all at 1/8 (stem /4, stage strides 1, 2, 1, 1): 8x8 embedding on 64x64
+model = dict(
+    type=AffinityNet,
+    backbone=dict(type=ResNet, depth=18, stem_channels=16, base_channels=16, strides=(1, 2, 1, 1),
+                  out_indices=(1, 2, 3), frozen_stages=-1, norm_eval=False),
+    in_channels=(32, 64, 128),
+    mid_channels=(16, 32, 64),
+    embed_channels=112,
+    radius=5)
+
+max_iters = 200
+train_cfg = dict(type=IterBasedTrainLoop, max_iters=max_iters, val_interval=max_iters + 1)
+val_cfg = None
+test_cfg = None
+optim_wrapper = dict(
+    type=OptimWrapper,
+    optimizer=dict(type=SGD, lr=0.05, momentum=0.9, weight_decay=5e-4),
+    paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=10.0)}))
+param_scheduler = [dict(type=PolyLR, power=0.9, eta_min=0.0, begin=0, end=max_iters, by_epoch=False)]
+default_hooks.update(
+    logger=dict(type=LoggerHook, interval=25, log_metric_by_epoch=False),
+    checkpoint=dict(type=CheckpointHook, by_epoch=False, interval=100, max_keep_ckpts=2, save_last=True))
+
+# For tools/make_pseudo_masks.py --refiner <this file> (point checkpoint at the trained weights).
+refiner = dict(type=AffinityRandomWalkRefiner, model=model,
+               checkpoint='work_dirs/aff_resnet18_1xb8_200it_toy_64x64/iter_200.pth',
+               beta=8, logt=8, alpha=16)
