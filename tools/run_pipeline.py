@@ -54,10 +54,15 @@ def parse_args() -> argparse.Namespace:
                         help='CAM networks to run, each as baseline and + CSD')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='extra key=value overrides for both trainings (e.g. model.head.loss_weight=1)')
-    parser.add_argument('--csd-variant', nargs='+', action='append', default=[], metavar=('NAME', 'KEY=VALUE'),
-                        help='an extra CSD run on the same source bank, e.g. --csd-variant uniform '
-                        'train_dataloader.dataset.sampling=uniform (repeatable)')
-    return parser.parse_args()
+    parser.add_argument('--csd-variant', nargs='+', action='append', default=None, metavar=('NAME', 'KEY=VALUE'),
+                        help='extra CSD runs on the same source bank (repeatable), e.g. --csd-variant uniform '
+                        'train_dataloader.dataset.sampling=uniform; default: csd_all (iterate_over=all, the '
+                        'classification loss on every training image; docs/method.md). --csd-variant none: no extra run')
+    args = parser.parse_args()
+    if args.csd_variant is None:
+        args.csd_variant = [['csd_all', 'train_dataloader.dataset.iterate_over=all']]
+    args.csd_variant = [v for v in args.csd_variant if v != ['none']]
+    return args
 
 
 def log(msg: str) -> None:

@@ -2,8 +2,8 @@
 
 Examples::
 
-    python tools/test.py configs/toy/cam_resnet18_toy.py work_dirs/x/iter_100.pth --cam-dir work_dirs/x/cams
-    bash tools/dist_test.sh configs/resnet50_cam/resnet50_cam_voc.py ckpt.pth 8
+    python tools/test.py configs/toy/cam_resnet18_1xb16_300it_toy_64x64.py work_dirs/x/iter_300.pth --cam-dir work_dirs/x/cams
+    bash tools/dist_test.sh configs/resnet50_cam/resnet50_cam_1xb16_5e_voc12aug_512.py ckpt.pth 8
 """
 import argparse
 import os
@@ -39,17 +39,19 @@ def parse_args() -> argparse.Namespace:
 
 
 def _configure_cam_hook(cfg: Config, cam_dir, save: bool) -> None:
-    """Points the config's CAMGenerationHook at ``cam_dir`` (adding one if the config has none)."""
+    """Points the config's CAMGenerationHook at ``cam_dir``; adds one when ``--cam-dir`` is given and the
+    config has none. Configs of other models (e.g. the DeepLab ones) are left alone."""
     hooks = list(cfg.get('custom_hooks', None) or [])
     cam_hooks = [h for h in hooks if h.get('type') in (CAMGenerationHook, 'CAMGenerationHook')]
     if not cam_hooks:
-        if not save:
+        if cam_dir is None or not save:
             return
         cam_hooks = [dict(type=CAMGenerationHook, dataloader=None)]
         hooks += cam_hooks
     for hook in cam_hooks:
         hook['save_in_test'] = save
         hook['dataloader'] = None  # test.py only evaluates; the after-train pass belongs to training
+        hook.pop('source_bank', None)
         if cam_dir is not None:
             hook['out_dir'] = osp.abspath(cam_dir)
     cfg.custom_hooks = hooks

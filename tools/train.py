@@ -2,7 +2,7 @@
 
 Examples::
 
-    python tools/train.py configs/toy/cam_resnet18_toy.py
+    python tools/train.py configs/toy/cam_resnet18_1xb16_300it_toy_64x64.py
     python tools/train.py configs/csd/mctformer_csd_voc.py --work-dir work_dirs/mct_csd --resume
     bash tools/dist_train.sh configs/csd/mctformer_csd_voc.py 8
 """

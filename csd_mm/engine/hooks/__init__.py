@@ -1,3 +1,4 @@
 from .cam_generation_hook import CAMGenerationHook
+from .segmentation_export_hook import SegPredictionExportHook
 
-__all__ = ['CAMGenerationHook']
+__all__ = ['CAMGenerationHook', 'SegPredictionExportHook']

@@ -13,6 +13,7 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import OptConfigType
 from torch import Tensor
 
+from ..cam import aggregate_multiscale, normalize_cams, select_classes
 from ..data_preprocessors import MultiViewDataPreprocessor
 
 __all__ = ['BaseCAMClassifier', 'NUM_CSD_VIEWS', 'IMAGENET_MEAN', 'IMAGENET_STD']
@@ -41,9 +42,10 @@ def _current_iter():
 class BaseCAMClassifier(BaseModel):
     """Base of the CAM classifiers (IRN-style ResNet, MCTformer-V2).
 
-    Subclasses build ``self.head`` (a :class:`~csd_mm.models.heads.CAMHead`) and implement
-    ``forward_maps(inputs) -> (list of logits, score map)``, ``classification_losses(logits_list, labels) ->
-    dict`` and ``predict(inputs, data_samples)``. This class dispatches the modes ``'loss'`` / ``'predict'`` /
+    Subclasses build ``self.head`` (a :class:`~csd_mm.models.heads.CAMHead`) and ``self.test_cfg`` (with
+    ``scales``, ``flip``, ``resize_mode``) and implement ``forward_maps(inputs) -> (list of logits, score map)``,
+    ``classification_losses(logits_list, labels) -> dict`` and ``cam_score_fn(inputs) -> (N, C, h, w)`` class
+    maps for CAM inference. This class dispatches the modes ``'loss'`` / ``'predict'`` /
     ``'tensor'``, stacks the ``gt_label`` of the data samples, and runs the CSD step when the inputs carry
     the four views of a pair (``(N, 4, 3, H, W)``, see :class:`~csd_mm.datasets.transforms.PackCSDInputs`).
 
@@ -139,3 +141,47 @@ class BaseCAMClassifier(BaseModel):
         bg_mask = _stack_field(data_samples, 'src_bg_mask', inputs.device)
         losses.update(self.head.consistency(src, fg, bg, fg_mask, bg_mask, cur_iter=_current_iter()))
         return losses
+
+    @torch.no_grad()
+    def predict(self, inputs: Tensor,
+                data_samples: Optional[Sequence[SegDataSample]] = None) -> List[SegDataSample]:
+        """Multi-scale + flip CAMs of each image at its original size.
+
+        Each sample is cropped to its ``metainfo['img_shape']`` (removing the padding the data preprocessor adds
+        when it stacks images of different sizes), :meth:`cam_score_fn` is aggregated over ``test_cfg['scales']``
+        and flips (:func:`~csd_mm.models.cam.aggregate_multiscale`) at ``ori_shape`` (undoing any resize of the
+        test pipeline), a flip recorded in the metainfo is undone, the image's own classes are kept and each map
+        is max-normalised. Sets ``cam`` (K, H, W) and ``cam_keys`` (K) on every data sample.
+        """
+        if inputs.dim() != 4:
+            raise ValueError(f'{type(self).__name__}: predict expects inputs (N, 3, H, W), got {tuple(inputs.shape)}')
+        n, _, height, width = inputs.shape
+        if data_samples is None:
+            data_samples = [SegDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width)))
+                            for _ in range(n)]
+        if len(data_samples) != n:
+            raise ValueError(f'{type(self).__name__}: predict got {n} images but {len(data_samples)} data samples')
+        cfg = self.test_cfg
+        for i, sample in enumerate(data_samples):
+            meta = sample.metainfo
+            h, w = (int(v) for v in meta.get('img_shape', (height, width))[:2])
+            if h > height or w > width:
+                raise ValueError(f'{type(self).__name__}: data sample {i} has img_shape {(h, w)} larger than the input '
+                                 f'{(height, width)}')
+            ori_h, ori_w = (int(v) for v in meta.get('ori_shape', (h, w))[:2])
+            cam = aggregate_multiscale(self.cam_score_fn, inputs[i:i + 1, :, :h, :w], scales=cfg['scales'],
+                                       flip=cfg['flip'], out_size=(ori_h, ori_w),
+                                       resize_mode=cfg['resize_mode'])
+            if meta.get('flip', False):
+                direction = meta.get('flip_direction', 'horizontal')
+                dims = dict(horizontal=(-1, ), vertical=(-2, ), diagonal=(-2, -1)).get(direction)
+                if dims is None:
+                    raise ValueError(f'{type(self).__name__}: data sample {i} has unknown flip_direction {direction!r}')
+                cam = cam.flip(dims)
+            label = sample.get('gt_label')
+            if label is None:
+                label = torch.ones(cam.shape[0])
+            cams, keys = select_classes(cam, torch.as_tensor(label))
+            sample.cam = normalize_cams(cams)
+            sample.cam_keys = keys
+        return list(data_samples)

@@ -7,15 +7,13 @@ soft-margin loss; CAMs from scales (1.0, 0.5, 1.5, 2.0), each with its horizonta
 max-normalised, only for the image's own classes. The same network, fed the copy-paste views, is the CSD
 student; :meth:`CAMClassifier.forward_maps` is the hook its consistency losses use.
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from mmseg.utils import ConfigType, OptConfigType
 from torch import Tensor
 
-from ..cam import aggregate_multiscale, normalize_cams, select_classes
 from .base_cam_classifier import BaseCAMClassifier
 
 _FILE = 'csd_mm/models/classifiers/cam_classifier.py'
@@ -110,42 +108,6 @@ class CAMClassifier(BaseCAMClassifier):
         """``dict(loss_cls=...)``: the head's loss summed over the logits of :meth:`forward_maps`."""
         return dict(loss_cls=sum(self.head.loss(logits, gt_labels) for logits in logits_list))
 
-    def _score_fn(self, x: Tensor) -> Tensor:
-        return self.forward_maps(x)[1]
-
-    @torch.no_grad()
-    def predict(self, inputs: Tensor,
-                data_samples: Optional[Sequence[SegDataSample]] = None) -> List[SegDataSample]:
-        """Multi-scale + flip CAMs of each image at its original size (see the class docstring)."""
-        if inputs.dim() != 4:
-            raise ValueError(f'{_FILE}: predict expects inputs (N, 3, H, W), got {tuple(inputs.shape)}')
-        n, _, height, width = inputs.shape
-        if data_samples is None:
-            data_samples = [SegDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width)))
-                            for _ in range(n)]
-        if len(data_samples) != n:
-            raise ValueError(f'{_FILE}: predict got {n} images but {len(data_samples)} data samples')
-        cfg = self.test_cfg
-        for i, sample in enumerate(data_samples):
-            meta = sample.metainfo
-            h, w = (int(v) for v in meta.get('img_shape', (height, width))[:2])
-            if h > height or w > width:
-                raise ValueError(f'{_FILE}: data sample {i} has img_shape {(h, w)} larger than the input '
-                                 f'{(height, width)}')
-            ori_h, ori_w = (int(v) for v in meta.get('ori_shape', (h, w))[:2])
-            cam = aggregate_multiscale(self._score_fn, inputs[i:i + 1, :, :h, :w], scales=cfg['scales'],
-                                       flip=cfg['flip'], out_size=(ori_h, ori_w),
-                                       resize_mode=cfg['resize_mode'])
-            if meta.get('flip', False):
-                direction = meta.get('flip_direction', 'horizontal')
-                dims = dict(horizontal=(-1, ), vertical=(-2, ), diagonal=(-2, -1)).get(direction)
-                if dims is None:
-                    raise ValueError(f'{_FILE}: data sample {i} has unknown flip_direction {direction!r}')
-                cam = cam.flip(dims)
-            label = sample.get('gt_label')
-            if label is None:
-                label = torch.ones(cam.shape[0])
-            cams, keys = select_classes(cam, torch.as_tensor(label))
-            sample.cam = normalize_cams(cams)
-            sample.cam_keys = keys
-        return list(data_samples)
+    def cam_score_fn(self, inputs: Tensor) -> Tensor:
+        """The class maps that CAM inference aggregates over scales and flips: the score map."""
+        return self.forward_maps(inputs)[1]

@@ -9,15 +9,13 @@ CSD (Yang et al., "Cross-domain Semantic Decoupling for Weakly-Supervised Semant
 BMVC 2023) uses it as its transformer baseline; the patch CAM before pooling is the score map F that the
 CSD consistency losses compare (:meth:`MCTformerV2Classifier.forward_maps`).
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from mmseg.utils import ConfigType, OptConfigType
 from torch import Tensor
 
-from ..cam import aggregate_multiscale, normalize_cams, select_classes
 from ..mctformer_cam import mctformer_cams, patch_maps_to_pixels
 from .base_cam_classifier import BaseCAMClassifier
 
@@ -122,7 +120,7 @@ class MCTformerV2Classifier(BaseCAMClassifier):
         cls_logits, patch_logits = logits_list
         return dict(loss_cls=self.head.loss(cls_logits, gt_labels), loss_patch=self.head.loss(patch_logits, gt_labels))
 
-    def cam_maps(self, inputs: Tensor) -> Tensor:
+    def cam_score_fn(self, inputs: Tensor) -> Tensor:
         """MCTformer CAMs of a batch at the pixels of ``inputs`` (no scaling, no flip).
 
         Args:
@@ -136,40 +134,3 @@ class MCTformerV2Classifier(BaseCAMClassifier):
         cams = mctformer_cams(attn_maps, score_map, num_layers=int(self.test_cfg['num_cam_layers']),
                               patch_refine=bool(self.test_cfg['patch_refine']))
         return patch_maps_to_pixels(cams, self.backbone.patch_size, inputs.shape[-2:])
-
-    @torch.no_grad()
-    def predict(self, inputs: Tensor,
-                data_samples: Optional[Sequence[SegDataSample]] = None) -> List[SegDataSample]:
-        """CAMs of each image at its original size (see the class docstring)."""
-        if inputs.dim() != 4:
-            raise ValueError(f'{_FILE}: predict expects inputs (N, 3, H, W), got {tuple(inputs.shape)}')
-        n, _, height, width = inputs.shape
-        if data_samples is None:
-            data_samples = [SegDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width)))
-                            for _ in range(n)]
-        if len(data_samples) != n:
-            raise ValueError(f'{_FILE}: predict got {n} images but {len(data_samples)} data samples')
-        cfg = self.test_cfg
-        for i, sample in enumerate(data_samples):
-            meta = sample.metainfo
-            h, w = (int(v) for v in meta.get('img_shape', (height, width))[:2])
-            if h > height or w > width:
-                raise ValueError(f'{_FILE}: data sample {i} has img_shape {(h, w)} larger than the input '
-                                 f'{(height, width)}')
-            ori_h, ori_w = (int(v) for v in meta.get('ori_shape', (h, w))[:2])
-            cam = aggregate_multiscale(self.cam_maps, inputs[i:i + 1, :, :h, :w], scales=cfg['scales'],
-                                       flip=cfg['flip'], out_size=(ori_h, ori_w),
-                                       resize_mode=cfg['resize_mode'])
-            if meta.get('flip', False):
-                direction = meta.get('flip_direction', 'horizontal')
-                dims = dict(horizontal=(-1, ), vertical=(-2, ), diagonal=(-2, -1)).get(direction)
-                if dims is None:
-                    raise ValueError(f'{_FILE}: data sample {i} has unknown flip_direction {direction!r}')
-                cam = cam.flip(dims)
-            label = sample.get('gt_label')
-            if label is None:
-                label = torch.ones(cam.shape[0])
-            cams, keys = select_classes(cam, torch.as_tensor(label))
-            sample.cam = normalize_cams(cams)
-            sample.cam_keys = keys
-        return list(data_samples)

@@ -133,7 +133,7 @@ def test_cam_maps_follow_mctformer_formula():
     x = torch.randn(1, 3, 32, 24)
     _, patch_tokens, attn = model.backbone(x)
     expected = patch_maps_to_pixels(mctformer_cams(attn, model.head(patch_tokens), 3, True), 8, (32, 24))
-    assert torch.allclose(model.cam_maps(x), expected, atol=1e-6)
+    assert torch.allclose(model.cam_score_fn(x), expected, atol=1e-6)
 
 
 def test_a_few_steps_reduce_the_loss():

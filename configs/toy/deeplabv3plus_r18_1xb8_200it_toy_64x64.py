@@ -1,0 +1,101 @@
+# DeepLabV3+ on the toy dataset, CPU-sized: the twin of configs/deeplab/deeplabv3plus_r101_d8_4xb4_20k_voc12aug_512
+# (the segmentation step of WSSS, Yang et al., BMVC 2023). A narrow ResNetV1c-18 (16 base channels, output
+# stride 8, random init), BatchNorm instead of SyncBN, ASPP rates scaled to the 8x8 feature map, 64x64 crops,
+# trained on the toy PSEUDO MASKS and evaluated on toy val (SegmentationClassAug) with IoUMetric.
+#
+#   python tools/train.py configs/toy/cam_resnet18_1xb16_300it_toy_64x64.py            # CAMs
+#   python tools/make_pseudo_masks.py work_dirs/cam_resnet18_1xb16_300it_toy_64x64/cams data/toy_voc/JPEGImages \
+#       work_dirs/cam_resnet18_1xb16_300it_toy_64x64/pseudo_masks --refiner crf
+#   python tools/train.py configs/toy/deeplabv3plus_r18_1xb8_200it_toy_64x64.py         # val mIoU at the end
+#   python tools/test.py configs/toy/deeplabv3plus_r18_1xb8_200it_toy_64x64.py \
+#       work_dirs/deeplabv3plus_r18_1xb8_200it_toy_64x64/iter_200.pth --no-save-cams   # mIoU + PNGs in preds/
+# Other pseudo masks: --cfg-options train_dataloader.dataset.data_prefix.seg_map_path=/abs/path/to/masks
+from mmcv.transforms import LoadImageFromFile, Pad, RandomFlip, RandomResize, Resize
+from mmengine.config import read_base
+from mmengine.dataset import DefaultSampler, InfiniteSampler
+from mmseg.datasets import BaseSegDataset
+from mmseg.datasets.transforms import LoadAnnotations, PackSegInputs, RandomCrop
+from mmseg.evaluation import IoUMetric
+from torch.nn import BatchNorm2d
+
+with read_base():
+    from .._base_.default_runtime import *
+    from .._base_.models.deeplabv3plus_r50_d8 import *
+    from .._base_.schedules.schedule_20k import *
+
+from csd_mm.engine.hooks import SegPredictionExportHook
+
+# ---- data: toy train_aug images with the pseudo masks as labels, toy val with its ground truth
+data_root = 'data/toy_voc'
+# relative to data_root unless absolute: this one is ./work_dirs/cam_resnet18_1xb16_300it_toy_64x64/pseudo_masks
+pseudo_mask_dir = '../../work_dirs/cam_resnet18_1xb16_300it_toy_64x64/pseudo_masks'
+crop_size = (64, 64)
+metainfo = dict(
+    classes=('background', 'horse', 'rider', 'car', 'boat', 'bird'),
+    palette=[[0, 0, 0], [150, 90, 50], [60, 80, 170], [190, 60, 60], [210, 190, 70], [70, 170, 70]])
+num_classes = len(metainfo['classes'])
+
+train_pipeline = [
+    dict(type=LoadImageFromFile),
+    dict(type=LoadAnnotations),  # the pseudo mask
+    dict(type=RandomResize, scale=(256, 64), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type=RandomCrop, crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type=RandomFlip, prob=0.5),
+    # no PhotoMetricDistortion: the toy classes differ by colour (hue shifts would swap them)
+    dict(type=Pad, size=crop_size, pad_val=dict(img=0, seg=255)),
+    dict(type=PackSegInputs),
+]
+test_pipeline = [
+    dict(type=LoadImageFromFile),
+    dict(type=Resize, scale=(256, 64), keep_ratio=True),
+    dict(type=LoadAnnotations),
+    dict(type=PackSegInputs),
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    sampler=dict(type=InfiniteSampler, shuffle=True),
+    dataset=dict(
+        type=BaseSegDataset,
+        metainfo=metainfo,
+        data_root=data_root,
+        data_prefix=dict(img_path='JPEGImages', seg_map_path=pseudo_mask_dir),
+        ann_file='ImageSets/Segmentation/train_aug.txt',
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=0,
+    sampler=dict(type=DefaultSampler, shuffle=False),
+    dataset=dict(
+        type=BaseSegDataset,
+        metainfo=metainfo,
+        data_root=data_root,
+        data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClassAug'),
+        ann_file='ImageSets/Segmentation/val.txt',
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type=IoUMetric, iou_metrics=['mIoU'])
+test_evaluator = val_evaluator
+
+# ---- model: ResNetV1c-18 with 16 base channels (stages 16/32/64/128), BN (CPU), ASPP rates for an 8x8 map
+norm_cfg = dict(type=BatchNorm2d, requires_grad=True)
+data_preprocessor.update(size=crop_size)
+model.update(
+    data_preprocessor=data_preprocessor,
+    backbone=dict(depth=18, stem_channels=16, base_channels=16, norm_cfg=norm_cfg),
+    decode_head=dict(in_channels=128, channels=32, dilations=(1, 2, 3, 4), c1_in_channels=16, c1_channels=8,
+                     num_classes=num_classes, norm_cfg=norm_cfg),
+    auxiliary_head=dict(in_channels=64, channels=16, num_classes=num_classes, norm_cfg=norm_cfg))
+
+# ---- schedule: mmseg's poly SGD, shortened; larger lr (random init, tiny data)
+max_iters = 200
+optim_wrapper.update(optimizer=dict(lr=0.05))
+param_scheduler = [dict(type=PolyLR, eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)]
+train_cfg = dict(type=IterBasedTrainLoop, max_iters=max_iters, val_interval=max_iters)
+default_hooks.update(
+    logger=dict(type=LoggerHook, interval=25, log_metric_by_epoch=False),
+    checkpoint=dict(type=CheckpointHook, by_epoch=False, interval=100, max_keep_ckpts=2, save_last=True))
+
+# Writes pred_sem_seg of every test image as a uint8 PNG of class ids (only in the test loop, not in training):
+# <work_dir>/preds/results/VOC2012/Segmentation/comp6_val_cls/<id>.png (custom_hooks.0.* overrides its settings).
+custom_hooks = [dict(type=SegPredictionExportHook, out_dir='preds', voc_format=True, voc_split='val')]
