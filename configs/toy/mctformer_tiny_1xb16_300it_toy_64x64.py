@@ -28,7 +28,10 @@ model.update(
         patch_size=8,
         drop_path_rate=0.0),
     head=dict(in_channels=embed_dims, num_classes=num_classes),
-    test_cfg=dict(scales=(1.0, ), flip=True, num_cam_layers=3))
+    # No patch-to-patch refinement: the attention of a tiny ViT trained from scratch on 200 images is not an
+    # affinity yet (MCTformer refines with a trained DeiT's). Measured on the toy baseline (seed 0): seed mIoU
+    # 21.6 without the refinement, 8.2 with it.
+    test_cfg=dict(scales=(1.0, ), flip=True, num_cam_layers=3, patch_refine=False))
 
 train_dataloader.update(batch_size=16)
 max_iters = 300
