@@ -5,6 +5,7 @@ Example:
         --ids 2007_000032 2007_000039 --threshold 0.25
 """
 import argparse
+import json
 import os
 
 import cv2
@@ -13,7 +14,7 @@ import numpy as np
 
 from csd_mm.datasets import read_split
 from csd_mm.evaluation.functional import seed_from_cam
-from csd_mm.utils import cam_path, load_cam
+from csd_mm.utils import cam_path, load_cam, write_png
 
 
 def render(img: np.ndarray, cam: np.ndarray, keys: np.ndarray, threshold: float, names, palette) -> np.ndarray:
@@ -45,10 +46,18 @@ def main() -> None:
     ids.add_argument('--split', help='split file, one image id per line')
     parser.add_argument('--threshold', type=float, default=0.25, help='background score of the seeds')
     parser.add_argument('--img-suffix', default='.jpg')
+    parser.add_argument('--classes', nargs='+', help='class names with background first (default: VOC\'s 21, '
+                        'or those of a meta.json beside img_dir, as the toy dataset writes)')
     args = parser.parse_args()
 
     from mmseg.datasets import PascalVOCDataset
     names = list(PascalVOCDataset.METAINFO['classes'])
+    meta = os.path.join(os.path.dirname(os.path.abspath(args.img_dir)), 'meta.json')
+    if args.classes:
+        names = list(args.classes)
+    elif os.path.isfile(meta):
+        with open(meta) as f:
+            names = list(json.load(f)['classes'])
     palette = np.array(PascalVOCDataset.METAINFO['palette'], np.uint8)
     os.makedirs(args.out_dir, exist_ok=True)
     for img_id in args.ids or read_split(args.split):
@@ -60,9 +69,7 @@ def main() -> None:
         except ValueError as e:
             raise SystemExit(f'error: {img_file}: {e}')
         out = os.path.join(args.out_dir, f'{img_id}.png')
-        tmp = os.path.join(args.out_dir, f'.{img_id}.tmp.png')
-        mmcv.imwrite(row, tmp)
-        os.replace(tmp, out)  # atomic
+        write_png(out, row)  # atomic
         print(out)
 
 
