@@ -30,7 +30,8 @@ sys.path.insert(0, REPO)
 import csd_mm  # noqa: E402,F401
 from csd_mm.datasets import load_cls_labels, make_toy_voc, read_split  # noqa: E402
 from csd_mm.datasets.source_bank import source_bank_complete  # noqa: E402
-from csd_mm.evaluation.functional import confusion_to_iou, evaluate_cam_folder  # noqa: E402
+from csd_mm.evaluation.functional import (confusion_to_iou, default_thresholds, evaluate_cam_folder,  # noqa: E402
+                                          summarize_sweep)
 from csd_mm.utils.cam_io import is_complete  # noqa: E402
 from csd_mm.utils.fileio import atomic_write_bytes  # noqa: E402
 
@@ -93,14 +94,20 @@ def data_options(data_root: str, csd: bool) -> List[str]:
 
 def seed_scores(cam_dir: str, gt_dir: str, ids: Sequence[str], labels: Dict[str, np.ndarray],
                 num_classes: int) -> Dict[str, float]:
-    """Best-threshold seed mIoU over all images, and single- / multi-label images at that threshold."""
-    summary = evaluate_cam_folder(cam_dir, gt_dir, ids, num_classes, progress=False)
-    best = summary['best_index']
-    scores = dict(all=100 * summary['best_miou'], threshold=float(summary['best_threshold']))
-    for name, keep in (('single', lambda y: y.sum() == 1), ('multi', lambda y: y.sum() >= 2)):
-        subset = [i for i in ids if keep(labels[i])]
-        sub = evaluate_cam_folder(cam_dir, gt_dir, subset, num_classes, progress=False)
-        scores[name] = 100 * float(np.nanmean(confusion_to_iou(sub['confusion'][best])))
+    """Best-threshold seed mIoU over all images, and single- / multi-label images at that threshold.
+
+    Each CAM is read once: the subsets are evaluated separately and their confusions summed for all images.
+    """
+    groups = dict(single=[i for i in ids if labels[i].sum() == 1], multi=[i for i in ids if labels[i].sum() >= 2],
+                  other=[i for i in ids if labels[i].sum() == 0])
+    confusion = {name: evaluate_cam_folder(cam_dir, gt_dir, subset, num_classes, progress=False)['confusion']
+                 for name, subset in groups.items() if subset}
+    total = summarize_sweep(sum(confusion.values()), default_thresholds())
+    best = total['best_index']
+    scores = dict(all=100 * total['best_miou'], threshold=float(total['best_threshold']))
+    for name in ('single', 'multi'):
+        conf = confusion.get(name)
+        scores[name] = 100 * float(np.nanmean(confusion_to_iou(conf[best]))) if conf is not None else float('nan')
     return scores
 
 

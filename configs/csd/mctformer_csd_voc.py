@@ -27,6 +27,7 @@ from mmengine.config import read_base
 
 with read_base():
     from ..mctformer.mctformer_v2_deits_8xb8_60e_voc12aug_224 import *  # noqa: F401,F403
+    from .._base_.models.csd_consistency import *  # noqa: F401,F403
 
 from mmcv.transforms import LoadImageFromFile, Pad, RandomFlip, RandomResize
 from mmengine.dataset import DefaultSampler
@@ -35,7 +36,6 @@ from mmseg.datasets.transforms import LoadAnnotations, PhotoMetricDistortion, Ra
 from csd_mm.datasets import CSDDataset, ImageLevelDataset
 from csd_mm.datasets.transforms import CopyPaste, PackCSDInputs
 from csd_mm.engine.hooks import CAMGenerationHook
-from csd_mm.models.losses import CSDConsistencyLoss
 
 source_bank = 'work_dirs/mctformer_v2_deits_8xb8_60e_voc12aug_224/source_bank'
 
@@ -89,15 +89,7 @@ train_dataloader = dict(
 
 model.update(
     head=dict(
-        consistency_loss=dict(
-            type=CSDConsistencyLoss,
-            lambda_fg=0.01,  # lambda_1 (Eq. 6)
-            lambda_bg=0.1,  # lambda_2
-            bg_score=0.0,
-            bg_mode='class',
-            fg_ratio=1.0,
-            reduction='mean',
-            warmup_iters=0)))
+        consistency_loss=csd_consistency_loss))
 
 # After training: CAMs of every train_aug image (the seeds, then the pseudo masks); no source bank (stage 0's).
 custom_hooks = [dict(type=CAMGenerationHook, out_dir='cams', dataloader=cam_dataloader)]
