@@ -1,17 +1,28 @@
-"""Runs the CSD pipeline end to end with the stock tools and prints the seed table.
+"""Runs the whole WSSS pipeline, baseline vs CSD, with the stock tools and prints a seed / mask / segmentation table.
 
-Stages, for each seed and CAM network (IRN-style ResNet, MCTformer-V2; tiny on the toy data): (0) the baseline
-CAM network (tools/train.py); its CAM hook writes the CAMs of every training image and the source bank of the
-single-label ones; (1) CSD training on that bank, same model, init, schedule and number of iterations; its hook
-writes the CSD CAMs; (2) the seed sweep of both against the ground truth (all images, single-label images,
-multi-label images). Each stage is skipped when its outputs are
-complete, and a crashed training resumes from its last checkpoint (``--resume``), so rerunning the command
-continues where it stopped.
+Stages, for each seed and CAM network (IRN-style ResNet, MCTformer-V2; tiny on the toy data):
+
+0. the baseline CAM network (``tools/train.py``); its CAM hook writes the CAMs of every training image and the
+   source bank of the single-label ones;
+1. CSD training on that bank (same model, init, schedule and number of iterations) and each extra variant
+   (default ``csd_all``: every image in the classification loss); their hooks write the CSD CAMs;
+2. seeds: the background-threshold sweep of every run's CAMs against the ground truth of the ``train`` split
+   (all images, single-label and multi-label images);
+3. refinement: pseudo masks of every ``train_aug`` image (``--refiner``: dense CRF by default, the seeds, or a
+   trained PSA affinity / IRN boundary network, trained here on the run's CAMs), written as PNGs; their mIoU on
+   ``train``;
+4. segmentation: DeepLabV3+ trained on the pseudo masks with ``tools/train.py``, evaluated on ``val`` with
+   ``tools/test.py`` (mmseg's IoUMetric).
+
+Each stage is skipped when its outputs are complete; a crashed training resumes from its last checkpoint, so
+rerunning the same command continues where it stopped. The table is written to ``<work-dir>/results.json`` and
+``results.md``.
 
 On the embedded toy dataset (the default; generated on first use) this runs on a CPU in minutes::
 
-    python tools/run_pipeline.py                      # ResNet and MCTformer, baseline vs CSD, seeds 0 1 2
-    python tools/run_pipeline.py --models resnet --seeds 0 --iters 100
+    python tools/run_pipeline.py                                  # ResNet, seed 0: baseline, CSD, CSD-all
+    python tools/run_pipeline.py --models resnet mctformer --seeds 0 1 2 --until seeds   # the seed table
+    python tools/run_pipeline.py --refiner irn                     # IRN boundary random walk instead of the CRF
 """
 import argparse
 import json
@@ -20,7 +31,7 @@ import os.path as osp
 import subprocess
 import sys
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -28,10 +39,13 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import csd_mm  # noqa: E402,F401
+from mmengine.config import Config  # noqa: E402
+
 from csd_mm.datasets import load_cls_labels, make_toy_voc, read_split  # noqa: E402
 from csd_mm.datasets.source_bank import source_bank_complete  # noqa: E402
 from csd_mm.evaluation.functional import (confusion_to_iou, default_thresholds, evaluate_cam_folder,  # noqa: E402
                                           summarize_sweep)
+from csd_mm.refine import SeedRefiner, export_pseudo_masks, mask_miou  # noqa: E402
 from csd_mm.utils.cam_io import is_complete  # noqa: E402
 from csd_mm.utils.fileio import atomic_write_bytes  # noqa: E402
 
@@ -42,24 +56,42 @@ MODELS = {
     'mctformer': ('configs/toy/mctformer_tiny_1xb16_300it_toy_64x64.py',
                   'configs/toy/csd_mctformer_tiny_1xb16_300it_toy_64x64.py'),
 }
+#: refiner -> (config defining ``refiner``, whether the config first trains a network on the run's CAMs).
+#: Every refiner's background score is set to the best threshold of the run's seed sweep.
+REFINERS = {
+    'crf': ('configs/toy/crf_toy_64x64.py', False),
+    'seed': (None, False),
+    'psa': ('configs/toy/aff_resnet18_1xb8_200it_toy_64x64.py', True),
+}
+SEG_CONFIG = 'configs/toy/deeplabv3plus_r18_1xb8_1000it_toy_64x64.py'
+UNTIL = ('seeds', 'masks', 'segmentation')
+DONE = '.pipeline_done'  # written into a work dir once its training stage finished
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--work-dir', default='work_dirs/pipeline_toy', help='where every stage writes')
     parser.add_argument('--data-root', default='data/toy_voc',
                         help='VOC-format root; the toy dataset is generated there if it is missing')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--iters', type=int, default=None, help='training iterations (default: the configs\')')
-    parser.add_argument('--models', nargs='+', choices=sorted(MODELS), default=['resnet', 'mctformer'],
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument('--models', nargs='+', choices=sorted(MODELS), default=['resnet'],
                         help='CAM networks to run, each as baseline and + CSD')
+    parser.add_argument('--iters', type=int, default=None,
+                        help='CAM training iterations (default: the configs\', 300)')
     parser.add_argument('--cfg-options', nargs='+', default=[],
-                        help='extra key=value overrides for both trainings (e.g. model.head.loss_weight=1)')
+                        help='extra key=value overrides for the CAM trainings (e.g. model.head.loss_weight=1)')
     parser.add_argument('--csd-variant', nargs='+', action='append', default=None, metavar=('NAME', 'KEY=VALUE'),
                         help='extra CSD runs on the same source bank (repeatable), e.g. --csd-variant uniform '
                         'train_dataloader.dataset.sampling=uniform; default: csd_all (iterate_over=all, the '
                         'classification loss on every training image; docs/method.md). --csd-variant none: no extra run')
-    args = parser.parse_args()
+    parser.add_argument('--until', choices=UNTIL, default='segmentation',
+                        help='last stage to run (seeds: no pseudo masks, no DeepLab)')
+    parser.add_argument('--refiner', choices=sorted(REFINERS), default='crf',
+                        help='CAM -> pseudo mask: dense CRF, the seeds, or a trained PSA affinity net')
+    parser.add_argument('--seg-iters', type=int, default=None,
+                        help='DeepLab training iterations (default: the config\'s, 1000)')
+    parser.add_argument('--workers', type=int, default=2, help='processes for the pseudo-mask export')
+    args = parser.parse_args(argv)
     if args.csd_variant is None:
         args.csd_variant = [['csd_all', 'train_dataloader.dataset.iterate_over=all']]
     args.csd_variant = [v for v in args.csd_variant if v != ['none']]
@@ -70,12 +102,9 @@ def log(msg: str) -> None:
     print(f'[pipeline {time.strftime("%H:%M:%S")}] {msg}', flush=True)
 
 
-def train(config: str, work_dir: str, options: Sequence[str]) -> None:
-    """Runs tools/train.py (resuming from the last checkpoint when one exists)."""
-    cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), config, '--work-dir', work_dir]
-    if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
-        cmd.append('--resume')
-    cmd += ['--cfg-options', *options]
+def run_tool(tool: str, args: Sequence[str], work_dir: str) -> None:
+    """Runs ``tools/<tool>`` in a subprocess, its output appended to ``<work_dir>/pipeline_stage.log``."""
+    cmd = [sys.executable, osp.join(REPO, 'tools', tool), *args]
     log(' '.join(cmd[1:]))
     os.makedirs(work_dir, exist_ok=True)
     with open(osp.join(work_dir, 'pipeline_stage.log'), 'a') as out:
@@ -85,10 +114,28 @@ def train(config: str, work_dir: str, options: Sequence[str]) -> None:
                          'Rerun the same command to resume.')
 
 
+def train(config: str, work_dir: str, options: Sequence[str]) -> None:
+    """Runs tools/train.py (resuming from the last checkpoint when one exists) and marks the work dir done."""
+    args = [config, '--work-dir', work_dir]
+    if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+        args.append('--resume')
+    run_tool('train.py', args + ['--cfg-options', *options], work_dir)
+    atomic_write_bytes(osp.join(work_dir, DONE), b'')
+
+
+def trained(work_dir: str) -> bool:
+    return osp.isfile(osp.join(work_dir, DONE))
+
+
+def last_checkpoint(work_dir: str) -> str:
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
 def data_options(data_root: str, csd: bool) -> List[str]:
-    """Points every dataset of a config at ``data_root`` (a CSD config wraps its training dataset)."""
-    train = 'train_dataloader.dataset.dataset' if csd else 'train_dataloader.dataset'
-    keys = [train, 'test_dataloader.dataset', 'custom_hooks.0.dataloader.dataset']
+    """Points every dataset of a CAM config at ``data_root`` (a CSD config wraps its training dataset)."""
+    train_set = 'train_dataloader.dataset.dataset' if csd else 'train_dataloader.dataset'
+    keys = [train_set, 'test_dataloader.dataset', 'custom_hooks.0.dataloader.dataset']
     return [f'{k}.data_root={data_root}' for k in keys]
 
 
@@ -104,91 +151,169 @@ def seed_scores(cam_dir: str, gt_dir: str, ids: Sequence[str], labels: Dict[str,
                  for name, subset in groups.items() if subset}
     total = summarize_sweep(sum(confusion.values()), default_thresholds())
     best = total['best_index']
-    scores = dict(all=100 * total['best_miou'], threshold=float(total['best_threshold']))
+    scores = dict(seed_miou=100 * total['best_miou'], threshold=float(total['best_threshold']))
     for name in ('single', 'multi'):
         conf = confusion.get(name)
         scores[name] = 100 * float(np.nanmean(confusion_to_iou(conf[best]))) if conf is not None else float('nan')
     return scores
 
 
-def run_model(args, model: str, seed: int, data_root: str, common: List[str], train_aug: List[str],
-              eval_ids: List[str], labels: Dict[str, np.ndarray], num_classes: int, gt_dir: str) -> List[Dict]:
-    """Stage 0 (baseline + source bank) and stage 1 (CSD and its variants) of one model and seed."""
-    baseline_cfg, csd_cfg = MODELS[model]
-    root = osp.join(args.work_dir, f'seed{seed}', model)
-    base_dir = osp.join(root, 'baseline')
-    seed_opts = [f'randomness.seed={seed}']
-    if is_complete(osp.join(base_dir, 'cams'), train_aug) and source_bank_complete(
-            osp.join(base_dir, 'source_bank')):
-        log(f'seed {seed} {model}: baseline + source bank complete, skipped')
-    else:
-        log(f'seed {seed} {model}: stage 0, baseline CAM network -> CAMs -> source bank')
-        train(baseline_cfg, base_dir, seed_opts + data_options(data_root, False) + common)
-    runs = [(model, base_dir)]
-    for name, *options in [['csd']] + args.csd_variant:
-        work = osp.join(root, name)
-        runs.append((f'{model} + {name}', work))
-        if is_complete(osp.join(work, 'cams'), train_aug):
-            log(f'seed {seed} {model}: {name} complete, skipped')
-            continue
-        log(f'seed {seed} {model}: stage 1, {name}: CSD training on the source bank -> CAMs')
-        train(csd_cfg, work, seed_opts + data_options(data_root, True) + common + [
-            f'train_dataloader.dataset.source_bank={osp.join(base_dir, "source_bank")}',
-            f'train_dataloader.dataset.seed={seed}'] + options)
-    rows = []
-    for method, work in runs:
-        scores = seed_scores(osp.join(work, 'cams'), gt_dir, eval_ids, labels, num_classes)
-        rows.append(dict(method=method, seed=seed, **scores))
-        log(f"seed {seed} {method}: seed mIoU {scores['all']:.2f} (single {scores['single']:.2f}, "
-            f"multi {scores['multi']:.2f}) at t={scores['threshold']:.2f}")
-    return rows
+class Pipeline:
+    """The stages of one invocation; :meth:`run_model` runs every stage of one CAM network and seed."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.data_root = args.data_root
+        if not osp.isfile(osp.join(self.data_root, 'cls_labels.npy')):
+            log(f'generating the toy dataset in {self.data_root}')
+            make_toy_voc(self.data_root)
+        split = osp.join(self.data_root, 'ImageSets/Segmentation')
+        self.labels = load_cls_labels(osp.join(self.data_root, 'cls_labels.npy'))
+        self.train_aug = read_split(osp.join(split, 'train_aug.txt'))
+        self.eval_ids = read_split(osp.join(split, 'train.txt'))
+        self.num_val = len(read_split(osp.join(split, 'val.txt')))
+        self.num_classes = len(next(iter(self.labels.values()))) + 1
+        self.gt_dir = osp.join(self.data_root, 'SegmentationClassAug')
+        self.cam_options = list(args.cfg_options)
+        if args.iters is not None:
+            self.cam_options += [f'train_cfg.max_iters={args.iters}', f'param_scheduler.0.end={args.iters}']
+
+    # ---- stages 0 and 1: CAM networks
+    def cam_runs(self, model: str, seed: int) -> List[tuple]:
+        """Trains the baseline (+ source bank) and the CSD runs of one model; returns (method, work dir) pairs."""
+        baseline_cfg, csd_cfg = MODELS[model]
+        root = osp.join(self.args.work_dir, f'seed{seed}', model)
+        base_dir = osp.join(root, 'baseline')
+        seed_opts = [f'randomness.seed={seed}']
+        if is_complete(osp.join(base_dir, 'cams'), self.train_aug) and source_bank_complete(
+                osp.join(base_dir, 'source_bank')):
+            log(f'seed {seed} {model}: baseline + source bank complete, skipped')
+        else:
+            log(f'seed {seed} {model}: stage 0, baseline CAM network -> CAMs -> source bank')
+            train(baseline_cfg, base_dir, seed_opts + data_options(self.data_root, False) + self.cam_options)
+        runs = [(model, base_dir)]
+        for name, *options in [['csd']] + self.args.csd_variant:
+            work = osp.join(root, name)
+            runs.append((f'{model} + {name}', work))
+            if is_complete(osp.join(work, 'cams'), self.train_aug):
+                log(f'seed {seed} {model}: {name} complete, skipped')
+                continue
+            log(f'seed {seed} {model}: stage 1, {name}: CSD training on the source bank -> CAMs')
+            train(csd_cfg, work, seed_opts + data_options(self.data_root, True) + self.cam_options + [
+                f'train_dataloader.dataset.source_bank={osp.join(base_dir, "source_bank")}',
+                f'train_dataloader.dataset.seed={seed}'] + options)
+        return runs
+
+    # ---- stage 3: refinement
+    def refiner_config(self, work: str, seed: int, threshold: float) -> dict:
+        """The refiner of ``--refiner`` for one run; a trained one is first trained on the run's CAMs."""
+        name = self.args.refiner
+        config, needs_training = REFINERS[name]
+        if config is None:
+            return dict(type=SeedRefiner, bg_threshold=threshold)
+        cfg = Config.fromfile(osp.join(REPO, config))
+        refiner = cfg['refiner'].to_dict()
+        if needs_training:
+            net_dir = osp.join(work, f'{name}_net')
+            if not trained(net_dir):
+                log(f'{work}: training the {name} refinement network on the CAMs')
+                train(osp.join(REPO, config), net_dir, [
+                    f'randomness.seed={seed}', f'train_dataloader.dataset.data_root={self.data_root}',
+                    f'train_dataloader.dataset.cam_dir={osp.abspath(osp.join(work, "cams"))}'])
+            refiner['checkpoint'] = last_checkpoint(net_dir)
+        refiner['bg_threshold'] = threshold
+        return refiner
+
+    def pseudo_masks(self, work: str, seed: int, threshold: float) -> Dict:
+        """Writes the pseudo masks of every train_aug image; returns their mIoU on the evaluation split."""
+        out = osp.join(work, f'pseudo_masks_{self.args.refiner}')
+        refiner = self.refiner_config(work, seed, threshold)
+        counts = export_pseudo_masks(osp.join(work, 'cams'), osp.join(self.data_root, 'JPEGImages'),
+                                     self.train_aug, out, refiner, num_workers=self.args.workers, progress=False)
+        if counts['written']:
+            log(f'{work}: {counts["written"]} pseudo masks written to {out} ({counts["skipped"]} already there)')
+        res = mask_miou(out, self.gt_dir, self.eval_ids, self.num_classes)
+        return dict(mask_miou=100 * res['mIoU'], mask_iou=[round(100 * float(v), 2) for v in res['IoU']], masks=out)
+
+    # ---- stage 4: segmentation
+    def segmentation(self, work: str, seed: int, masks: str) -> Dict:
+        """Trains DeepLab on the pseudo masks and evaluates it on val (mmseg IoUMetric via tools/test.py)."""
+        seg_dir = osp.join(work, f'deeplab_{self.args.refiner}')
+        metrics_file = osp.join(seg_dir, 'val_metrics.json')
+        if not osp.isfile(metrics_file):
+            options = [f'randomness.seed={seed}',
+                       f'train_dataloader.dataset.data_prefix.seg_map_path={osp.abspath(masks)}'] + [
+                f'{loader}.dataset.data_root={self.data_root}' for loader in
+                ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+            if self.args.seg_iters is not None:
+                it = self.args.seg_iters
+                options += [f'train_cfg.max_iters={it}', f'train_cfg.val_interval={it}', f'param_scheduler.0.end={it}']
+            if not trained(seg_dir):
+                log(f'{work}: segmentation, DeepLabV3+ on {masks}')
+                train(osp.join(REPO, SEG_CONFIG), seg_dir, options)
+            run_tool('test.py', [osp.join(REPO, SEG_CONFIG), last_checkpoint(seg_dir), '--work-dir', seg_dir,
+                                 '--no-save-cams', '--out-metrics', metrics_file, '--cfg-options', *options[2:]],
+                     seg_dir)
+        with open(metrics_file) as f:
+            metrics = json.load(f)
+        return dict(seg_miou=float(metrics['mIoU']), seg_dir=seg_dir)
+
+    def run_model(self, model: str, seed: int) -> List[Dict]:
+        rows = []
+        for method, work in self.cam_runs(model, seed):
+            row = dict(method=method, seed=seed, work_dir=work,
+                       **seed_scores(osp.join(work, 'cams'), self.gt_dir, self.eval_ids, self.labels,
+                                     self.num_classes))
+            log(f"seed {seed} {method}: seed mIoU {row['seed_miou']:.2f} (single {row['single']:.2f}, "
+                f"multi {row['multi']:.2f}) at t={row['threshold']:.2f}")
+            if UNTIL.index(self.args.until) >= 1:
+                row.update(self.pseudo_masks(work, seed, row['threshold']))
+                log(f"seed {seed} {method}: pseudo-mask mIoU {row['mask_miou']:.2f} ({self.args.refiner})")
+            if UNTIL.index(self.args.until) >= 2:
+                row.update(self.segmentation(work, seed, row['masks']))
+                log(f"seed {seed} {method}: segmentation val mIoU {row['seg_miou']:.2f}")
+            rows.append(row)
+        return rows
+
+
+COLUMNS = [('seed_miou', 'seed mIoU'), ('single', 'single-label'), ('multi', 'multi-label'), ('threshold', 'best t'),
+           ('mask_miou', 'mask mIoU'), ('seg_miou', 'segmentation mIoU (val)')]
 
 
 def markdown_table(rows: List[Dict]) -> str:
-    lines = ['| method | seed | seed mIoU (all) | single-label | multi-label | best t |',
-             '|---|---|---|---|---|---|']
+    cols = [(k, title) for k, title in COLUMNS if any(k in r for r in rows)]
+    lines = ['| method | seed | ' + ' | '.join(t for _, t in cols) + ' |', '|---|---|' + '---|' * len(cols)]
     for r in rows:
-        lines.append(f"| {r['method']} | {r['seed']} | {r['all']:.2f} | {r['single']:.2f} | {r['multi']:.2f} | "
-                     f"{r['threshold']:.2f} |")
+        lines.append(f"| {r['method']} | {r['seed']} | " + ' | '.join(
+            f'{r[k]:.2f}' if k in r else '' for k, _ in cols) + ' |')
     for method in dict.fromkeys(r['method'] for r in rows):
         sel = [r for r in rows if r['method'] == method]
         if len(sel) > 1:
-            stat = {k: (np.mean([r[k] for r in sel]), np.std([r[k] for r in sel])) for k in
-                    ('all', 'single', 'multi')}
-            lines.append(f"| **{method}** | mean ± std | " + ' | '.join(
-                f'{m:.2f} ± {s:.2f}' for m, s in stat.values()) + ' | |')
+            cells = [f'{np.mean([r[k] for r in sel]):.2f} ± {np.std([r[k] for r in sel]):.2f}'
+                     if k != 'threshold' and all(k in r for r in sel) else '' for k, _ in cols]
+            lines.append(f'| **{method}** | mean ± std | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
+    args = parse_args(argv)
     start = time.time()
-    data_root = args.data_root
-    if not osp.isfile(osp.join(data_root, 'cls_labels.npy')):
-        log(f'generating the toy dataset in {data_root}')
-        make_toy_voc(data_root)
-    labels = load_cls_labels(osp.join(data_root, 'cls_labels.npy'))
-    train_aug = read_split(osp.join(data_root, 'ImageSets/Segmentation/train_aug.txt'))
-    eval_ids = read_split(osp.join(data_root, 'ImageSets/Segmentation/train.txt'))
-    num_classes = len(next(iter(labels.values()))) + 1
-    gt_dir = osp.join(data_root, 'SegmentationClassAug')
-    common = list(args.cfg_options)
-    if args.iters is not None:
-        common += [f'train_cfg.max_iters={args.iters}', f'param_scheduler.0.end={args.iters}']
-
+    pipeline = Pipeline(args)
     rows = []
     for seed in args.seeds:
         for model in args.models:
-            rows += run_model(args, model, seed, data_root, common, train_aug, eval_ids, labels, num_classes,
-                              gt_dir)
+            rows += pipeline.run_model(model, seed)
     table = markdown_table(rows)
-    result = dict(data_root=data_root, eval_split='train', num_eval_images=len(eval_ids), rows=rows,
-                  wall_time_s=round(time.time() - start, 1))
+    result = dict(data_root=args.data_root, seed_and_mask_split='train', num_seed_and_mask_images=len(
+        pipeline.eval_ids), segmentation_split='val', num_segmentation_images=pipeline.num_val,
+                  refiner=args.refiner, until=args.until, rows=rows, wall_time_s=round(time.time() - start, 1))
     atomic_write_bytes(osp.join(args.work_dir, 'results.json'), json.dumps(result, indent=1).encode())
     atomic_write_bytes(osp.join(args.work_dir, 'results.md'), (table + '\n').encode())
-    print(f'\nSeed mIoU (%) on {len(eval_ids)} training images of {data_root} (split train):\n')
+    print(f'\nmIoU (%): seeds and pseudo masks ({args.refiner}) on the {len(pipeline.eval_ids)} train images, '
+          f'segmentation on the {pipeline.num_val} val images of {args.data_root}\n')
     print(table)
     print(f'\nwritten: {args.work_dir}/results.json, results.md; wall time {result["wall_time_s"]:.0f} s')
+    return result
 
 
 if __name__ == '__main__':

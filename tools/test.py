@@ -1,4 +1,5 @@
-"""Runs the test loop of a csd_mm config on a checkpoint: writes CAMs and reports the seed mIoU sweep.
+"""Runs the test loop of a config on a checkpoint: CAM configs write CAMs and report the seed mIoU sweep,
+segmentation configs report mmseg's IoUMetric (``--out-metrics`` also writes the metrics to a JSON file).
 
 Examples::
 
@@ -6,6 +7,7 @@ Examples::
     bash tools/dist_test.sh configs/resnet50_cam/resnet50_cam_1xb16_5e_voc12aug_512.py ckpt.pth 8
 """
 import argparse
+import json
 import os
 import os.path as osp
 
@@ -15,6 +17,7 @@ from mmengine.runner import Runner
 import csd_mm  # noqa: F401  (adapts third-party breakages and registers every part)
 from csd_mm.compat import setup_cpu_distributed
 from csd_mm.engine.hooks import CAMGenerationHook
+from csd_mm.utils.fileio import atomic_write_bytes
 
 
 def parse_args() -> argparse.Namespace:
@@ -25,6 +28,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--cam-dir', help='where the CAM files (.npz) go; default: <work_dir>/cams or the config\'s hook')
     parser.add_argument('--no-save-cams', action='store_true', help='only evaluate, write no CAM files')
+    parser.add_argument('--out-metrics', help='also write the test metrics (e.g. mIoU) to this JSON file (atomically)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override some settings in the used config, the key-value pair in xxx=yyy format will be '
@@ -72,7 +76,18 @@ def main() -> None:
     _configure_cam_hook(cfg, args.cam_dir, not args.no_save_cams)
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
-    runner.test()
+    metrics = runner.test()
+    if args.out_metrics and runner.rank == 0:
+        write_metrics(args.out_metrics, metrics)
+
+
+def write_metrics(path: str, metrics: dict) -> None:
+    """Writes the metrics dict of ``runner.test()`` as JSON (numpy scalars and arrays as numbers / lists)."""
+    def plain(value):
+        if hasattr(value, 'tolist'):
+            return value.tolist()
+        raise TypeError(f'metric value of type {type(value).__name__} is not JSON serialisable')
+    atomic_write_bytes(path, json.dumps(metrics, indent=1, default=plain).encode())
 
 
 if __name__ == '__main__':

@@ -15,7 +15,7 @@ from csd_mm.engine.hooks import SegPredictionExportHook
 REPO = Path(__file__).resolve().parents[2]
 VOC_CONFIGS = ['deeplab/deeplabv3plus_r101_d8_4xb4_20k_voc12aug_512.py',
                'deeplab/deeplabv2_largefov_r101_4xb4_20k_voc12aug_512.py']
-TOY_CONFIG = 'toy/deeplabv3plus_r18_1xb8_200it_toy_64x64.py'
+TOY_CONFIG = 'toy/deeplabv3plus_r18_1xb8_1000it_toy_64x64.py'
 ALL = VOC_CONFIGS + [TOY_CONFIG]
 
 

