@@ -181,7 +181,7 @@ class Pipeline:
     # ---- stages 0 and 1: CAM networks
     def cam_runs(self, model: str, seed: int) -> List[tuple]:
         """Trains the baseline (+ source bank) and the CSD runs of one model; returns (method, work dir) pairs."""
-        baseline_cfg, csd_cfg = MODELS[model]
+        baseline_cfg, csd_cfg = (osp.join(REPO, cfg) for cfg in MODELS[model])
         root = osp.join(self.args.work_dir, f'seed{seed}', model)
         base_dir = osp.join(root, 'baseline')
         seed_opts = [f'randomness.seed={seed}']
