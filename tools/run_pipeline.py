@@ -62,6 +62,7 @@ REFINERS = {
     'crf': ('configs/toy/crf_toy_64x64.py', False),
     'seed': (None, False),
     'psa': ('configs/toy/aff_resnet18_1xb8_200it_toy_64x64.py', True),
+    'irn': ('configs/toy/irn_resnet18_1xb8_200it_toy_64x64.py', True),
 }
 SEG_CONFIG = 'configs/toy/deeplabv3plus_r18_1xb8_1000it_toy_64x64.py'
 UNTIL = ('seeds', 'masks', 'segmentation')
@@ -83,11 +84,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--csd-variant', nargs='+', action='append', default=None, metavar=('NAME', 'KEY=VALUE'),
                         help='extra CSD runs on the same source bank (repeatable), e.g. --csd-variant uniform '
                         'train_dataloader.dataset.sampling=uniform; default: csd_all (iterate_over=all, the '
-                        'classification loss on every training image; docs/method.md). --csd-variant none: no extra run')
+                        'classification loss on every training image; docs/method.md). '
+                        '--csd-variant none: no extra run')
     parser.add_argument('--until', choices=UNTIL, default='segmentation',
                         help='last stage to run (seeds: no pseudo masks, no DeepLab)')
     parser.add_argument('--refiner', choices=sorted(REFINERS), default='crf',
-                        help='CAM -> pseudo mask: dense CRF, the seeds, or a trained PSA affinity net')
+                        help='CAM -> pseudo mask: dense CRF, the seeds, or the random walk of a PSA affinity / '
+                        'IRN boundary network trained on each run\'s CAMs')
     parser.add_argument('--seg-iters', type=int, default=None,
                         help='DeepLab training iterations (default: the config\'s, 1000)')
     parser.add_argument('--workers', type=int, default=2, help='processes for the pseudo-mask export')
