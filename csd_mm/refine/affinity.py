@@ -39,8 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['search_offsets', 'pair_indices', 'affinity_labels', 'affinity_loss', 'feature_affinity',
-           'affinity_matrix', 'transition_matrix', 'random_walk', 'random_walk_refine', 'resize_scores']
+__all__ = ['search_offsets', 'pair_indices', 'affinity_labels', 'affinity_loss', 'confident_label_maps',
+           'pair_loss', 'resize_labels', 'feature_affinity', 'affinity_matrix', 'transition_matrix', 'random_walk',
+           'random_walk_refine', 'resize_scores']
 
 
 def search_offsets(radius: int = 5) -> np.ndarray:
@@ -152,6 +153,41 @@ def affinity_loss(aff: Tensor, bg_pos: Tensor, fg_pos: Tensor, neg: Tensor,
     fg = (fg_pos * log_pos).sum() / (fg_pos.sum() + eps)
     ng = (neg * log_neg).sum() / (neg.sum() + eps)
     return dict(loss=bg / 4 + fg / 4 + ng / 2, bg_pos=bg, fg_pos=fg, neg=ng)
+
+
+def confident_label_maps(data_samples, where: str) -> Tensor:
+    """The confident label maps (``gt_sem_seg``: 0, ``c + 1``, 255) of a batch as a long ``(N, H, W)`` tensor.
+
+    Raises a ValueError naming ``where`` (the calling model) when a sample has no label map.
+    """
+    if data_samples is None or any('gt_sem_seg' not in s for s in data_samples):
+        raise ValueError(f'{where}: loss mode needs data samples with gt_sem_seg (confident label maps)')
+    return torch.stack([s.gt_sem_seg.data.reshape(s.gt_sem_seg.data.shape[-2:]) for s in data_samples]).long()
+
+
+def pair_loss(aff: Tensor, labels: Tensor, radius: int, ignore_index: int = 255) -> Dict[str, Tensor]:
+    """The training losses of a pair-affinity network (PSA's AffinityNet, IRN's boundary branch).
+
+    Args:
+        aff (Tensor): ``(N, M)`` predicted affinities of the :func:`pair_indices` pairs of an ``(h, w)`` grid.
+        labels (Tensor): ``(N, h, w)`` confident label maps at that grid (nearest-resized by the caller); the
+            pair labels come from :func:`affinity_labels`, the loss from :func:`affinity_loss`.
+        radius (int): Pair radius.
+        ignore_index (int): Unsure label. Defaults to 255.
+
+    Returns:
+        dict[str, Tensor]: ``loss_aff`` (the total, to optimise) and the detached terms ``aff_bg_pos``,
+        ``aff_fg_pos``, ``aff_neg`` (logged).
+    """
+    bg_pos, fg_pos, neg = affinity_labels(labels, radius, ignore_index)
+    parts = affinity_loss(aff, bg_pos, fg_pos, neg)
+    return dict(loss_aff=parts['loss'], aff_bg_pos=parts['bg_pos'].detach(), aff_fg_pos=parts['fg_pos'].detach(),
+                aff_neg=parts['neg'].detach())
+
+
+def resize_labels(labels: Tensor, size: Tuple[int, int]) -> Tensor:
+    """Nearest-neighbour resize of ``(N, H, W)`` label maps to ``size`` (labels stay labels)."""
+    return F.interpolate(labels[:, None].float(), size=tuple(size), mode='nearest')[:, 0].long()
 
 
 def feature_affinity(feats: Tensor, radius: int = 5) -> Tensor:

@@ -28,7 +28,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType
 from torch import Tensor
 
-from .affinity import affinity_labels, affinity_loss
+from .affinity import confident_label_maps, pair_loss, resize_labels
 from .boundary_affinity import boundary_affinity
 
 __all__ = ['BoundaryNet']
@@ -169,16 +169,10 @@ class BoundaryNet(BaseModel):
 
     def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
         """IRN's boundary (inter-pixel affinity) loss of a batch (see the class docstring)."""
-        if data_samples is None or any('gt_sem_seg' not in s for s in data_samples):
-            raise ValueError(f'{_FILE}: loss mode needs data samples with gt_sem_seg (confident label maps)')
+        labels = confident_label_maps(data_samples, _FILE)
         bnd = torch.sigmoid(self.boundary_logits(inputs))[:, 0]
-        labels = torch.stack([s.gt_sem_seg.data.reshape(s.gt_sem_seg.data.shape[-2:]) for s in data_samples])
-        labels = F.interpolate(labels[:, None].float(), size=bnd.shape[-2:], mode='nearest')[:, 0].long()
-        bg_pos, fg_pos, neg = affinity_labels(labels, self.radius, self.ignore_index)
-        aff = boundary_affinity(bnd, self.radius)
-        parts = affinity_loss(aff, bg_pos, fg_pos, neg)
-        return dict(loss_aff=parts['loss'], aff_bg_pos=parts['bg_pos'].detach(),
-                    aff_fg_pos=parts['fg_pos'].detach(), aff_neg=parts['neg'].detach())
+        return pair_loss(boundary_affinity(bnd, self.radius), resize_labels(labels, bnd.shape[-2:]), self.radius,
+                         self.ignore_index)
 
     def forward(self, inputs: Tensor, data_samples: Optional[List] = None, mode: str = 'tensor'):
         if mode == 'loss':

@@ -136,3 +136,33 @@ def test_random_walk_refine_respects_feature_boundaries():
     assert out[1, :, 4:].abs().max() < 1e-12  # nothing crosses the feature boundary
     with pytest.raises(ValueError, match='share'):
         random_walk_refine(feats, scores[:, :3])
+
+
+def test_resize_labels_keeps_label_values():
+    from csd_mm.refine.affinity import resize_labels
+    labels = torch.tensor([[[0, 0, 3, 3], [0, 0, 3, 3], [255, 255, 1, 1], [255, 255, 1, 1]]])
+    small = resize_labels(labels, (2, 2))
+    assert small.dtype == torch.long and small.tolist() == [[[0, 3], [255, 1]]]
+
+
+def test_pair_loss_is_affinity_loss_on_the_pair_labels():
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    from csd_mm.refine.affinity import confident_label_maps, pair_loss
+    sample = SegDataSample(gt_sem_seg=PixelData(data=torch.tensor([[[0, 0, 2]]])))
+    labels = confident_label_maps([sample], 'test')
+    assert labels.shape == (1, 1, 3)
+    # radius 2 on a 1x3 grid: pairs (0,1) background positive, (1,2) negative; (0,2) is outside the radius
+    aff = torch.full_like(pair_loss_aff_shape(labels), 0.5)
+    out = pair_loss(aff, labels, radius=2)
+    eps = 1e-5
+    expected = -np.log(0.5 + eps) / 4 + -np.log(0.5 + eps) / 2
+    assert float(out['loss_aff']) == pytest.approx(expected, rel=1e-4)
+    assert float(out['aff_fg_pos']) == 0.0 and not out['aff_neg'].requires_grad
+    with pytest.raises(ValueError, match='test: loss mode needs data samples with gt_sem_seg'):
+        confident_label_maps([SegDataSample()], 'test')
+
+
+def pair_loss_aff_shape(labels):
+    from csd_mm.refine import affinity_labels
+    return affinity_labels(labels, 2)[0].float()
