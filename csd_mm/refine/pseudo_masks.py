@@ -9,7 +9,7 @@ existing file is complete and reruns skip it. The mask mIoU uses mmseg's ``IoUMe
 import multiprocessing as mp
 import os
 import os.path as osp
-from typing import Any, Callable, Dict, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Sequence, Union
 
 import mmcv
 import numpy as np

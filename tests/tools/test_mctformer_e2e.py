@@ -5,8 +5,6 @@ CSD training on that bank (loss_cls, loss_patch, loss_fg, loss_bg logged and fin
 """
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,20 +19,12 @@ TINY = ['train_dataloader.batch_size=4', 'train_cfg.max_iters=4', 'default_hooks
         'param_scheduler.1.T_max=2', 'default_hooks.logger.interval=1']
 
 
-def run(args, cwd):
-    proc = subprocess.run([sys.executable] + [str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
-    if proc.returncode != 0:
-        raise AssertionError(f'{args} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}')
-    return proc.stdout + proc.stderr
-
-
 @pytest.fixture(scope='module')
-def workspace(tmp_path_factory):
+def workspace(tmp_path_factory, run_tool):
     """A working folder holding data/toy_voc (the path the toy configs read), generated small."""
     root = tmp_path_factory.mktemp('mct_e2e')
-    run([REPO / 'tools/dataset_converters/make_toy_voc.py', root / 'data/toy_voc', '--num-train', 24,
-         '--num-val', 4, '--seed', 5], cwd=root)
+    run_tool([REPO / 'tools/dataset_converters/make_toy_voc.py', root / 'data/toy_voc', '--num-train', 24,
+             '--num-val', 4, '--seed', 5], cwd=root)
     return root
 
 
@@ -43,9 +33,9 @@ def _ids(root, split):
 
 
 @pytest.fixture(scope='module')
-def baseline(workspace):
+def baseline(workspace, run_tool):
     work = workspace / 'work_dirs/mct'
-    log = run([REPO / 'tools/train.py', BASE_CFG, '--work-dir', work, '--cfg-options', *TINY], cwd=workspace)
+    log = run_tool([REPO / 'tools/train.py', BASE_CFG, '--work-dir', work, '--cfg-options', *TINY], cwd=workspace)
     return work, log
 
 
@@ -68,21 +58,21 @@ def test_train_logs_both_losses_and_writes_cams_and_source_bank(workspace, basel
     assert all((work / 'source_bank' / e['mask']).is_file() for e in index['entries'])
 
 
-def test_test_tool_reports_seed_miou(workspace, baseline):
+def test_test_tool_reports_seed_miou(workspace, baseline, run_tool):
     work, _ = baseline
     cam_dir = workspace / 'test_cams'
-    out = run([REPO / 'tools/test.py', BASE_CFG, work / 'iter_4.pth', '--work-dir', workspace / 'work_dirs/test',
-               '--cam-dir', cam_dir], cwd=workspace)
+    out = run_tool([REPO / 'tools/test.py', BASE_CFG, work / 'iter_4.pth', '--work-dir', workspace / 'work_dirs/test',
+                   '--cam-dir', cam_dir], cwd=workspace)
     miou = float(re.search(r'seed/mIoU: ([0-9.]+)', out).group(1))
     assert 0.0 < miou <= 100.0
     assert sorted(p.stem for p in cam_dir.glob('*.npz')) == sorted(_ids(workspace, 'train'))
 
 
-def test_csd_training_on_the_source_bank(workspace, baseline):
+def test_csd_training_on_the_source_bank(workspace, baseline, run_tool):
     work, _ = baseline
-    log = run([REPO / 'tools/train.py', CSD_CFG, '--work-dir', workspace / 'work_dirs/csd', '--cfg-options',
-               *TINY, f'train_dataloader.dataset.source_bank={work / "source_bank"}', 'custom_hooks=[]'],
-              cwd=workspace)
+    log = run_tool([REPO / 'tools/train.py', CSD_CFG, '--work-dir', workspace / 'work_dirs/csd', '--cfg-options',
+                   *TINY, f'train_dataloader.dataset.source_bank={work / "source_bank"}', 'custom_hooks=[]'],
+                   cwd=workspace)
     last = re.findall(r'Iter\(train\) \[4/4\].*', log)[-1]
     for key in ('loss_cls', 'loss_patch', 'loss_fg', 'loss_bg'):
         value = float(re.search(key + r': ([0-9.e+-]+)', last).group(1))

@@ -3,9 +3,6 @@ stage through the stock tools (baseline -> source bank -> CSD -> seeds -> CRF ps
 mIoU), the table as JSON and Markdown, and a rerun that skips every finished stage. Real Runner, real files."""
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,27 +14,18 @@ ARGS = ['--iters', '4', '--seg-iters', '4', '--csd-variant', 'none', '--workers'
         '--cfg-options', 'train_dataloader.batch_size=4', 'default_hooks.checkpoint.interval=2']
 
 
-def run(args, cwd):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable, str(TOOL)] + [str(a) for a in args], cwd=cwd, capture_output=True,
-                          text=True, env=env, timeout=900)
-    if proc.returncode != 0:
-        raise AssertionError(f'{args} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}')
-    return proc.stdout + proc.stderr
-
-
 def _ids(root: Path, split: str):
     return (root / f'data/toy_voc/ImageSets/Segmentation/{split}.txt').read_text().split()
 
 
 @pytest.fixture(scope='module')
-def pipeline(tmp_path_factory):
+def pipeline(tmp_path_factory, run_tool):
     root = tmp_path_factory.mktemp('pipeline')
     import csd_mm  # noqa: F401
     from csd_mm.datasets import make_toy_voc
     make_toy_voc(str(root / 'data/toy_voc'), num_train=24, num_val=4, seed=3)
     work = root / 'work_dirs/pipe'
-    first = run(['--work-dir', work, '--data-root', 'data/toy_voc'] + ARGS, cwd=root)
+    first = run_tool([TOOL, '--work-dir', work, '--data-root', 'data/toy_voc'] + ARGS, cwd=root)
     return root, work, first
 
 
@@ -88,10 +76,10 @@ def test_table_figures_are_the_ones_of_the_written_files(pipeline):
     assert f"| resnet + csd | 0 | {result['rows'][1]['seed_miou']:.2f} |" in table
 
 
-def test_rerun_skips_every_finished_stage(pipeline):
+def test_rerun_skips_every_finished_stage(pipeline, run_tool):
     root, work, _ = pipeline
     before = json.loads((work / 'results.json').read_text())['rows']
-    log = run(['--work-dir', work, '--data-root', 'data/toy_voc'] + ARGS, cwd=root)
+    log = run_tool([TOOL, '--work-dir', work, '--data-root', 'data/toy_voc'] + ARGS, cwd=root)
     assert 'tools/train.py' not in log and 'tools/test.py' not in log and 'pseudo masks written' not in log
     assert 'baseline + source bank complete, skipped' in log and 'csd complete, skipped' in log
     after = json.loads((work / 'results.json').read_text())['rows']

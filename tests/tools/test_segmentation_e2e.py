@@ -1,10 +1,7 @@
 """End to end, the segmentation step of WSSS with the stock tools: tools/train.py trains the toy DeepLabV3+ on a
 pseudo-mask folder and validates on toy val (IoUMetric), then tools/test.py evaluates the checkpoint and
 SegPredictionExportHook writes the predictions as PNGs in the VOC results layout. Real Runner, real files."""
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +14,6 @@ CFG = REPO / 'configs/toy/deeplabv3plus_r18_1xb8_1000it_toy_64x64.py'
 TINY = ['train_dataloader.batch_size=4', 'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
         'param_scheduler.0.end=4', 'default_hooks.checkpoint.interval=4', 'default_hooks.logger.interval=1']
 NUM_CLASSES = 6
-
-
-def run(args, cwd):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable] + [str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=300)
-    if proc.returncode != 0:
-        raise AssertionError(f'{args} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}')
-    return proc.stdout + proc.stderr
 
 
 def _ids(root: Path, split: str):
@@ -49,10 +37,10 @@ def workspace(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def trained(workspace):
+def trained(workspace, run_tool):
     work = workspace / 'work_dirs/deeplab'
-    log = run([REPO / 'tools/train.py', CFG, '--work-dir', work, '--cfg-options', *TINY,
-               f'train_dataloader.dataset.data_prefix.seg_map_path={workspace / "pseudo_masks"}'], cwd=workspace)
+    log = run_tool([REPO / 'tools/train.py', CFG, '--work-dir', work, '--cfg-options', *TINY,
+                   f'train_dataloader.dataset.data_prefix.seg_map_path={workspace / "pseudo_masks"}'], cwd=workspace)
     return work, log
 
 
@@ -88,11 +76,11 @@ def test_the_training_labels_come_from_the_pseudo_mask_folder(workspace):
     assert 3 not in seen and {0, 255} <= seen  # ... the training labels do not: they are the pseudo masks
 
 
-def test_test_tool_reports_miou_and_exports_voc_pngs(workspace, trained):
+def test_test_tool_reports_miou_and_exports_voc_pngs(workspace, trained, run_tool):
     work, _ = trained
     out = workspace / 'exported'
-    log = run([REPO / 'tools/test.py', CFG, work / 'iter_4.pth', '--work-dir', workspace / 'work_dirs/test',
-               '--no-save-cams', '--cfg-options', f'custom_hooks.0.out_dir={out}'], cwd=workspace)
+    log = run_tool([REPO / 'tools/test.py', CFG, work / 'iter_4.pth', '--work-dir', workspace / 'work_dirs/test',
+                   '--no-save-cams', '--cfg-options', f'custom_hooks.0.out_dir={out}'], cwd=workspace)
     miou = float(re.search(r'Iter\(test\) \[4/4\].*mIoU: ([0-9.]+)', log).group(1))
     assert 0.0 < miou <= 100.0
     folder = out / 'results/VOC2012/Segmentation/comp6_val_cls'

@@ -6,7 +6,6 @@ seed sweep -> resume from a checkpoint (weights_only loading) -> CSD training on
 """
 import json
 import os
-import os.path as osp
 import re
 import socket
 import subprocess
@@ -23,20 +22,12 @@ TINY = ['train_dataloader.batch_size=4', 'train_cfg.max_iters=4', 'default_hooks
         'param_scheduler.0.end=4', 'default_hooks.logger.interval=1']
 
 
-def run(args, cwd, env=None, check=True):
-    proc = subprocess.run([sys.executable] + [str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f'{args} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}')
-    return proc
-
-
 @pytest.fixture(scope='module')
-def workspace(tmp_path_factory):
+def workspace(tmp_path_factory, run_tool):
     """A working folder holding data/toy_voc (the path the toy configs read), generated small."""
     root = tmp_path_factory.mktemp('e2e')
-    run([REPO / 'tools/dataset_converters/make_toy_voc.py', root / 'data/toy_voc', '--num-train', 24,
-         '--num-val', 4, '--seed', 3], cwd=root)
+    run_tool([REPO / 'tools/dataset_converters/make_toy_voc.py', root / 'data/toy_voc', '--num-train', 24,
+             '--num-val', 4, '--seed', 3], cwd=root)
     return root
 
 
@@ -45,10 +36,10 @@ def _ids(root, split):
 
 
 @pytest.fixture(scope='module')
-def baseline(workspace):
+def baseline(workspace, run_tool):
     work = workspace / 'work_dirs/base'
-    proc = run([REPO / 'tools/train.py', BASE_CFG, '--work-dir', work, '--cfg-options', *TINY], cwd=workspace)
-    return work, proc.stdout + proc.stderr
+    log = run_tool([REPO / 'tools/train.py', BASE_CFG, '--work-dir', work, '--cfg-options', *TINY], cwd=workspace)
+    return work, log
 
 
 def test_train_writes_checkpoints_cams_and_source_bank(workspace, baseline):
@@ -67,12 +58,12 @@ def test_train_writes_checkpoints_cams_and_source_bank(workspace, baseline):
     assert all((work / 'source_bank' / e['mask']).is_file() for e in index['entries'])
 
 
-def test_test_tool_writes_cams_and_reports_seed_miou(workspace, baseline):
+def test_test_tool_writes_cams_and_reports_seed_miou(workspace, baseline, run_tool):
     work, _ = baseline
     cam_dir = workspace / 'test_cams'
-    proc = run([REPO / 'tools/test.py', BASE_CFG, work / 'iter_4.pth', '--work-dir', workspace / 'work_dirs/test',
-                '--cam-dir', cam_dir], cwd=workspace)
-    out = proc.stdout + proc.stderr
+    log = run_tool([REPO / 'tools/test.py', BASE_CFG, work / 'iter_4.pth', '--work-dir', workspace / 'work_dirs/test',
+                   '--cam-dir', cam_dir], cwd=workspace)
+    out = log
     miou = float(re.search(r'seed/mIoU: ([0-9.]+)', out).group(1))
     assert 0.0 < miou <= 100.0
     ids = _ids(workspace, 'train')
@@ -84,25 +75,23 @@ def test_test_tool_writes_cams_and_reports_seed_miou(workspace, baseline):
     assert abs(summary['best_miou'] * 100 - miou) < 0.5
 
 
-def test_resume_continues_from_last_checkpoint(workspace, baseline):
+def test_resume_continues_from_last_checkpoint(workspace, baseline, run_tool):
     work = workspace / 'work_dirs/resume'
-    run([REPO / 'tools/train.py', BASE_CFG, '--work-dir', work, '--cfg-options', *TINY[:-1],
-         'train_cfg.max_iters=2', 'default_hooks.logger.interval=1', 'custom_hooks=[]'], cwd=workspace)
+    run_tool([REPO / 'tools/train.py', BASE_CFG, '--work-dir', work, '--cfg-options', *TINY[:-1],
+             'train_cfg.max_iters=2', 'default_hooks.logger.interval=1', 'custom_hooks=[]'], cwd=workspace)
     assert (work / 'iter_2.pth').is_file()
-    proc = run([REPO / 'tools/train.py', BASE_CFG, '--work-dir', work, '--resume', '--cfg-options', *TINY,
-                'custom_hooks=[]'], cwd=workspace)
-    log = proc.stdout + proc.stderr
+    log = run_tool([REPO / 'tools/train.py', BASE_CFG, '--work-dir', work, '--resume', '--cfg-options', *TINY,
+                   'custom_hooks=[]'], cwd=workspace)
     assert 'resumed epoch: 0, iter: 2' in log
     assert re.search(r'Iter\(train\) \[3/4\]', log) and not re.search(r'Iter\(train\) \[1/4\]', log)
     assert (work / 'iter_4.pth').is_file()
 
 
-def test_csd_training_on_the_source_bank(workspace, baseline):
+def test_csd_training_on_the_source_bank(workspace, baseline, run_tool):
     work, _ = baseline
-    proc = run([REPO / 'tools/train.py', CSD_CFG, '--work-dir', workspace / 'work_dirs/csd', '--cfg-options',
-                *TINY, f'train_dataloader.dataset.source_bank={work / "source_bank"}', 'custom_hooks=[]'],
-               cwd=workspace)
-    log = proc.stdout + proc.stderr
+    log = run_tool([REPO / 'tools/train.py', CSD_CFG, '--work-dir', workspace / 'work_dirs/csd', '--cfg-options',
+                   *TINY, f'train_dataloader.dataset.source_bank={work / "source_bank"}', 'custom_hooks=[]'],
+                   cwd=workspace)
     last = re.findall(r'Iter\(train\) \[4/4\].*', log)[-1]
     for key in ('loss_cls', 'loss_fg', 'loss_bg'):
         value = float(re.search(key + r': ([0-9.e+-]+)', last).group(1))
