@@ -86,6 +86,23 @@ def test_rerun_skips_every_finished_stage(pipeline, run_tool):
     assert after == before
 
 
+def test_an_interrupted_segmentation_stage_resumes_alone(pipeline, run_tool):
+    """As after a crash between the DeepLab checkpoint and its evaluation: the rerun resumes that training from
+    its last checkpoint and evaluates it; no other stage runs again."""
+    root, work, _ = pipeline
+    seg_dir = work / 'seed0/resnet/csd/deeplab_crf'
+    before = json.loads((work / 'results.json').read_text())['rows']
+    (seg_dir / 'val_metrics.json').unlink()
+    (seg_dir / '.pipeline_done').unlink()
+    log = run_tool([TOOL, '--work-dir', work, '--data-root', 'data/toy_voc'] + ARGS, cwd=root)
+    trainings = [line for line in log.splitlines() if 'tools/train.py' in line]
+    assert len(trainings) == 1 and str(seg_dir) in trainings[0] and '--resume' in trainings[0]
+    assert log.count('tools/test.py') == 1 and 'pseudo masks written' not in log
+    assert (seg_dir / 'val_metrics.json').is_file()
+    after = json.loads((work / 'results.json').read_text())['rows']
+    assert [r['seg_miou'] for r in after] == pytest.approx([r['seg_miou'] for r in before])
+
+
 def _load_tool():
     spec = importlib.util.spec_from_file_location('run_pipeline', TOOL)
     module = importlib.util.module_from_spec(spec)
