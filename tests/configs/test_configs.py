@@ -11,7 +11,10 @@ from mmseg.registry import MODELS
 from csd_mm.models.classifiers.base_cam_classifier import BaseCAMClassifier
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
+ALL_CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
+# refiner-only configs (stage 2 without a network to train) define `refiner` and nothing else
+REFINER_CONFIGS = [p for p in ALL_CONFIGS if p.stem.startswith('crf_')]
+CONFIGS = [p for p in ALL_CONFIGS if p not in REFINER_CONFIGS]
 CSD_CONFIGS = [p for p in CONFIGS if p.name.startswith('csd_') or p.parent.name == 'csd']
 assert len(CSD_CONFIGS) >= 4
 
@@ -51,6 +54,21 @@ def test_config_parses_and_model_builds(path):
         with torch.no_grad():
             out = model(torch.zeros(1, 3, 64, 64), mode='tensor')
         assert out.shape[:2] == (1, num_classes) and out.shape[-1] == 8
+
+
+@pytest.mark.parametrize('path', REFINER_CONFIGS, ids=_id)
+def test_refiner_config_builds_a_refiner(path):
+    import numpy as np
+    assert path.stem.isidentifier()
+    cfg = Config.fromfile(str(path))
+    refiner = MODELS.build(dict(cfg.refiner.to_dict(), bg_threshold=0.3))
+    img = np.zeros((16, 16, 3), np.uint8)
+    img[4:12, 4:12] = 200
+    cam = np.zeros((1, 16, 16), np.float32)
+    cam[0, 4:12, 4:12] = 0.9
+    mask = refiner(img, cam, np.array([2]))
+    assert mask.dtype == np.uint8 and mask.shape == (16, 16)
+    assert mask[8, 8] == 3 and mask[0, 0] == 0  # keys + 1 inside the object, background outside
 
 
 @pytest.mark.parametrize('path', CSD_CONFIGS, ids=_id)
