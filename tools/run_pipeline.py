@@ -244,19 +244,19 @@ class Pipeline:
         seg_dir = osp.join(work, f'deeplab_{self.args.refiner}')
         metrics_file = osp.join(seg_dir, 'val_metrics.json')
         if not osp.isfile(metrics_file):
-            options = [f'randomness.seed={seed}',
-                       f'train_dataloader.dataset.data_prefix.seg_map_path={osp.abspath(masks)}'] + [
-                f'{loader}.dataset.data_root={self.data_root}' for loader in
-                ('train_dataloader', 'val_dataloader', 'test_dataloader')]
-            if self.args.seg_iters is not None:
-                it = self.args.seg_iters
-                options += [f'train_cfg.max_iters={it}', f'train_cfg.val_interval={it}', f'param_scheduler.0.end={it}']
+            data = [f'{loader}.dataset.data_root={self.data_root}' for loader in
+                    ('train_dataloader', 'val_dataloader', 'test_dataloader')]
             if not trained(seg_dir):
                 log(f'{work}: segmentation, DeepLabV3+ on {masks}')
+                options = [f'randomness.seed={seed}',
+                           f'train_dataloader.dataset.data_prefix.seg_map_path={osp.abspath(masks)}'] + data
+                if self.args.seg_iters is not None:
+                    it = self.args.seg_iters
+                    options += [f'train_cfg.max_iters={it}', f'train_cfg.val_interval={it}',
+                                f'param_scheduler.0.end={it}']
                 train(osp.join(REPO, SEG_CONFIG), seg_dir, options)
             run_tool('test.py', [osp.join(REPO, SEG_CONFIG), last_checkpoint(seg_dir), '--work-dir', seg_dir,
-                                 '--no-save-cams', '--out-metrics', metrics_file, '--cfg-options', *options[2:]],
-                     seg_dir)
+                                 '--no-save-cams', '--out-metrics', metrics_file, '--cfg-options', *data], seg_dir)
         with open(metrics_file) as f:
             metrics = json.load(f)
         return dict(seg_miou=float(metrics['mIoU']), seg_dir=seg_dir)
