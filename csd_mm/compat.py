@@ -1,4 +1,4 @@
-"""The one place that adapts third-party behaviour (see ../shared/docs/ENVIRONMENT.md).
+"""The one place that adapts third-party behaviour (see docs/environment.md).
 
 Every adaptation here is narrow, idempotent and a no-op where the problem does not exist, so the package
 works unchanged with full mmcv, with an older torch, and on GPU clusters:

@@ -3,7 +3,7 @@
 #
 # The environment is cached under ${CSD_MM_CACHE:-~/.cache/csd_mm}, keyed by a hash of the requirement
 # files, so a second run (and CI on the same machine) costs seconds; a fresh machine builds
-# it from the pinned requirements (see ../shared/docs/ENVIRONMENT.md for why each pin is what it is).
+# it from the pinned requirements (docs/environment.md says why each pin is what it is).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

@@ -4,10 +4,14 @@ Stages, for each seed and CAM network (IRN-style ResNet, MCTformer-V2; tiny on t
 
 0. the baseline CAM network (``tools/train.py``); its CAM hook writes the CAMs of every training image and the
    source bank of the single-label ones;
-1. CSD training on that bank (same model, init, schedule and number of iterations) and each extra variant
-   (default ``csd_all``: every image in the classification loss); their hooks write the CSD CAMs;
+1. CSD training on that bank (same model, init, schedule and number of iterations) in the paper's reading
+   (``csd``: every image in the classification loss, only multi-label images paired) and each extra variant
+   (default: the two other readings, ``csd_multi_label_only`` and ``csd_pair_all``); their hooks write the CSD
+   CAMs;
 2. seeds: the background-threshold sweep of every run's CAMs against the ground truth of the ``train`` split
-   (all images, single-label and multi-label images);
+   (all images, single-label and multi-label images), and the co-occurrence confusion of the split's most
+   co-occurring class pair at the best threshold (share of each class's pixels labelled as the other,
+   ``tools/analysis/cooccurrence_confusion.py``);
 3. refinement: pseudo masks of every ``train_aug`` image (``--refiner``: dense CRF by default, the seeds, or a
    trained PSA affinity / IRN boundary network, trained here on the run's CAMs), written as PNGs; their mIoU on
    ``train``;
@@ -20,7 +24,7 @@ rerunning the same command continues where it stopped. The table is written to `
 
 On the embedded toy dataset (the default; generated on first use) this runs on a CPU in minutes::
 
-    python tools/run_pipeline.py                                  # ResNet, seed 0: baseline, CSD, CSD-all
+    python tools/run_pipeline.py                                  # ResNet, seed 0: baseline, CSD, 2 readings
     python tools/run_pipeline.py --models resnet mctformer --seeds 0 1 2 --until seeds   # the seed table
     python tools/run_pipeline.py --refiner irn                     # IRN boundary random walk instead of the CRF
 """
@@ -43,8 +47,8 @@ from mmengine.config import Config  # noqa: E402
 
 from csd_mm.datasets import load_cls_labels, make_toy_voc, read_split  # noqa: E402
 from csd_mm.datasets.source_bank import source_bank_complete  # noqa: E402
-from csd_mm.evaluation.functional import (confusion_to_iou, default_thresholds, evaluate_cam_folder,  # noqa: E402
-                                          summarize_sweep)
+from csd_mm.evaluation.functional import (confusion_to_iou, cooccurrence_confusion_of_dir,  # noqa: E402
+                                          default_thresholds, evaluate_cam_folder, summarize_sweep)
 from csd_mm.refine import SeedRefiner, export_pseudo_masks, mask_miou  # noqa: E402
 from csd_mm.utils.cam_io import is_complete  # noqa: E402
 from csd_mm.utils.fileio import atomic_write_bytes  # noqa: E402
@@ -66,6 +70,9 @@ REFINERS = {
 }
 SEG_CONFIG = 'configs/toy/deeplabv3plus_r18_1xb8_1000it_toy_64x64.py'
 UNTIL = ('seeds', 'masks', 'segmentation')
+#: The CSD runs besides the paper's reading (``csd``): the two other readings of docs/method.md section 6.
+DEFAULT_VARIANTS = (('csd_multi_label_only', 'train_dataloader.dataset.iterate_over=multi_label'),
+                    ('csd_pair_all', 'train_dataloader.dataset.pair=all'))
 DONE = '.pipeline_done'  # written into a work dir once its training stage finished
 
 
@@ -83,9 +90,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='extra key=value overrides for the CAM trainings (e.g. model.head.loss_weight=1)')
     parser.add_argument('--csd-variant', nargs='+', action='append', default=None, metavar=('NAME', 'KEY=VALUE'),
                         help='extra CSD runs on the same source bank (repeatable), e.g. --csd-variant uniform '
-                        'train_dataloader.dataset.sampling=uniform; default: csd_all (iterate_over=all, the '
-                        'classification loss on every training image; docs/method.md). '
-                        '--csd-variant none: no extra run')
+                        'train_dataloader.dataset.sampling=uniform; default: the two readings other than the '
+                        'paper\'s, csd_multi_label_only (only multi-label images iterated) and csd_pair_all (every '
+                        'image paired; docs/method.md section 6). --csd-variant none: no extra run')
     parser.add_argument('--until', choices=UNTIL, default='segmentation',
                         help='last stage to run (seeds: no pseudo masks, no DeepLab)')
     parser.add_argument('--refiner', choices=sorted(REFINERS), default='crf',
@@ -96,7 +103,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--workers', type=int, default=2, help='processes for the pseudo-mask export')
     args = parser.parse_args(argv)
     if args.csd_variant is None:
-        args.csd_variant = [['csd_all', 'train_dataloader.dataset.iterate_over=all']]
+        args.csd_variant = [list(v) for v in DEFAULT_VARIANTS]
     args.csd_variant = [v for v in args.csd_variant if v != ['none']]
     return args
 
@@ -161,6 +168,17 @@ def seed_scores(cam_dir: str, gt_dir: str, ids: Sequence[str], labels: Dict[str,
     return scores
 
 
+def class_names_of(data_root: str, num_classes: int) -> List[str]:
+    """Class names (background first) from ``meta.json`` of a toy-format root, else ``class0..``."""
+    meta = osp.join(data_root, 'meta.json')
+    if osp.isfile(meta):
+        with open(meta) as f:
+            names = list(json.load(f).get('classes', []))
+        if len(names) == num_classes:
+            return names
+    return ['background'] + [f'class{i}' for i in range(1, num_classes)]
+
+
 class Pipeline:
     """The stages of one invocation; :meth:`run_model` runs every stage of one CAM network and seed."""
 
@@ -176,6 +194,7 @@ class Pipeline:
         self.eval_ids = read_split(osp.join(split, 'train.txt'))
         self.num_val = len(read_split(osp.join(split, 'val.txt')))
         self.num_classes = len(next(iter(self.labels.values()))) + 1
+        self.class_names = class_names_of(self.data_root, self.num_classes)
         self.gt_dir = osp.join(self.data_root, 'SegmentationClassAug')
         self.cam_options = list(args.cfg_options)
         if args.iters is not None:
@@ -206,6 +225,13 @@ class Pipeline:
                 f'train_dataloader.dataset.source_bank={osp.join(base_dir, "source_bank")}',
                 f'train_dataloader.dataset.seed={seed}'] + options)
         return runs
+
+    def pair_confusion(self, work: str, threshold: float) -> Dict:
+        """Seeds at ``threshold``: the shares of the most co-occurring pair's pixels labelled as each other."""
+        res = cooccurrence_confusion_of_dir(osp.join(work, 'cams'), self.gt_dir, self.eval_ids, self.labels,
+                                            threshold=threshold, top_k=1, class_names=self.class_names)
+        pair = res['pairs'][0]
+        return dict(pair=f"{pair['a']}/{pair['b']}", a_to_b=float(pair['a_to_b']), b_to_a=float(pair['b_to_a']))
 
     # ---- stage 3: refinement
     def refiner_config(self, work: str, seed: int, threshold: float) -> dict:
@@ -267,8 +293,10 @@ class Pipeline:
             row = dict(method=method, seed=seed, work_dir=work,
                        **seed_scores(osp.join(work, 'cams'), self.gt_dir, self.eval_ids, self.labels,
                                      self.num_classes))
+            row.update(self.pair_confusion(work, row['threshold']))
             log(f"seed {seed} {method}: seed mIoU {row['seed_miou']:.2f} (single {row['single']:.2f}, "
-                f"multi {row['multi']:.2f}) at t={row['threshold']:.2f}")
+                f"multi {row['multi']:.2f}) at t={row['threshold']:.2f}; {row['pair']}: "
+                f"{row['a_to_b']:.2f} / {row['b_to_a']:.2f} % confused")
             if UNTIL.index(self.args.until) >= 1:
                 row.update(self.pseudo_masks(work, seed, row['threshold']))
                 log(f"seed {seed} {method}: pseudo-mask mIoU {row['mask_miou']:.2f} ({self.args.refiner})")
@@ -280,11 +308,13 @@ class Pipeline:
 
 
 COLUMNS = [('seed_miou', 'seed mIoU'), ('single', 'single-label'), ('multi', 'multi-label'), ('threshold', 'best t'),
+           ('a_to_b', '{a}->{b} % (seeds)'), ('b_to_a', '{b}->{a} % (seeds)'),
            ('mask_miou', 'mask mIoU'), ('seg_miou', 'segmentation mIoU (val)')]
 
 
 def markdown_table(rows: List[Dict]) -> str:
-    cols = [(k, title) for k, title in COLUMNS if any(k in r for r in rows)]
+    a, b = (rows[0].get('pair', 'a/b').split('/') + ['b'])[:2] if rows else ('a', 'b')
+    cols = [(k, title.format(a=a, b=b)) for k, title in COLUMNS if any(k in r for r in rows)]
     lines = ['| method | seed | ' + ' | '.join(t for _, t in cols) + ' |', '|---|---|' + '---|' * len(cols)]
     for r in rows:
         lines.append(f"| {r['method']} | {r['seed']} | " + ' | '.join(

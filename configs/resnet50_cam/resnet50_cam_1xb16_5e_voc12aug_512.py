@@ -1,6 +1,9 @@
-# IRN's CAM network (Ahn et al., CVPR 2019) on PASCAL VOC 2012 train_aug: the ResNet-50 baseline (stage 0) of
-# CSD (Yang et al., BMVC 2023). Output stride 16, 512 crops, batch 16, SGD poly lr 0.1 (x10 on the head),
-# 5 epochs; CAMs with scales (1.0, 0.5, 1.5, 2.0) + flip.
+# IRN's CAM network (Ahn et al., CVPR 2019; jiwoon-ahn/irn step/train_cam.py and step/make_cam.py) on PASCAL VOC
+# 2012 train_aug: the ResNet-50 baseline (stage 0) of CSD (Yang et al., BMVC 2023). Output stride 16, stem +
+# layer1 + layer2 frozen, BatchNorm statistics frozen; long side 320-640, flip, random 512 crop-or-pad (no colour
+# jitter); batch 16 (drop_last); SGD lr 0.1 (x10 on the head), weight decay 1e-4, momentum 1e-4 (IRN's effective
+# value, see configs/_base_/schedules/schedule_sgd_poly_5e.py), poly power 0.9, 5 epochs; CAMs with scales
+# (1.0, 0.5, 1.5, 2.0) + flip, upsampled to the stride-16-aligned size and cropped, as IRN.
 #
 #   python tools/train.py configs/resnet50_cam/resnet50_cam_1xb16_5e_voc12aug_512.py \
 #       --cfg-options "model.backbone.init_cfg.type=Pretrained" \

@@ -2,7 +2,13 @@
 # configs/mctformer/mctformer_v2_deits_8xb8_60e_voc12aug_224.py. A tiny ViT from random init (embed 64, 4 blocks,
 # 4 heads, patch 8: 64x64 images -> 8x8 patches, the same score-map size as the toy ResNet), 5 class tokens, the
 # 3x3 conv patch-CAM head; AdamW with linear warm-up then cosine, 300 iterations of batch 16 (as the toy ResNet).
-# CAMs: class-to-patch attention of the last 3 blocks x ReLU(patch CAM), patch-to-patch refinement, flip.
+# CAMs: class-to-patch attention of the last 3 blocks x ReLU(patch CAM), flip (no patch-to-patch refinement, see
+# test_cfg). Like the VOC config (same base model), no final LayerNorm on the tokens (MCTformer-V2).
+# Toy deviations from the VOC recipe: the toy dataset's simple augmentation (random rescale 0.8-1.2, flip,
+# 64x64 crop-or-pad; configs/_base_/datasets/toy_voc.py) instead of MCTformer's timm one (random resized crop
+# 0.08-1, RandAugment m9-mstd0.5, random erasing), which is meant for an ImageNet-pretrained DeiT over 60 epochs,
+# not for a tiny ViT trained from scratch for 300 iterations; an iteration-based MMEngine warm-up + cosine instead
+# of timm's per-epoch schedule (TimmCosineLR); a larger lr (6e-3) for the random init.
 from mmengine.config import read_base
 
 with read_base():

@@ -9,7 +9,10 @@ folder of pseudo-mask PNGs: ``M_fg = (mask == c + 1)``, ``M_bg = (mask == 0)``.
 On disk one single-channel PNG per source image encodes both masks: 1 = foreground, 0 = background,
 255 = unsure (so mmseg's ``LoadAnnotations`` loads it and every geometric transform keeps it aligned with the
 image; padding with 255 keeps padded pixels out of both masks). ``index.json`` lists the entries:
-``{"img_id", "class", "mask"}`` plus the settings used; the bank is written once and reused.
+``{"img_id", "class", "mask"}``, ``num_classes`` and the ``settings`` the masks were made with
+(:func:`source_bank_settings`: ``prior`` 'cam' with ``tau_fg`` / ``tau_bg``, or 'masks' with ``mask_dir``).
+The bank is written once and reused only with the same settings: asking a finished bank for other ones is an
+error naming both (delete the folder or choose another ``out_dir``), never a silent reuse.
 """
 import json
 import os
@@ -19,20 +22,22 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from csd_mm.utils.cam_io import cam_path, load_cam
-from csd_mm.utils.fileio import atomic_write_bytes, write_png
+from csd_mm.utils.fileio import atomic_write_bytes, read_png, write_png
 
 __all__ = ['FG_VALUE', 'BG_VALUE', 'UNSURE_VALUE', 'masks_from_cam', 'masks_from_pseudo_mask',
-           'encode_masks', 'build_source_bank', 'load_source_bank', 'source_bank_complete']
+           'encode_masks', 'build_source_bank', 'load_source_bank', 'source_bank_complete',
+           'source_bank_settings', 'check_source_bank_settings']
 
 FG_VALUE = 1
 BG_VALUE = 0
 UNSURE_VALUE = 255
 INDEX_FILE = 'index.json'
+PARTIAL_FILE = 'settings.partial.json'  # the settings of a bank being written (removed once complete)
 
 
 def masks_from_cam(cam: np.ndarray, tau_fg: float = 0.30,
                    tau_bg: float = 0.05) -> Tuple[np.ndarray, np.ndarray]:
-    """Turns one max-normalised class map into the fg / bg prior masks (CSD_SPEC section 2).
+    """Turns one max-normalised class map into the fg / bg prior masks (docs/method.md section 1).
 
     Args:
         cam (np.ndarray): (H, W) CAM of the image's class, in [0, 1].
@@ -71,6 +76,76 @@ def source_bank_complete(out_dir: str) -> bool:
     return osp.isfile(osp.join(out_dir, INDEX_FILE))
 
 
+def source_bank_settings(cam_dir: Optional[str] = None,
+                         pseudo_mask_dir: Optional[str] = None,
+                         tau_fg: float = 0.30,
+                         tau_bg: float = 0.05) -> Dict:
+    """The settings that decide a bank's masks, as stored in its index under ``settings``.
+
+    With CAMs: ``dict(prior='cam', tau_fg=..., tau_bg=...)`` (the CAM folder is not part of it: the hook
+    always reads its own work dir's CAMs). With pseudo masks: ``dict(prior='masks', mask_dir=<absolute
+    path>)``; the thresholds do not apply there.
+
+    Args:
+        cam_dir (str, optional): Folder of the CAM files (CAM prior).
+        pseudo_mask_dir (str, optional): Folder of the pseudo-mask PNGs (mask prior).
+        tau_fg (float): Foreground threshold of the CAM prior. Defaults to 0.30.
+        tau_bg (float): Background threshold of the CAM prior. Defaults to 0.05.
+
+    Returns:
+        dict: The JSON-ready settings.
+
+    Raises:
+        ValueError: Not exactly one of ``cam_dir`` and ``pseudo_mask_dir`` is given, or (CAM prior)
+            ``tau_bg`` exceeds ``tau_fg``.
+    """
+    if (cam_dir is None) == (pseudo_mask_dir is None):
+        raise ValueError('give exactly one of cam_dir and pseudo_mask_dir')
+    if cam_dir is not None:
+        if tau_bg > tau_fg:
+            raise ValueError(f'tau_bg ({tau_bg}) must not exceed tau_fg ({tau_fg})')
+        return dict(prior='cam', tau_fg=float(tau_fg), tau_bg=float(tau_bg))
+    return dict(prior='masks', mask_dir=osp.normpath(osp.abspath(pseudo_mask_dir)))
+
+
+def _describe(settings: Dict) -> str:
+    if settings.get('prior') == 'cam':
+        return f"CAM prior, tau_fg={settings.get('tau_fg')}, tau_bg={settings.get('tau_bg')}"
+    if settings.get('prior') == 'masks':
+        return f"pseudo-mask prior from {settings.get('mask_dir')}"
+    return repr(settings)
+
+
+def check_source_bank_settings(out_dir: str, settings: Dict) -> None:
+    """Refuses to reuse the complete bank in ``out_dir`` when it was built with other settings.
+
+    Nothing is checked when ``out_dir`` holds no complete bank. A bank written before its index recorded the
+    settings (no ``settings`` entry) is refused too, since nothing tells whether it matches; such a bank can
+    still be read for training with :func:`load_source_bank`.
+
+    Args:
+        out_dir (str): The bank folder.
+        settings (dict): The asked settings (:func:`source_bank_settings`).
+
+    Raises:
+        ValueError: The stored settings differ from (or do not tell) the asked ones; the message names the
+            bank folder, both settings and how to proceed.
+    """
+    if not source_bank_complete(out_dir):
+        return
+    index = load_source_bank(out_dir)
+    stored = index.get('settings')
+    how = (f'Delete {out_dir} to rebuild it with the asked settings, or choose another out_dir '
+           '(the CAM hook\'s source_bank.out_dir).')
+    if stored is None:
+        raise ValueError(f'source bank {out_dir} was written before banks recorded their settings '
+                         f'(its {INDEX_FILE} has no "settings"), so it cannot be checked against the asked '
+                         f'{_describe(settings)}. {how}')
+    if stored != settings:
+        raise ValueError(f'source bank {out_dir} exists with other settings: built with {_describe(stored)}, '
+                         f'asked for {_describe(settings)}. {how}')
+
+
 def build_source_bank(out_dir: str,
                       ids: Sequence[str],
                       labels: np.ndarray,
@@ -83,7 +158,9 @@ def build_source_bank(out_dir: str,
 
     Exactly one of ``cam_dir`` (stage-0 CAM files) and ``pseudo_mask_dir`` (PNG masks) is used. Masks already
     on disk are kept (a crashed run resumes); the index is written last and atomically, so an existing index
-    means a complete bank, which is returned as it is.
+    means a complete bank, which is returned as it is when it was built with the same settings
+    (:func:`source_bank_settings`) and refused otherwise. The settings are also written to
+    ``settings.partial.json`` before the first mask, so a crashed run only resumes with the same settings.
 
     Args:
         out_dir (str): Bank folder (``masks/<img_id>.png`` and ``index.json``).
@@ -96,18 +173,22 @@ def build_source_bank(out_dir: str,
         progress (bool): Show an mmengine progress bar. Defaults to True.
 
     Returns:
-        dict: The index (``entries`` and the settings).
+        dict: The index (``entries``, ``settings`` and ``num_classes``).
+
+    Raises:
+        ValueError: A complete or partial bank in ``out_dir`` has other settings (or, written before this
+            check existed, records none), or an input is invalid.
     """
+    settings = source_bank_settings(cam_dir, pseudo_mask_dir, tau_fg, tau_bg)
     if source_bank_complete(out_dir):
+        check_source_bank_settings(out_dir, settings)
         return load_source_bank(out_dir)
-    if (cam_dir is None) == (pseudo_mask_dir is None):
-        raise ValueError('give exactly one of cam_dir and pseudo_mask_dir')
     labels = np.asarray(labels)
     if len(ids) != len(labels):
         raise ValueError(f'{len(ids)} ids but {len(labels)} label vectors')
     single = np.flatnonzero(labels.sum(1) == 1)
     mask_dir = osp.join(out_dir, 'masks')
-    os.makedirs(mask_dir, exist_ok=True)
+    _claim_partial_bank(out_dir, mask_dir, settings)
     entries: List[Dict] = []
     bar = None
     if progress:
@@ -126,20 +207,51 @@ def build_source_bank(out_dir: str,
                 fg, bg = masks_from_cam(cam[keys.tolist().index(cls)], tau_fg, tau_bg)
             else:
                 src = osp.join(pseudo_mask_dir, img_id + '.png')
-                from csd_mm.utils.fileio import read_png
                 fg, bg = masks_from_pseudo_mask(read_png(src), cls)
             write_png(dst, encode_masks(fg, bg))
         entries.append(dict(img_id=img_id, **{'class': cls}, mask=rel))
         if bar is not None:
             bar.update()
-    index = dict(entries=entries, prior='cam' if cam_dir is not None else 'pseudo_mask',
-                 tau_fg=tau_fg, tau_bg=tau_bg, num_classes=int(labels.shape[1]))
+    index = dict(entries=entries, settings=settings, num_classes=int(labels.shape[1]))
     atomic_write_bytes(osp.join(out_dir, INDEX_FILE), json.dumps(index, indent=1).encode())
+    marker = osp.join(out_dir, PARTIAL_FILE)
+    if osp.exists(marker):
+        os.remove(marker)
     return index
 
 
+def _claim_partial_bank(out_dir: str, mask_dir: str, settings: Dict) -> None:
+    """Records ``settings`` for an unfinished bank, or checks them against a crashed run's.
+
+    Raises:
+        ValueError: The crashed run used other settings, or left masks without recording its settings.
+    """
+    marker = osp.join(out_dir, PARTIAL_FILE)
+    how = f'Delete {out_dir} to rebuild the bank, or choose another out_dir.'
+    if osp.isfile(marker):
+        try:
+            with open(marker) as f:
+                stored = json.load(f)
+        except ValueError as e:
+            raise ValueError(f'{marker}: unreadable settings of an unfinished source bank ({e}). {how}') from e
+        if stored != settings:
+            raise ValueError(f'unfinished source bank {out_dir} was started with {_describe(stored)}, '
+                             f'asked for {_describe(settings)}; resuming would mix both. {how}')
+        return
+    if osp.isdir(mask_dir) and os.listdir(mask_dir):
+        raise ValueError(f'unfinished source bank {out_dir} holds masks but no {PARTIAL_FILE} (written before '
+                         f'banks recorded their settings), so resuming it with {_describe(settings)} could mix '
+                         f'settings. {how}')
+    os.makedirs(mask_dir, exist_ok=True)
+    atomic_write_bytes(marker, json.dumps(settings, indent=1).encode())
+
+
 def load_source_bank(out_dir: str) -> Dict:
-    """Reads a bank's index; a clear error when it is missing or malformed."""
+    """Reads a bank's index for training; a clear error when it is missing or malformed.
+
+    The settings are not checked here (:func:`check_source_bank_settings` does that for a build), so a bank
+    written before its index recorded them still loads.
+    """
     path = osp.join(out_dir, INDEX_FILE)
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path}: no source bank index (run stage 0 / the CAM hook first)')

@@ -6,7 +6,7 @@ The class ``rider`` is drawn on top of (touching and overlapping) a ``horse`` in
 rarely alone; ``horse`` appears with a rider in most of its images. A classifier trained on image-level
 labels can then score ``rider`` from horse pixels, so the CAM of ``rider`` spreads onto its partner. The few
 single-label rider images (the source domain S) are what CSD's copy-paste of single-label objects into
-multi-label images (CSD_SPEC section 9) uses to decouple the two. The other classes mostly appear alone.
+multi-label images (docs/method.md section 10) uses to decouple the two. The other classes mostly appear alone.
 
 Each class has its own shape, colour and texture, with per-object colour jitter, pixel noise, random size
 and position, on a smooth random background with low-contrast clutter blobs, so a small CNN can learn the

@@ -1,3 +1,4 @@
 from . import hooks  # noqa: F401
+from . import schedulers  # noqa: F401
 
 __all__ = []

@@ -4,8 +4,9 @@ These follow the CAM inference of IRN (Ahn et al., "Weakly Supervised Learning o
 Inter-pixel Relations", CVPR 2019), which CSD (Yang et al., "Cross-domain Semantic Decoupling for
 Weakly-Supervised Semantic Segmentation", BMVC 2023) keeps for its ResNet-50 baseline: the image is rescaled by
 each scale of (1.0, 0.5, 1.5, 2.0), each rescaled image and its horizontal flip give a score map, the maps are
-passed through ReLU, brought back to one size and summed; only the image's own classes are kept and each map
-is divided by its maximum.
+passed through ReLU, brought back to the image size (IRN's make_cam.py: upsampled to the stride-aligned size,
+then cropped; see ``output_stride``) and summed; only the image's own classes are kept and each map is divided
+by its maximum.
 
 Every function here is free of framework state and works on any device.
 """
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['normalize_cams', 'aggregate_multiscale', 'select_classes']
+__all__ = ['normalize_cams', 'strided_up_size', 'aggregate_multiscale', 'select_classes']
 
 _FILE = 'csd_mm/models/cam.py'
 
@@ -44,8 +45,35 @@ def normalize_cams(cams: Tensor, eps: float = 1e-5) -> Tensor:
     return cams / (peak + eps)
 
 
+def strided_up_size(size: Tuple[int, int], stride: int) -> Tuple[int, int]:
+    """The smallest multiple of ``stride`` that covers each side of ``size`` (IRN's ``get_strided_up_size``).
+
+    ``((H - 1) // stride + 1) * stride`` by ``((W - 1) // stride + 1) * stride``; e.g. ``(33, 32)`` with stride 16
+    gives ``(48, 32)``. IRN upsamples each scale's CAM to this size, so that every score-map cell covers exactly
+    ``stride`` pixels, and crops the sum to ``H x W``.
+
+    Args:
+        size (tuple[int, int]): ``(H, W)``, both >= 1.
+        stride (int): Output stride of the network (>= 1).
+
+    Returns:
+        tuple[int, int]: The stride-aligned ``(H', W')`` with ``H <= H' < H + stride`` (same for W).
+    """
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ValueError(f'{_FILE}: output_stride must be a positive integer, got {stride!r}')
+    h, w = (int(v) for v in size)
+    if h < 1 or w < 1:
+        raise ValueError(f'{_FILE}: strided_up_size needs a non-empty size, got {tuple(size)}')
+    return ((h - 1) // stride + 1) * stride, ((w - 1) // stride + 1) * stride
+
+
 def _resize_image(img: Tensor, scale: float, mode: str) -> Tensor:
-    """Rescales ``img`` (N, 3, H, W) to ``round(H * scale) x round(W * scale)`` (at least 1 x 1)."""
+    """Rescales ``img`` (N, 3, H, W) to ``round(H * scale) x round(W * scale)`` (at least 1 x 1).
+
+    Python's ``round`` rounds halves to even, as IRN's ``np.round`` in ``pil_rescale``; scale 1 returns ``img``
+    unchanged, as IRN. IRN resizes the ``uint8`` image with PIL before normalising; torch's antialiased bicubic
+    on the normalised float image agrees with PIL to about one grey level (no uint8 rounding or clipping here).
+    """
     h, w = img.shape[-2:]
     size = (max(1, int(round(h * scale))), max(1, int(round(w * scale))))
     if size == (h, w):
@@ -62,13 +90,20 @@ def aggregate_multiscale(score_fn: Callable[[Tensor], Tensor],
                          scales: Sequence[float] = (1.0, 0.5, 1.5, 2.0),
                          flip: bool = True,
                          out_size: Optional[Tuple[int, int]] = None,
-                         resize_mode: str = 'bicubic') -> Tensor:
+                         resize_mode: str = 'bicubic',
+                         output_stride: Optional[int] = None) -> Tensor:
     """Multi-scale (and flip) CAM aggregation of IRN.
 
     For each scale ``s`` the image is rescaled to ``round(H * s) x round(W * s)``; the rescaled image and, when
     ``flip`` is set, its horizontal flip go through ``score_fn`` in one batch of 2; the score maps pass through
     ReLU, the flipped one is flipped back, both are bilinearly upsampled (``align_corners=False``) to
     ``out_size`` and everything is summed over scales and flips.
+
+    With ``output_stride`` set, the maps are instead upsampled to the stride-aligned size
+    :func:`strided_up_size` of ``out_size`` and the sum is cropped (top-left) to ``out_size``, as IRN's
+    ``step/make_cam.py`` does for its ``high_res`` CAMs with stride 16. Each cell of the scale-1 score map then
+    covers exactly ``stride`` pixels, whereas a direct resize stretches the map over ``out_size``; the two place
+    the cells differently, by up to almost one stride towards the bottom / right edges.
 
     Args:
         score_fn (Callable): Maps an image batch ``(B, 3, h, w)`` to score maps ``(B, C, h', w')`` (e.g. the
@@ -79,6 +114,8 @@ def aggregate_multiscale(score_fn: Callable[[Tensor], Tensor],
         out_size (tuple[int, int], optional): ``(H_out, W_out)`` of the result. Defaults to ``(H, W)``.
         resize_mode (str): ``F.interpolate`` mode that rescales the image (antialiased for 'bilinear' and
             'bicubic'). Defaults to 'bicubic' (IRN rescales with PIL bicubic).
+        output_stride (int, optional): Network output stride for IRN's upsample-then-crop (16 for IRN's
+            ResNet-50). Defaults to None: resize straight to ``out_size``.
 
     Returns:
         Tensor: The summed, non-negative maps, shape ``(C, H_out, W_out)``.
@@ -95,6 +132,7 @@ def aggregate_multiscale(score_fn: Callable[[Tensor], Tensor],
     out_size = (int(out_size[0]), int(out_size[1]))
     if min(out_size) < 1:
         raise ValueError(f'{_FILE}: aggregate_multiscale got an empty out_size {out_size}')
+    up_size = out_size if output_stride is None else strided_up_size(out_size, output_stride)
 
     total = None
     for scale in scales:
@@ -108,9 +146,9 @@ def aggregate_multiscale(score_fn: Callable[[Tensor], Tensor],
         maps = F.relu(maps)
         # bilinear resizing is linear and commutes with the flip, so the flip pair is summed first
         maps = maps[:1] + maps[1:].flip(-1) if flip else maps
-        maps = F.interpolate(maps, size=out_size, mode='bilinear', align_corners=False)[0]
+        maps = F.interpolate(maps, size=up_size, mode='bilinear', align_corners=False)[0]
         total = maps if total is None else total + maps
-    return total
+    return total[:, :out_size[0], :out_size[1]]
 
 
 def select_classes(cams: Tensor, label: Tensor) -> Tuple[Tensor, Tensor]:

@@ -10,7 +10,7 @@ CVPR 2022) localises class c by
   over all blocks): ``refined[c, i] = sum_j A_pp[i, j] * cam[c, j]``.
 
 The CSD paper (Yang et al., "Cross-domain Semantic Decoupling for Weakly-Supervised Semantic Segmentation",
-BMVC 2023) uses these CAMs for its MCTformer baseline (CSD_SPEC.md section 6). Attention maps come as a
+BMVC 2023) uses these CAMs for its MCTformer baseline (docs/method.md section 9). Attention maps come as a
 sequence of per-block tensors ``(N, heads, C + h*w, C + h*w)`` (the class tokens first), as returned by
 :class:`~csd_mm.models.backbones.MCTformerViT`; blocks are reduced one at a time, never stacked, to keep
 the memory of large test images low.

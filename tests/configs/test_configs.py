@@ -107,15 +107,22 @@ def test_csd_uses_its_baselines_model_and_schedule(csd_name, base_name):
 def test_mctformer_voc_baseline_follows_the_paper():
     cfg = Config.fromfile(str(REPO / 'configs/mctformer/mctformer_v2_deits_8xb8_60e_voc12aug_224.py'))
     assert cfg.crop_size == (224, 224)
-    assert cfg.train_dataloader.batch_size * 8 == 64
-    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(5e-4 * 64 / 512)
-    assert cfg.optim_wrapper.optimizer.weight_decay == 0.05
+    assert cfg.train_dataloader.batch_size * 8 == 64  # MCTformer's run.sh: --batch-size 64 (one process)
+    assert cfg.auto_scale_lr.base_batch_size == 64
+    optimizer = cfg.optim_wrapper.optimizer
+    assert optimizer.lr == pytest.approx(5e-4 * 64 / 512)
+    assert (optimizer.weight_decay, optimizer.eps, tuple(optimizer.betas)) == (0.05, 1e-8, (0.9, 0.999))
+    paramwise = cfg.optim_wrapper.paramwise_cfg  # timm: no decay on 1-D params, biases, cls_token, pos_embed
+    assert paramwise.flat_decay_mult == paramwise.bias_decay_mult == paramwise.norm_decay_mult == 0.0
+    assert {k: v.decay_mult for k, v in paramwise.custom_keys.items()} == {'cls_token': 0.0, 'pos_embed': 0.0}
     assert cfg.train_cfg.max_epochs == 60
-    warmup, cosine = cfg.param_scheduler
-    assert (warmup.begin, warmup.end, cosine.begin, cosine.end) == (0, 5, 5, 60)
+    (scheduler, ) = cfg.param_scheduler  # timm's CosineLRScheduler, stepped once per epoch
+    assert scheduler.type.__name__ == 'TimmCosineLR' and scheduler.by_epoch
+    assert (scheduler.t_initial, scheduler.warmup_t, scheduler.warmup_lr_init, scheduler.lr_min) == (60, 5, 1e-6, 1e-5)
+    assert cfg.model.backbone.final_norm is False  # MCTformer-V2: no final LayerNorm
     pipeline = [t['type'].__name__ for t in cfg.train_dataloader.dataset.pipeline]
-    assert pipeline == ['LoadImageFromFile', 'RandomResize', 'RandomFlip', 'PhotoMetricDistortion', 'RandomCrop',
-                        'Pad', 'PackCAMInputs']
+    assert pipeline == ['LoadImageFromFile', 'MaskAwareRandomResizedCrop', 'RandomFlip', 'MaskAwareRandAugment',
+                        'RandomErasing', 'PackCAMInputs']  # timm's; tests/datasets/transforms checks the details
     # CAMs at each image's own size: no resize in the test / CAM pipelines
     for loader in (cfg.test_dataloader, cfg.cam_dataloader):
         assert 'Resize' not in ' '.join(t['type'].__name__ for t in loader.dataset.pipeline)

@@ -1,4 +1,4 @@
-"""Tests of csd_mm/datasets/csd_dataset.py (CSDDataset: target images paired with COR-drawn source images)."""
+"""Tests of csd_mm/datasets/csd_dataset.py (CSDDataset: every image, multi-label ones paired with COR-drawn sources)."""
 import math
 import os.path as osp
 
@@ -14,7 +14,8 @@ from torch.utils.data import DataLoader
 
 from csd_mm.datasets import (CSDDataset, ImageLevelDataset, build_source_bank, cooccurrence_counts,
                              cooccurrence_probs, make_toy_voc, target_class_distribution)
-from csd_mm.datasets.transforms import CopyPaste, PackCSDInputs
+from csd_mm.datasets.csd_dataset import derive_view_pipelines
+from csd_mm.datasets.transforms import CopyPaste, PackCAMInputs, PackCSDInputs
 
 CROP = (48, 48)
 TARGET_PIPELINE = [
@@ -61,43 +62,79 @@ def _label_of(toy, img_id):
     return toy['labels'][toy['ids'].index(img_id)]
 
 
-def test_length_target_and_all(toy):
+def test_readings_iterate_and_pair(toy):
     labels = toy['labels']
-    num_multi = int((labels.sum(1) >= 2).sum())
-    num_labelled = int((labels.sum(1) >= 1).sum())
+    multi = labels.sum(1) >= 2
+    num_multi, num_labelled = int(multi.sum()), int((labels.sum(1) >= 1).sum())
     assert 0 < num_multi < num_labelled
+    # the paper's reading (default): every labelled image iterated, only the multi-label ones paired
     ds = _csd(toy)
-    assert len(ds) == num_multi
+    assert len(ds) == num_labelled
+    paired = [ds.is_paired(i) for i in range(len(ds))]
+    assert sum(paired) == num_multi
+    assert [lab.sum() >= 2 for lab in ds.get_labels()] == paired
+    # only multi-label images iterated (all paired)
+    ds = _csd(toy, iterate_over='multi_label')
+    assert len(ds) == num_multi and all(ds.is_paired(i) for i in range(len(ds)))
     assert all(lab.sum() >= 2 for lab in ds.get_labels())
-    assert len(_csd(toy, iterate_over='all')) == num_labelled
+    # every image paired
+    ds = _csd(toy, pair='all')
+    assert len(ds) == num_labelled and all(ds.is_paired(i) for i in range(len(ds)))
+    with pytest.raises(ValueError, match="iterate_over='multi_label'"):
+        _csd(toy, iterate_over='target')  # the old name says what it is called now
     with pytest.raises(ValueError, match='iterate_over'):
         _csd(toy, iterate_over='some')
+    with pytest.raises(ValueError, match='pair must be'):
+        _csd(toy, pair='single_label')
 
 
-def test_packed_sample_of_the_real_pipeline(toy):
+def test_packed_samples_of_the_real_pipeline(toy):
     ds = _csd(toy)
     probs = cooccurrence_probs(cooccurrence_counts(toy['labels'], include_self=True))
     has_source = np.zeros(toy['labels'].shape[1], bool)
     for lab in toy['labels'][toy['labels'].sum(1) == 1]:
         has_source |= lab > 0
+    num_single = 0
     for idx in range(len(ds)):
         out = ds[idx]
         x, s = out['inputs'], out['data_samples']
+        target_label = _label_of(toy, s.metainfo['img_id'])
+        np.testing.assert_array_equal(s.gt_label.numpy(), target_label)
+        if target_label.sum() == 1:
+            # unpaired: one view, no source fields, as the baseline packs it
+            assert x.dtype == torch.uint8 and x.shape == (1, 3, *CROP)
+            assert 'src_fg_mask' not in s and 'src_img_id' not in s.metainfo
+            num_single += 1
+            continue
         assert x.dtype == torch.uint8 and x.shape == (4, 3, *CROP)
         fg, bg = s.src_fg_mask, s.src_bg_mask
         assert fg.dtype == torch.bool and fg.shape == CROP and bg.shape == CROP
         assert not (fg & bg).any()
         torch.testing.assert_close(x[2], torch.where(fg, x[1], x[0]), rtol=0, atol=0)
         torch.testing.assert_close(x[3], torch.where(bg, x[1], x[0]), rtol=0, atol=0)
-        # target: a multi-label image; source: a single-label image of a class COR allows for it
-        target_label = _label_of(toy, s.metainfo['img_id'])
-        assert target_label.sum() >= 2
-        np.testing.assert_array_equal(s.gt_label.numpy(), target_label)
+        # source: a single-label image of a class COR allows for the multi-label target
         src_label = _label_of(toy, s.metainfo['src_img_id'])
         np.testing.assert_array_equal(s.src_label.numpy(), src_label)
         assert src_label.sum() == 1
         weights = target_class_distribution(probs, target_label, has_source)
         assert weights[int(np.flatnonzero(src_label)[0])] > 0
+    assert 0 < num_single < len(ds)
+
+
+def test_view_pipelines_derived_from_the_baseline(toy):
+    baseline_pipeline = TARGET_PIPELINE + [dict(type=PackCAMInputs)]
+    base = dict(type=ImageLevelDataset, ann_file='ImageSets/Segmentation/train_aug.txt', data_root=toy['root'],
+                label_file='cls_labels.npy', metainfo=dict(classes=toy['classes']), pipeline=baseline_pipeline)
+    ds = CSDDataset(dataset=base, source_bank=toy['bank'], pair='all')
+    names = lambda pipe: [type(t).__name__ for t in pipe.transforms]  # noqa: E731
+    augmentation = ['RandomResize', 'RandomFlip', 'RandomCrop', 'Pad']
+    assert names(ds.pipeline) == ['LoadImageFromFile'] + augmentation
+    assert names(ds.source_pipeline) == ['LoadImageFromFile', 'LoadAnnotations'] + augmentation
+    assert names(ds.paste_pipeline) == ['CopyPaste', 'PackCSDInputs']
+    out = ds[0]  # the derived pipelines produce a real pair
+    assert out['inputs'].shape == (4, 3, *CROP)
+    with pytest.raises(ValueError, match='LoadImageFromFile.*PackCAMInputs'):
+        derive_view_pipelines(ds.pipeline)  # no packing transform at the end
 
 
 def _pairs(ds, order):
@@ -143,11 +180,11 @@ def _epoch_pairs(loader):
 
 
 def test_dataloader_with_persistent_workers(toy):
-    ds = _csd(toy)
+    ds = _csd(toy, pair='all')
     loader = DataLoader(ds, batch_size=2, shuffle=True, num_workers=2, persistent_workers=True,
                         collate_fn=pseudo_collate, generator=torch.Generator().manual_seed(0))
     epoch1, epoch2 = _epoch_pairs(loader), _epoch_pairs(loader)
-    fresh = _csd(toy)
+    fresh = _csd(toy, pair='all')
     for _ in range(2):  # a fresh run in the main process, another order: the k-th visits draw the same
         expected = {}
         for i in reversed(range(len(fresh))):

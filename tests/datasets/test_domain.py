@@ -8,7 +8,7 @@ from csd_mm.datasets.domain import (class_counts, domain_split, label_cardinalit
                                     split_domains)
 from csd_mm.datasets.labels import VOC_CLASSES, labels_for_split, load_cls_labels, read_split
 
-VOC12 = Path(__file__).resolve().parents[2] / '..' / 'shared' / 'data' / 'voc12'
+VOC12 = Path(__file__).resolve().parents[2] / 'voc12'  # the project's tracked copy of the VOC labels
 
 
 @pytest.fixture(scope='module')

@@ -11,7 +11,7 @@ from PIL import Image
 from csd_mm.datasets.labels import (VOC_CLASSES, LabelFileError, labels_for_split, labels_from_masks,
                                     labels_from_xml, load_cls_labels, read_split, save_cls_labels)
 
-VOC12 = Path(__file__).resolve().parents[2] / '..' / 'shared' / 'data' / 'voc12'
+VOC12 = Path(__file__).resolve().parents[2] / 'voc12'  # the project's tracked copy of the VOC labels
 
 
 def test_load_real_voc_labels():

@@ -6,9 +6,10 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from csd_mm.datasets.source_bank import (BG_VALUE, FG_VALUE, UNSURE_VALUE, build_source_bank, encode_masks,
-                                         load_source_bank, masks_from_cam, masks_from_pseudo_mask,
-                                         source_bank_complete)
+from csd_mm.datasets.source_bank import (BG_VALUE, FG_VALUE, UNSURE_VALUE, build_source_bank,
+                                         check_source_bank_settings, encode_masks, load_source_bank,
+                                         masks_from_cam, masks_from_pseudo_mask, source_bank_complete,
+                                         source_bank_settings)
 from csd_mm.utils.cam_io import cam_path, save_cam
 from csd_mm.utils.fileio import read_png, write_png
 
@@ -79,8 +80,8 @@ def test_build_from_cams(tmp_path):
     assert source_bank_complete(out)
     assert index['entries'] == [dict(img_id='a', mask='masks/a.png', **{'class': 2}),
                                 dict(img_id='c', mask='masks/c.png', **{'class': 0})]
-    assert index['prior'] == 'cam' and index['num_classes'] == 3
-    assert (index['tau_fg'], index['tau_bg']) == (0.30, 0.05)
+    assert index['settings'] == dict(prior='cam', tau_fg=0.30, tau_bg=0.05) and index['num_classes'] == 3
+    assert not osp.exists(osp.join(out, 'settings.partial.json'))  # removed once the bank is complete
     np.testing.assert_array_equal(read_png(osp.join(out, 'masks', 'a.png')), [[0, 255], [1, 1]])
     np.testing.assert_array_equal(read_png(osp.join(out, 'masks', 'c.png')), [[1, 0], [255, 1]])
     assert sorted(os.listdir(osp.join(out, 'masks'))) == ['a.png', 'c.png']
@@ -93,7 +94,7 @@ def test_build_from_pseudo_masks(tmp_path):
     write_png(str(pm_dir / 'a.png'), np.array([[3, 0], [255, 1]], np.uint8))  # class 2 -> value 3
     write_png(str(pm_dir / 'c.png'), np.array([[1, 1], [0, 2]], np.uint8))
     index = build_source_bank(out, IDS, LABELS, pseudo_mask_dir=str(pm_dir), progress=False)
-    assert index['prior'] == 'pseudo_mask'
+    assert index['settings'] == dict(prior='masks', mask_dir=str(pm_dir))  # tau_fg / tau_bg do not apply
     assert [e['img_id'] for e in index['entries']] == ['a', 'c']
     np.testing.assert_array_equal(read_png(osp.join(out, 'masks', 'a.png')), [[1, 0], [255, 255]])
     np.testing.assert_array_equal(read_png(osp.join(out, 'masks', 'c.png')), [[1, 1], [0, 255]])
@@ -102,29 +103,103 @@ def test_build_from_pseudo_masks(tmp_path):
 def test_rerun_reuses_the_index_without_rewriting(tmp_path):
     cam_dir, out = str(tmp_path / 'cams'), str(tmp_path / 'bank')
     _write_cams(cam_dir)
-    first = build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False)
+    first = build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, tau_fg=0.5, progress=False)
     files = [osp.join(out, 'index.json'), osp.join(out, 'masks', 'a.png')]
     mtimes = [os.stat(f).st_mtime_ns for f in files]
-    # the CAMs are gone and other thresholds are asked for: the finished bank is returned as it is
+    # the CAMs are gone and the same settings are asked for: the finished bank is returned as it is
     for f in os.listdir(cam_dir):
         os.remove(osp.join(cam_dir, f))
-    again = build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, tau_fg=0.9, progress=False)
+    again = build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, tau_fg=0.5, progress=False)
     assert again == json.loads(json.dumps(first))
     assert [os.stat(f).st_mtime_ns for f in files] == mtimes
+
+
+def test_source_bank_settings():
+    assert source_bank_settings(cam_dir='c', tau_fg=0.4, tau_bg=0.1) == dict(prior='cam', tau_fg=0.4, tau_bg=0.1)
+    assert source_bank_settings(cam_dir='c', tau_fg=1, tau_bg=0) == dict(prior='cam', tau_fg=1.0, tau_bg=0.0)
+    assert source_bank_settings(pseudo_mask_dir='/x/pm/', tau_fg=0.9) == dict(prior='masks', mask_dir='/x/pm')
+    rel = source_bank_settings(pseudo_mask_dir='pm')['mask_dir']
+    assert rel == osp.join(os.getcwd(), 'pm')  # stored absolute
+    with pytest.raises(ValueError, match='exactly one'):
+        source_bank_settings()
+    with pytest.raises(ValueError, match='tau_bg'):
+        source_bank_settings(cam_dir='c', tau_fg=0.1, tau_bg=0.2)
+
+
+def test_other_settings_are_refused_naming_the_bank_and_both_settings(tmp_path):
+    cam_dir, out = str(tmp_path / 'cams'), str(tmp_path / 'bank')
+    _write_cams(cam_dir)
+    build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False)
+    index_before = (tmp_path / 'bank' / 'index.json').read_text()
+    with pytest.raises(ValueError, match=r'(?s)bank.*other settings: built with CAM prior, tau_fg=0\.3, '
+                       r'tau_bg=0\.05, asked for CAM prior, tau_fg=0\.9, tau_bg=0\.05\. Delete .*bank.*out_dir'):
+        build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, tau_fg=0.9, progress=False)
+    with pytest.raises(ValueError, match=r'tau_bg=0\.01'):
+        build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, tau_bg=0.01, progress=False)
+    pm_dir = tmp_path / 'pm'
+    with pytest.raises(ValueError, match=f'built with CAM prior.*asked for pseudo-mask prior from {pm_dir}'):
+        build_source_bank(out, IDS, LABELS, pseudo_mask_dir=str(pm_dir), progress=False)
+    assert (tmp_path / 'bank' / 'index.json').read_text() == index_before  # nothing rewritten
+    # a bank from pseudo masks: another mask folder is other settings, the thresholds are not
+    pm_dir.mkdir()
+    write_png(str(pm_dir / 'a.png'), np.full((2, 2), 3, np.uint8))
+    write_png(str(pm_dir / 'c.png'), np.ones((2, 2), np.uint8))
+    out_pm = str(tmp_path / 'bank_pm')
+    first = build_source_bank(out_pm, IDS, LABELS, pseudo_mask_dir=str(pm_dir), progress=False)
+    assert build_source_bank(out_pm, IDS, LABELS, pseudo_mask_dir=str(pm_dir) + '/', tau_fg=0.9,
+                             progress=False) == first
+    with pytest.raises(ValueError, match=f'built with pseudo-mask prior from {pm_dir}, asked for pseudo-mask '
+                       f'prior from {tmp_path / "other"}'):
+        build_source_bank(out_pm, IDS, LABELS, pseudo_mask_dir=str(tmp_path / 'other'), progress=False)
+    check_source_bank_settings(str(tmp_path / 'no_bank_yet'), source_bank_settings(cam_dir=cam_dir))  # no-op
+
+
+def test_a_bank_without_settings_is_refused_for_building_but_loads_for_training(tmp_path):
+    cam_dir, out = str(tmp_path / 'cams'), str(tmp_path / 'bank')
+    _write_cams(cam_dir)
+    build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False)
+    # the index as banks wrote it before they recorded their settings
+    old = dict(entries=load_source_bank(out)['entries'], prior='cam', tau_fg=0.30, tau_bg=0.05, num_classes=3)
+    (tmp_path / 'bank' / 'index.json').write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r'(?s)source bank .*bank was written before banks recorded their '
+                       r'settings.*no "settings".*asked CAM prior, tau_fg=0\.3, tau_bg=0\.05\. Delete'):
+        build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False)
+    assert load_source_bank(out) == old  # training (CSDDataset) reads it as before
 
 
 def test_crashed_run_resumes(tmp_path):
     cam_dir, out = str(tmp_path / 'cams'), str(tmp_path / 'bank')
     _write_cams(cam_dir)
-    # a crashed run left the mask of a (with a marker value nobody would compute) and no index
-    os.makedirs(osp.join(out, 'masks'))
+    os.rename(cam_path(cam_dir, 'c'), str(tmp_path / 'c.npz'))
+    with pytest.raises(FileNotFoundError, match='c.npz'):  # the run crashes after the mask of a
+        build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False)
+    assert not source_bank_complete(out)
+    assert os.listdir(osp.join(out, 'masks')) == ['a.png']
+    assert json.loads((tmp_path / 'bank' / 'settings.partial.json').read_text())['prior'] == 'cam'
+    # the kept mask of a (a marker value nobody would compute) is used when the run resumes
     write_png(osp.join(out, 'masks', 'a.png'), np.full((2, 2), 7, np.uint8))
+    os.rename(str(tmp_path / 'c.npz'), cam_path(cam_dir, 'c'))
     os.remove(cam_path(cam_dir, 'a'))  # so a cannot be recomputed: the kept file must be used
+    # resuming with other settings would mix them: refused
+    with pytest.raises(ValueError, match=r'unfinished source bank .*bank was started with CAM prior, '
+                       r'tau_fg=0\.3.*asked for CAM prior, tau_fg=0\.6.*mix'):
+        build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, tau_fg=0.6, progress=False)
     index = build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False)
     assert [e['img_id'] for e in index['entries']] == ['a', 'c']
     np.testing.assert_array_equal(read_png(osp.join(out, 'masks', 'a.png')), np.full((2, 2), 7))
     np.testing.assert_array_equal(read_png(osp.join(out, 'masks', 'c.png')), [[1, 0], [255, 1]])
-    assert source_bank_complete(out)
+    assert source_bank_complete(out) and not osp.exists(osp.join(out, 'settings.partial.json'))
+
+
+def test_crashed_run_of_an_older_version_is_refused(tmp_path):
+    cam_dir, out = str(tmp_path / 'cams'), str(tmp_path / 'bank')
+    _write_cams(cam_dir)
+    # masks left by a crashed run that did not record its settings
+    os.makedirs(osp.join(out, 'masks'))
+    write_png(osp.join(out, 'masks', 'a.png'), np.full((2, 2), 7, np.uint8))
+    with pytest.raises(ValueError, match=r'unfinished source bank .*bank holds masks but no '
+                       r'settings\.partial\.json.*Delete'):
+        build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False)
 
 
 def test_errors(tmp_path):

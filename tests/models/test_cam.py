@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from csd_mm.models.cam import aggregate_multiscale, normalize_cams, select_classes
+from csd_mm.models.cam import aggregate_multiscale, normalize_cams, select_classes, strided_up_size
 
 
 def test_normalize_cams_hand_numbers():
@@ -80,6 +80,64 @@ def test_aggregate_upsamples_bilinearly_to_out_size():
 
     out = aggregate_multiscale(two_cells, torch.zeros(1, 3, 2, 2), scales=(1.0, ), flip=False, out_size=(1, 4))
     assert torch.allclose(out, torch.tensor([[[0.0, 0.25, 0.75, 1.0]]]))
+
+
+def test_strided_up_size_hand_numbers():
+    assert strided_up_size((33, 32), 16) == (48, 32)
+    assert strided_up_size((1, 1), 16) == (16, 16)
+    assert strided_up_size((500, 375), 16) == (512, 384)  # a VOC image size
+    assert strided_up_size((5, 8), 4) == (8, 8)
+    assert strided_up_size((7, 3), 1) == (7, 3)
+    for stride in (0, -16, 2.0, True, None):
+        with pytest.raises(ValueError, match='cam.py: output_stride must be a positive integer'):
+            strided_up_size((5, 5), stride)
+    with pytest.raises(ValueError, match='cam.py.*non-empty size'):
+        strided_up_size((0, 5), 16)
+
+
+def _one_hot_top_left(x):
+    """A stride-4 score map (ceil(h / 4) x ceil(w / 4)) that is 1 in its top-left cell, 0 elsewhere."""
+    maps = torch.zeros(x.shape[0], 1, (x.shape[2] + 3) // 4, (x.shape[3] + 3) // 4)
+    maps[:, :, 0, 0] = 1.0
+    return maps
+
+
+def test_aggregate_output_stride_upsamples_to_the_aligned_size_then_crops():
+    # 5 x 5 image, stride 4: the 2 x 2 map is upsampled to 8 x 8 (x4 per cell), then cropped to 5 x 5.
+    # bilinear, align_corners=False, x4: pixel i samples cell (i + 0.5) / 4 - 0.5 -> 1, 1, 0.875, 0.625, 0.375
+    img = torch.zeros(1, 3, 5, 5)
+    axis = torch.tensor([1.0, 1.0, 0.875, 0.625, 0.375])
+    out = aggregate_multiscale(_one_hot_top_left, img, scales=(1.0, ), flip=False, output_stride=4)
+    assert out.shape == (1, 5, 5)
+    assert torch.allclose(out[0], axis[:, None] * axis[None, :])
+    # a direct 2 -> 5 resize (x2.5) samples (i + 0.5) / 2.5 - 0.5 instead -> 1, 0.9, 0.5, 0.1, 0
+    direct = aggregate_multiscale(_one_hot_top_left, img, scales=(1.0, ), flip=False)
+    direct_axis = torch.tensor([1.0, 0.9, 0.5, 0.1, 0.0])
+    assert torch.allclose(direct[0], direct_axis[:, None] * direct_axis[None, :], atol=1e-6)
+    # the flip pair is summed before upsampling: top-left + top-right cell -> constant along x
+    flipped = aggregate_multiscale(_one_hot_top_left, img, scales=(1.0, ), flip=True, output_stride=4)
+    assert torch.allclose(flipped[0], axis[:, None].expand(5, 5))
+
+
+def test_aggregate_output_stride_with_scales_and_out_size():
+    img = torch.zeros(1, 3, 6, 8)
+    out = aggregate_multiscale(_const(1.0), img, output_stride=16)  # constants stay constant: 4 scales x 2
+    assert out.shape == (2, 6, 8) and torch.allclose(out, torch.full_like(out, 8.0))
+    # stride 1: the aligned size is out_size itself, i.e. the direct resize
+    conv = torch.nn.Conv2d(3, 2, 3, stride=2, padding=1)
+    x = torch.randn(1, 3, 9, 11)
+    with torch.no_grad():
+        a = aggregate_multiscale(conv, x, scales=(1.0, 0.5), out_size=(7, 5), output_stride=1)
+        b = aggregate_multiscale(conv, x, scales=(1.0, 0.5), out_size=(7, 5))
+    assert a.shape == (2, 7, 5) and torch.allclose(a, b)
+    # out_size is what gets aligned (and cropped back): an 8 x 8 input (2 x 2 map) with out_size 7 x 5 and
+    # stride 4 -> 8 x 8 (x4 per cell) -> 7 x 5
+    c = aggregate_multiscale(_one_hot_top_left, torch.zeros(1, 3, 8, 8), scales=(1.0, ), flip=False,
+                             out_size=(7, 5), output_stride=4)
+    axis = torch.tensor([1.0, 1.0, 0.875, 0.625, 0.375, 0.125, 0.0])
+    assert torch.allclose(c[0], axis[:, None] * axis[None, :5])
+    with pytest.raises(ValueError, match='cam.py: output_stride'):
+        aggregate_multiscale(_const(1.0), img, output_stride=0)
 
 
 def test_aggregate_errors():

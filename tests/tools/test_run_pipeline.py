@@ -119,3 +119,19 @@ def test_markdown_table_means_over_seeds():
     assert lines[2] == '| a | 0 | 10.00 | 1.00 | 2.00 | 0.30 | 20.00 |'
     # population std: mean 15, std 5; the threshold gets no mean
     assert lines[4] == '| **a** | mean ± std | 15.00 ± 5.00 | 2.00 ± 1.00 | 3.00 ± 1.00 |  | 30.00 ± 10.00 |'
+
+
+def test_table_reports_the_most_cooccurring_pair(pipeline):
+    root, work, _ = pipeline
+    import csd_mm  # noqa: F401
+    from csd_mm.datasets import load_cls_labels
+    from csd_mm.evaluation.functional import top_cooccurring_pairs
+    labels = load_cls_labels(str(root / 'data/toy_voc/cls_labels.npy'))
+    a, b, _ = top_cooccurring_pairs(np.stack([labels[i] for i in _ids(root, 'train')]), top_k=1)[0]
+    names = json.loads((root / 'data/toy_voc/meta.json').read_text())['classes']
+    result = json.loads((work / 'results.json').read_text())
+    for row in result['rows']:
+        assert row['pair'] == f'{names[a + 1]}/{names[b + 1]}'
+        assert 0 <= row['a_to_b'] <= 100 and 0 <= row['b_to_a'] <= 100
+    header = (work / 'results.md').read_text().splitlines()[0]
+    assert f'{names[a + 1]}->{names[b + 1]} % (seeds)' in header

@@ -2,26 +2,36 @@
 # train: train_aug (10,582 images; VOC train + SBD minus VOC val), labels from cls_labels.npy.
 # test (seed evaluation, the WSSS convention): train (1,464) against SegmentationClassAug.
 # cam: every train_aug image, for the CAMs that the source bank and the pseudo masks need.
-from mmcv.transforms import LoadImageFromFile, Pad, RandomFlip, RandomResize
+from mmcv.transforms import LoadImageFromFile, RandomFlip, RandomResize
 from mmengine.dataset import DefaultSampler
-from mmseg.datasets.transforms import LoadAnnotations, PhotoMetricDistortion, RandomCrop
+from mmseg.datasets.transforms import LoadAnnotations
 
 from csd_mm.datasets import ImageLevelDataset
-from csd_mm.datasets.transforms import PackCAMInputs
+from csd_mm.datasets.transforms import PackCAMInputs, RandomCropOrPad
 from csd_mm.evaluation import SeedMetric
 
 data_root = 'data/VOCdevkit/VOC2012'
 label_file = 'cls_labels.npy'  # relative to data_root, like ann_file
 crop_size = (512, 512)
+# ImageNet mean (103.53, 116.28, 123.675) rounded, in the BGR order of the uint8 images the pipeline carries: the
+# colour that IRN's normalise-then-fill-with-0 gives to the padding.
+img_pad_val = (104, 116, 124)
 
+# IRN's CAM training augmentation (voc12/dataloader.py, VOC12ClassificationDataset with resize_long=(320, 640),
+# hor_flip=True, crop_size=512, crop_method='random'): random long-side resize to [320, 640] (PIL bicubic),
+# normalise, horizontal flip (p=0.5), random 512 crop in a container filled with 0 after normalisation, i.e. the
+# mean colour. No colour jitter. Normalisation is the data preprocessor's job here (after the pipeline); it is
+# per-pixel, so moving it after the flip and the crop changes nothing but the padding, which therefore gets the
+# mean colour explicitly. Every transform moves `gt_seg_map` with the image (the CSD configs reuse
+# train_pipeline[1:-1] on the source image and its prior mask).
 train_pipeline = [
     dict(type=LoadImageFromFile),
-    # IRN: long side resized to [320, 640], flip, colour jitter, random crop 512 (zero-padded)
-    dict(type=RandomResize, scale=(640, 640), ratio_range=(0.5, 1.0), keep_ratio=True),
+    # long side uniform over the integers 320..639 (IRN: 320..640), PIL bicubic as IRN; masks: nearest
+    dict(type=RandomResize, scale=(640, 640), ratio_range=(0.5, 1.0), keep_ratio=True, backend='pillow',
+         interpolation='bicubic'),
     dict(type=RandomFlip, prob=0.5),
-    dict(type=PhotoMetricDistortion),
-    dict(type=RandomCrop, crop_size=crop_size),
-    dict(type=Pad, size=crop_size, pad_val=dict(img=0, seg=255)),
+    # per axis: a larger image is cropped at a random offset, a smaller one placed at a random offset (IRN)
+    dict(type=RandomCropOrPad, crop_size=crop_size, img_pad_val=img_pad_val, seg_pad_val=255),
     dict(type=PackCAMInputs),
 ]
 test_pipeline = [
@@ -38,6 +48,7 @@ train_dataloader = dict(
     batch_size=16,
     num_workers=4,
     persistent_workers=True,
+    drop_last=True,  # IRN: 10582 // 16 = 661 iterations per epoch
     sampler=dict(type=DefaultSampler, shuffle=True),
     dataset=dict(
         type=ImageLevelDataset,

@@ -2,9 +2,11 @@
 # for PASCAL VOC (20 foreground classes).
 #
 # - DeiT-S/16 with one class token per class (each with its own position embedding); class scores = mean over
-#   the embedding of each final-norm class token; a 3x3 conv head with bias on the patch tokens gives the
-#   patch CAM (the score map F of the CSD losses), GAP -> second logits; both logits are trained with the
-#   multi-label soft-margin loss (loss_cls and loss_patch).
+#   the embedding of each class token of the LAST BLOCK (MCTformer-V2 applies no final LayerNorm: its
+#   forward_features returns the last block's tokens; DeiT's norm is loaded but unused, frozen here); a 3x3 conv
+#   head with bias on the patch tokens (also without final norm) gives the patch CAM (the score map F of the CSD
+#   losses), GAP -> second logits; both logits are trained with the multi-label soft-margin loss (loss_cls and
+#   loss_patch).
 # - Train on 224 crops (a multiple of the patch size 16; other sizes are zero-padded bottom/right by the patch
 #   embedding). The position embedding is stored for img_size=224 and interpolated for other input sizes.
 # - CAM inference: class-to-patch attention (mean over heads, sum over the last 3 blocks) x ReLU(patch CAM),
@@ -44,6 +46,7 @@ model = dict(
         drop_rate=0.0,
         drop_path_rate=0.1,  # DeiT-S / MCTformer
         interpolate_mode='bicubic',
+        final_norm=False,  # MCTformer-V2: no final LayerNorm on the class / patch tokens
         pretrained=deit_checkpoint),
     head=dict(type=CAMHead, in_channels=384, num_classes=num_classes, kernel_size=3, bias=True,
               loss_weight=1.0),

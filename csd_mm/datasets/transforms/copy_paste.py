@@ -1,9 +1,9 @@
-"""Registered transform that builds CSD's two pasted views (Yang et al., BMVC 2023; CSD_SPEC section 4).
+"""Registered transform that builds CSD's two pasted views (Yang et al., BMVC 2023; docs/method.md section 3).
 
 The pixel maths is :mod:`csd_mm.datasets.transforms.copy_paste_functional`; this is a thin mmcv
 ``BaseTransform`` wrapper.
 """
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 from mmcv.transforms import BaseTransform
@@ -12,17 +12,42 @@ from mmseg.registry import TRANSFORMS
 
 from .copy_paste_functional import paste, soften_mask
 
-__all__ = ['CopyPaste']
+__all__ = ['CopyPaste', 'resolve_blend_prob']
 
 _FILE = 'csd_mm/datasets/transforms/copy_paste.py'
 _IGNORE = 255
+
+
+def resolve_blend_prob(soft_edge_sigma: float, random_blend_prob: Optional[float]) -> float:
+    """The per-sample probability of a soft-edged paste for the arguments of :class:`CopyPaste`.
+
+    Args:
+        soft_edge_sigma (float): Gaussian sigma of the soft edges, ``>= 0`` (0: no soft edges).
+        random_blend_prob (float, optional): The asked probability; None for the default: 1.0 when
+            ``soft_edge_sigma > 0`` (soft edges on every sample), else 0.0.
+
+    Returns:
+        float: The probability in ``[0, 1]``.
+
+    Raises:
+        ValueError: The probability is outside ``[0, 1]``, or positive while ``soft_edge_sigma`` is 0 (it
+            would silently do nothing).
+    """
+    if random_blend_prob is None:
+        return 1.0 if soft_edge_sigma > 0 else 0.0
+    if not 0.0 <= random_blend_prob <= 1.0:
+        raise ValueError(f'{_FILE}: random_blend_prob must be in [0, 1] (or None), got {random_blend_prob}')
+    if random_blend_prob > 0 and soft_edge_sigma == 0:
+        raise ValueError(f'{_FILE}: random_blend_prob={random_blend_prob} has no effect with '
+                         'soft_edge_sigma=0; set soft_edge_sigma > 0 (e.g. 3.0) for random blending')
+    return float(random_blend_prob)
 
 
 @TRANSFORMS.register_module()
 class CopyPaste(BaseTransform):
     """Aligned copy-paste of the source image's prior regions onto the target image.
 
-    Writes the two views of CSD (CSD_SPEC section 4)::
+    Writes the two views of CSD (docs/method.md section 3)::
 
         pasted_fg_img = M_fg * src_img + (1 - M_fg) * img      # x_sm^fg
         pasted_bg_img = M_bg * src_img + (1 - M_bg) * img      # x_sm^bg
@@ -42,28 +67,28 @@ class CopyPaste(BaseTransform):
     Added keys: ``pasted_fg_img``, ``pasted_bg_img`` (shape and dtype of ``img``).
 
     Args:
-        soft_edge_sigma (float): Gaussian sigma (pixels) of the feathered mask edges used when blending is
-            drawn (:func:`soften_mask`). Defaults to 0.0 (hard paste).
-        random_blend_prob (float): Probability, per sample, of pasting with soft edges (the paper's "random
-            blending" switch). Defaults to 0.0. Needs ``soft_edge_sigma > 0`` when positive.
+        soft_edge_sigma (float): Gaussian sigma (pixels) of the feathered mask edges (:func:`soften_mask`),
+            the paper's "random blending" switch. Defaults to 0.0 (hard paste). Set alone (e.g. ``3.0``,
+            ``random_blend_prob`` left at None), every sample is pasted with soft edges.
+        random_blend_prob (float, optional): Probability, per sample, of pasting with soft edges; the other
+            samples get the hard paste. None (default) means 1.0 when ``soft_edge_sigma > 0`` and 0.0
+            otherwise. A value in ``(0, 1)`` mixes hard and soft pastes (one draw from ``np.random`` per
+            sample); 0.0 and 1.0 draw nothing. A positive value needs ``soft_edge_sigma > 0``.
     """
 
-    def __init__(self, soft_edge_sigma: float = 0.0, random_blend_prob: float = 0.0) -> None:
+    def __init__(self, soft_edge_sigma: float = 0.0, random_blend_prob: Optional[float] = None) -> None:
         if not soft_edge_sigma >= 0:
             raise ValueError(f'{_FILE}: soft_edge_sigma must be >= 0, got {soft_edge_sigma}')
-        if not 0.0 <= random_blend_prob <= 1.0:
-            raise ValueError(f'{_FILE}: random_blend_prob must be in [0, 1], got {random_blend_prob}')
-        if random_blend_prob > 0 and soft_edge_sigma == 0:
-            raise ValueError(f'{_FILE}: random_blend_prob={random_blend_prob} has no effect with '
-                             'soft_edge_sigma=0; set soft_edge_sigma > 0 (e.g. 3.0) for random blending')
         self.soft_edge_sigma = float(soft_edge_sigma)
-        self.random_blend_prob = float(random_blend_prob)
+        self.random_blend_prob = resolve_blend_prob(self.soft_edge_sigma, random_blend_prob)
 
     @cache_randomness
     def _draw_soft(self) -> bool:
-        """Whether this sample is pasted with soft edges (no random draw when the probability is 0)."""
+        """Whether this sample is pasted with soft edges (a random draw only for a probability in (0, 1))."""
         if self.random_blend_prob <= 0:
             return False
+        if self.random_blend_prob >= 1:
+            return True
         return bool(np.random.rand() < self.random_blend_prob)
 
     @staticmethod
@@ -107,8 +132,11 @@ class CopyPaste(BaseTransform):
             results (dict): Result dict with ``img``, ``src_img``, ``src_fg_mask``, ``src_bg_mask``.
 
         Returns:
-            dict: The same dict with the two pasted views added.
+            dict: The same dict with the two pasted views added; unchanged for an item that
+            :class:`~csd_mm.datasets.CSDDataset` did not pair (``results['csd_paired']`` is False).
         """
+        if results.get('csd_paired', True) is False:
+            return results
         img = self._get(results, 'img')
         src_img = self._get(results, 'src_img')
         fg = self._get(results, 'src_fg_mask')

@@ -1,4 +1,4 @@
-"""Aligned copy-paste of CSD (Yang et al., BMVC 2023, section 3; CSD_SPEC section 4), pure numpy.
+"""Aligned copy-paste of CSD (Yang et al., BMVC 2023, section 3; docs/method.md section 3), pure numpy.
 
 ``x_sm = M * x_s + (1 - M) * x_m``: the pixels of the source image ``x_s`` inside the region mask ``M``
 replace the target image ``x_m``'s pixels at the same positions (aligned paste, so the score maps of the
@@ -32,7 +32,7 @@ def _check_mask(mask: np.ndarray, name: str = 'mask') -> None:
 
 
 def paste(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Aligned paste ``M * source + (1 - M) * target`` (CSD_SPEC section 4).
+    """Aligned paste ``M * source + (1 - M) * target`` (docs/method.md section 3).
 
     Hard masks (bool, or integer/float with values in ``{0, 1}``) select pixels exactly: every output pixel
     is a copy of the source or the target pixel. Soft masks (float in ``[0, 1]``) blend in float64; for
@@ -77,7 +77,7 @@ def paste(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarra
 def soften_mask(mask: np.ndarray, sigma: float) -> np.ndarray:
     """Feathers a hard region mask: Gaussian blur with standard deviation ``sigma`` pixels.
 
-    The paper's "random blending" switch (CSD_SPEC section 4). The blurred edge is centred on the mask
+    The paper's "random blending" switch (docs/method.md section 3). The blurred edge is centred on the mask
     border (about 0.5 there), so the soft mask spreads ``~2 sigma`` pixels to both sides of the edge.
     Image borders are handled by reflection (OpenCV's default ``BORDER_REFLECT_101``), so a region touching
     the border stays 1 there.

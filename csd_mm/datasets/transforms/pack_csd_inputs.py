@@ -1,4 +1,4 @@
-"""Packs a CSD training pair (four views and the source masks) into model inputs."""
+"""Packs a CSD training item (four views and the source masks of a pair, or one unpaired view) into model inputs."""
 import numpy as np
 import torch
 from mmseg.registry import TRANSFORMS
@@ -7,7 +7,7 @@ from .pack_cam_inputs import PackCAMInputs
 
 __all__ = ['PackCSDInputs']
 
-#: The packed view order; CSDViewsMixin reads the views in this order.
+#: The packed view order of a pair; BaseCAMClassifier (via MultiViewDataPreprocessor) reads them in this order.
 VIEW_KEYS = ('img', 'src_img', 'pasted_fg_img', 'pasted_bg_img')
 
 
@@ -19,12 +19,20 @@ class PackCSDInputs(PackCAMInputs):
     x_sm^bg (the results of :class:`~csd_mm.datasets.transforms.CopyPaste`). The data sample is the target's
     (as :class:`PackCAMInputs`: ``gt_label`` and metainfo) plus ``src_label`` (float ``[C]``),
     ``src_fg_mask`` and ``src_bg_mask`` (bool ``(H, W)``) and the metainfo ``src_img_id``.
+
+    An item that :class:`~csd_mm.datasets.CSDDataset` did not pair (``results['csd_paired']`` is False: a
+    single-label image in the paper's reading) is packed as one view, ``(1, 3, H, W)``, with the data sample
+    of :class:`PackCAMInputs` (no source fields): it costs one forward pass, as in the baseline.
     """
 
     def __init__(self, meta_keys=PackCAMInputs.DEFAULT_META_KEYS + ('src_img_id', )) -> None:
         super().__init__(meta_keys=meta_keys)
 
     def transform(self, results: dict) -> dict:
+        if results.get('csd_paired', True) is False:
+            packed = super().transform(results)
+            packed['inputs'] = packed['inputs'][None]
+            return packed
         missing = [k for k in VIEW_KEYS + ('src_fg_mask', 'src_bg_mask', 'src_label') if k not in results]
         if missing:
             raise KeyError(f'PackCSDInputs needs {missing} in the results of '

@@ -1,7 +1,7 @@
 """Writes class activation maps (CAMs) to disk, after training and during ``tools/test.py``."""
 import copy
 import os.path as osp
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -43,7 +43,9 @@ class CAMGenerationHook(Hook):
             single-label images of ``dataloader``'s dataset: ``dict(out_dir='source_bank', tau_fg=0.30,
             tau_bg=0.05)``; ``out_dir`` relative to ``work_dir``. With ``pseudo_mask_dir`` (a folder of
             ``<img_id>.png`` pseudo masks, relative to ``work_dir`` unless absolute) the bank is built from
-            those masks instead of the CAMs (CSD_SPEC section 2, "Alternative prior"). Defaults to None.
+            those masks instead of the CAMs (docs/method.md section 1, "Alternative prior"). The bank records
+            these settings; a finished bank in ``out_dir`` made with other ones is an error (raised before
+            training starts), not reused: delete it or choose another ``out_dir``. Defaults to None.
     """
 
     priority = 'LOW'
@@ -95,24 +97,49 @@ class CAMGenerationHook(Hook):
         dataset.full_init()
         return dataset
 
-    def write_source_bank(self, runner: Runner, dataset) -> None:
-        """Stage 0 of CSD: the source bank of the single-label images (rank 0 writes).
-
-        The prior is the CAMs this hook wrote, or the pseudo masks of ``source_bank['pseudo_mask_dir']``.
-        """
-        from csd_mm.datasets.source_bank import build_source_bank
+    def _source_bank_args(self, runner: Runner) -> Tuple[str, dict]:
+        """The bank folder and the keyword arguments of ``build_source_bank`` (prior folder, thresholds)."""
         cfg = dict(self.source_bank)
         out_dir = self._resolve(runner, cfg.pop('out_dir', 'source_bank'))
         pseudo_mask_dir = cfg.pop('pseudo_mask_dir', None)
         if pseudo_mask_dir is not None:
-            prior = dict(pseudo_mask_dir=self._resolve(runner, pseudo_mask_dir))
+            cfg.update(pseudo_mask_dir=self._resolve(runner, pseudo_mask_dir))
         else:
-            prior = dict(cam_dir=self._resolve_out_dir(runner))
+            cfg.update(cam_dir=self._resolve_out_dir(runner))
+        return out_dir, cfg
+
+    def check_source_bank(self, runner: Runner) -> None:
+        """Refuses, on every rank, a finished bank in ``out_dir`` built with other settings than this hook's.
+
+        Raises:
+            ValueError: From :func:`~csd_mm.datasets.source_bank.check_source_bank_settings` (names the bank
+                folder, the stored and the asked settings, and how to proceed).
+        """
+        from csd_mm.datasets.source_bank import check_source_bank_settings, source_bank_settings
+        out_dir, kwargs = self._source_bank_args(runner)
+        asked = {k: v for k, v in kwargs.items() if k in ('cam_dir', 'pseudo_mask_dir', 'tau_fg', 'tau_bg')}
+        check_source_bank_settings(out_dir, source_bank_settings(**asked))
+
+    def before_train(self, runner: Runner) -> None:
+        # fail before training, not after it, when the bank this run would write exists with other settings
+        if self.source_bank is not None and self.dataloader_cfg is not None:
+            self.check_source_bank(runner)
+
+    def write_source_bank(self, runner: Runner, dataset) -> None:
+        """Stage 0 of CSD: the source bank of the single-label images (rank 0 writes).
+
+        The prior is the CAMs this hook wrote, or the pseudo masks of ``source_bank['pseudo_mask_dir']``. A
+        finished bank in ``out_dir`` is reused only when built with the same settings; otherwise every rank
+        raises (:meth:`check_source_bank`).
+        """
+        from csd_mm.datasets.source_bank import build_source_bank
+        self.check_source_bank(runner)
+        out_dir, kwargs = self._source_bank_args(runner)
         rank, _ = get_dist_info()
         if rank == 0:
             infos = [dataset.get_data_info(i) for i in range(len(dataset))]
             index = build_source_bank(out_dir, [d['img_id'] for d in infos],
-                                      np.stack([d['gt_label'] for d in infos]), **prior, **cfg)
+                                      np.stack([d['gt_label'] for d in infos]), **kwargs)
             runner.logger.info(f'source bank: {len(index["entries"])} single-label images in {out_dir}')
         barrier()
 

@@ -12,6 +12,12 @@ The parameters keep the names of mmpretrain's ``VisionTransformer`` (``patch_emb
 ``layers.N.ln1`` / ``attn.qkv`` / ``attn.proj`` / ``ln2`` / ``ffn.layers...``, final norm ``ln1``), so
 mmpretrain checkpoints map one to one; official DeiT (timm layout) checkpoints are converted by
 :mod:`csd_mm.models.backbones.mctformer_weights`.
+
+MCTformer-V2's ``forward_features`` returns the last block's tokens WITHOUT the final LayerNorm (its DeiT
+parent builds ``norm`` and loads it from the DeiT checkpoint, but MCTformer never applies it); ``final_norm=False``
+reproduces that. The norm ``ln1`` is then still built, so checkpoints with ``ln1.*`` / DeiT's ``norm.*`` load
+strictly either way, but it is frozen (``requires_grad=False``): it takes no part in the forward pass, and a
+trainable parameter without gradient would stop DDP.
 """
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -97,7 +103,8 @@ class MCTformerViT(BaseBackbone):
     multiples of the patch size are zero-padded at the bottom/right, 'corner' mode), the ``C`` class
     tokens are prepended, each class token and each patch gets its own position embedding (the patch part
     is interpolated with mmpretrain's ``resize_pos_embed`` when the patch grid differs from the one of
-    ``img_size``), and the tokens pass through ``num_layers`` pre-norm blocks and a final LayerNorm.
+    ``img_size``), and the tokens pass through ``num_layers`` pre-norm blocks and, with ``final_norm``, a
+    final LayerNorm.
 
     Args:
         arch (str | dict): 'deit-tiny', 'deit-small' (embed 384, 12 layers, 6 heads) or 'deit-base', or a
@@ -115,6 +122,10 @@ class MCTformerViT(BaseBackbone):
         qkv_bias (bool): Bias in the qkv projection. Defaults to True.
         norm_cfg (dict): Norm layer config. Defaults to ``dict(type='LN', eps=1e-6)`` (DeiT).
         interpolate_mode (str): Position-embedding interpolation mode. Defaults to 'bicubic'.
+        final_norm (bool): Whether the output tokens pass through the final LayerNorm ``ln1`` (DeiT /
+            mmpretrain's ViT). MCTformer does not apply it (``forward_features`` of MCTformerV1 / V2 in its
+            ``models.py`` returns the last block's tokens): set False to follow it. When False, ``ln1`` is
+            kept (checkpoints still load) but frozen and unused. Defaults to True.
         pretrained (str, optional): LOCAL path of a DeiT checkpoint (official DeiT/timm layout or
             mmpretrain ``VisionTransformer`` layout), loaded by :meth:`init_weights` through
             :func:`csd_mm.models.backbones.mctformer_weights.load_deit_pretrained` (class token repeated C
@@ -140,6 +151,7 @@ class MCTformerViT(BaseBackbone):
                  qkv_bias: bool = True,
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
                  interpolate_mode: str = 'bicubic',
+                 final_norm: bool = True,
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[Union[dict, list]] = None):
         if init_cfg is None:
@@ -173,6 +185,9 @@ class MCTformerViT(BaseBackbone):
         self.img_size = to_2tuple(img_size)
         self.patch_size = patch_size
         self.interpolate_mode = interpolate_mode
+        if not isinstance(final_norm, bool):
+            raise TypeError(f'MCTformerViT: final_norm must be a bool, got {final_norm!r}')
+        self.final_norm = final_norm
         self.pretrained = pretrained
 
         self.patch_embed = PatchEmbed(in_channels=in_channels, input_size=img_size,
@@ -193,11 +208,15 @@ class MCTformerViT(BaseBackbone):
                                   drop_path_rate=float(dpr[i]), qkv_bias=qkv_bias, norm_cfg=norm_cfg)
             for i in range(self.num_layers)
         ])
+        # Built even when unused (final_norm=False) so that checkpoints keep one layout; frozen then, since it
+        # gets no gradient (MCTformer-V2 loads DeiT's ``norm`` the same way and never applies it).
         self.ln1 = build_norm_layer(norm_cfg, self.embed_dims)
+        if not final_norm:
+            self.ln1.requires_grad_(False)
 
     @property
     def norm(self) -> nn.Module:
-        """The final LayerNorm (``ln1`` in mmpretrain's naming)."""
+        """The final LayerNorm (``ln1`` in mmpretrain's naming); applied only when ``final_norm`` is True."""
         return self.ln1
 
     def train(self, mode: bool = True) -> 'MCTformerViT':
@@ -224,9 +243,9 @@ class MCTformerViT(BaseBackbone):
                 Without them the blocks use the fused attention kernel (faster in training).
 
         Returns:
-            tuple: ``cls_tokens`` ``(N, C, D)`` and ``patch_tokens`` ``(N, D, h, w)`` after the final
-            norm, and the attention weights of every block, a list of ``num_layers`` tensors
-            ``(N, heads, C + h*w, C + h*w)`` (empty when ``need_weights`` is False).
+            tuple: ``cls_tokens`` ``(N, C, D)`` and ``patch_tokens`` ``(N, D, h, w)`` of the last block (after
+            the final norm when ``final_norm`` is True), and the attention weights of every block, a list of
+            ``num_layers`` tensors ``(N, heads, C + h*w, C + h*w)`` (empty when ``need_weights`` is False).
         """
         B = x.shape[0]
         x, hw = self.patch_embed(x)
@@ -239,7 +258,8 @@ class MCTformerViT(BaseBackbone):
             x, weights = layer(x, need_weights=need_weights)
             if need_weights:
                 attn_maps.append(weights)
-        x = self.ln1(x)
+        if self.final_norm:
+            x = self.ln1(x)
         cls_tokens = x[:, :self.num_classes]
         patch_tokens = x[:, self.num_classes:].reshape(B, hw[0], hw[1], self.embed_dims).permute(0, 3, 1, 2)
         return cls_tokens, patch_tokens.contiguous(), attn_maps

@@ -4,7 +4,7 @@ MCTformer (Xu et al., "Multi-class Token Transformer for Weakly Supervised Seman
 CVPR 2022) starts from ImageNet DeiT weights: the single class token and its position embedding are
 repeated once per class, the patch position embedding is interpolated to the model's patch grid and the
 classifier head is dropped. The CSD paper (Yang et al., BMVC 2023) starts its MCTformer-V2 baseline the same
-way (CSD_SPEC.md section 6).
+way (docs/method.md section 9).
 
 Two layouts are understood (detected from the keys):
 

@@ -18,7 +18,7 @@ from .base_cam_classifier import BaseCAMClassifier
 
 _FILE = 'csd_mm/models/classifiers/cam_classifier.py'
 
-_DEFAULT_TEST_CFG = dict(scales=(1.0, 0.5, 1.5, 2.0), flip=True, resize_mode='bicubic')
+_DEFAULT_TEST_CFG = dict(scales=(1.0, 0.5, 1.5, 2.0), flip=True, resize_mode='bicubic', output_stride=None)
 
 
 @MODELS.register_module()
@@ -56,10 +56,15 @@ class CAMClassifier(BaseCAMClassifier):
             ``ImgDataPreprocessor`` that also takes CSD's multi-view samples) with
             ImageNet mean / std and ``bgr_to_rgb=True`` (images are loaded as BGR ``uint8``).
         cls_on_pasted (bool): CSD only: also apply the classification loss to the fg-pasted view with label
-            y_m OR y_s. Defaults to False (CSD_SPEC section 4).
+            y_m OR y_s. Defaults to False (docs/method.md section 3).
+        source_pass (str): CSD only: how the source view's target distribution is computed,
+            ``'deterministic'`` (default) or ``'train_mode'`` (:class:`BaseCAMClassifier`).
         test_cfg (dict, optional): ``scales`` (default (1.0, 0.5, 1.5, 2.0)), ``flip`` (default True),
             ``resize_mode`` (how test images are rescaled, default 'bicubic' with antialiasing, as IRN's PIL
-            bicubic).
+            bicubic), ``output_stride`` (default None: each scale's map is resized straight to the image size;
+            an int, e.g. IRN's 16, upsamples each map to the stride-aligned size ``ceil(H / s) * s`` x
+            ``ceil(W / s) * s`` and crops the sum to ``H x W``, as IRN's ``step/make_cam.py``; see
+            :func:`~csd_mm.models.cam.aggregate_multiscale`).
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -69,9 +74,11 @@ class CAMClassifier(BaseCAMClassifier):
                  neck: OptConfigType = None,
                  data_preprocessor: Optional[Union[dict, torch.nn.Module]] = None,
                  cls_on_pasted: bool = False,
+                 source_pass: str = 'deterministic',
                  test_cfg: OptConfigType = None,
                  init_cfg: OptConfigType = None) -> None:
-        super().__init__(data_preprocessor=data_preprocessor, cls_on_pasted=cls_on_pasted, init_cfg=init_cfg)
+        super().__init__(data_preprocessor=data_preprocessor, cls_on_pasted=cls_on_pasted,
+                         source_pass=source_pass, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.neck = MODELS.build(neck) if neck is not None else None
         self.head = MODELS.build(head)
@@ -81,6 +88,10 @@ class CAMClassifier(BaseCAMClassifier):
             raise ValueError(f'{_FILE}: unknown test_cfg keys {sorted(unknown)}; allowed: '
                              f'{sorted(_DEFAULT_TEST_CFG)}')
         self.test_cfg = {**_DEFAULT_TEST_CFG, **test_cfg}
+        stride = self.test_cfg['output_stride']
+        if stride is not None and (isinstance(stride, bool) or not isinstance(stride, int) or stride < 1):
+            raise ValueError(f'{_FILE}: test_cfg output_stride must be None or a positive int (the backbone\'s '
+                             f'output stride, 16 for IRN\'s ResNet-50), got {stride!r}')
 
     def extract_feat(self, inputs: Tensor) -> Tensor:
         """Backbone (and neck) features of the last output level, ``(N, Cin, h, w)``."""

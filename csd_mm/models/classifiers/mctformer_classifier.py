@@ -63,6 +63,8 @@ class MCTformerV2Classifier(BaseCAMClassifier):
             ``bgr_to_rgb=True``.
         cls_on_pasted (bool): CSD only: also apply the classification losses to the fg-pasted view with label
             y_m OR y_s. Defaults to False.
+        source_pass (str): CSD only: how the source view's target distribution is computed,
+            ``'deterministic'`` (default) or ``'train_mode'`` (:class:`BaseCAMClassifier`).
         test_cfg (dict, optional): ``scales`` (default (1.0,)), ``flip`` (default True),
             ``num_cam_layers`` (last blocks of class-to-patch attention, default 3), ``patch_refine``
             (patch-to-patch refinement, default True), ``resize_mode`` (rescaling of the test image,
@@ -75,9 +77,11 @@ class MCTformerV2Classifier(BaseCAMClassifier):
                  head: ConfigType,
                  data_preprocessor: Optional[Union[dict, torch.nn.Module]] = None,
                  cls_on_pasted: bool = False,
+                 source_pass: str = 'deterministic',
                  test_cfg: OptConfigType = None,
                  init_cfg: OptConfigType = None) -> None:
-        super().__init__(data_preprocessor=data_preprocessor, cls_on_pasted=cls_on_pasted, init_cfg=init_cfg)
+        super().__init__(data_preprocessor=data_preprocessor, cls_on_pasted=cls_on_pasted,
+                         source_pass=source_pass, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.head = MODELS.build(head)
         for attr in ('num_classes', 'embed_dims', 'patch_size'):

@@ -19,7 +19,7 @@ _FILE = 'csd_mm/models/losses/csd_consistency_loss.py'
 
 @MODELS.register_module()
 class CSDConsistencyLoss(nn.Module):
-    """Foreground and background consistency of CSD (Yang et al., BMVC 2023, Eq. 3-5; CSD_SPEC section 5).
+    """Foreground and background consistency of CSD (Yang et al., BMVC 2023, Eq. 3-5; docs/method.md section 4).
 
     ``loss_fg = lambda_fg * KL(softmax_c(M_s) || softmax_c(M_sm^fg))`` over the positions of ``M_fg`` and
     ``loss_bg = lambda_bg * KL(softmax([M', M_s]) || softmax([M', M_sm^bg]))`` over the positions of

@@ -1,7 +1,7 @@
 """Masked KL consistency between score maps: the maths of CSD's dual consistency (pure torch).
 
 Yang et al., "Cross-domain Semantic Decoupling for Weakly-Supervised Semantic Segmentation", BMVC 2023,
-Eq. (3)-(5), as read by ``CSD_SPEC.md`` section 5 (the published Eq. 4 is missing and Eq. 5 names the wrong
+Eq. (3)-(5), as read by docs/method.md section 4 (the published Eq. 4 is missing and Eq. 5 names the wrong
 view; see ``docs/method.md``, "Deviations from the paper").
 
 Notation: ``M_s = F(x_s)`` is the score map (before pooling, ``[N, C, h, w]``) of the source view; it is the
@@ -42,7 +42,7 @@ def downsample_mask(mask: torch.Tensor,
     """Downsamples an image-resolution region mask to the resolution of a score map.
 
     A score-map position counts as inside the region when at least ``fg_ratio`` of the image pixels it
-    covers are inside the mask (CSD_SPEC section 5; ``fg_ratio = 1.0``, the default, keeps only positions
+    covers are inside the mask (docs/method.md section 4; ``fg_ratio = 1.0``, the default, keeps only positions
     that lie wholly inside the region, so mixed border positions never enter the KL).
 
     The covered-pixel fraction is the adaptive average pooling of the float mask (what ``F.interpolate``
@@ -88,7 +88,7 @@ def masked_kl(target_logits: torch.Tensor,
               reduction: str = 'mean') -> torch.Tensor:
     """Per-position ``KL(softmax_c(target) || softmax_c(pred))`` summed or averaged over a mask.
 
-    ``target_logits`` is detached here (stop-gradient, CSD_SPEC section 5: the source view's scores are the
+    ``target_logits`` is detached here (stop-gradient, docs/method.md section 4: the source view's scores are the
     target distribution, no gradient reaches them). The softmaxes are taken over the channel dimension in
     at least float32 (half-precision logits are upcast).
 
@@ -189,7 +189,7 @@ def background_consistency(src_scores: torch.Tensor,
                            mode: str = 'class',
                            fg_ratio: float = 1.0,
                            reduction: str = 'mean') -> torch.Tensor:
-    """Background consistency ``L_bg`` (CSD Eq. 4-5 as CSD_SPEC section 5 reads them).
+    """Background consistency ``L_bg`` (CSD Eq. 4-5 as docs/method.md section 4 reads them).
 
     ``KL(softmax([M', M_s[:, p]]) || softmax([M', M_sm^bg[:, p]]))`` at the positions ``p`` of ``M_bg``
     downsampled to the score map, with the constant dummy channel ``M' = bg_score``

@@ -4,6 +4,7 @@ import pytest
 
 import csd_mm  # noqa: F401  (compat first, registers the transform)
 from csd_mm.datasets.transforms import CopyPaste
+from csd_mm.datasets.transforms.copy_paste import resolve_blend_prob
 from mmseg.registry import TRANSFORMS
 
 H, W = 4, 5
@@ -91,6 +92,53 @@ def test_soft_edges_blend_only_near_the_edge():
     assert np.array_equal(out['src_fg_mask'], fg)  # loss masks stay hard
 
 
+def _edge_results():
+    """A 24 x 24 paste whose foreground region is the left half (edge between columns 11 and 12)."""
+    fg = np.zeros((24, 24), dtype=np.uint8)
+    fg[:, :12] = 1
+    return dict(img=np.zeros((24, 24, 3), np.uint8), src_img=np.full((24, 24, 3), 200, np.uint8),
+                src_fg_mask=fg, src_bg_mask=1 - fg)
+
+
+def test_soft_edge_sigma_alone_gives_soft_edges():
+    # the documented ablation "paste_pipeline.0.soft_edge_sigma=3.0" sets only the sigma
+    t = TRANSFORMS.build(dict(type='CopyPaste', soft_edge_sigma=3.0))
+    assert t.random_blend_prob == 1.0
+    hard = CopyPaste()(_edge_results())
+    state = np.random.get_state()
+    soft = t(_edge_results())
+    after = np.random.get_state()
+    assert np.array_equal(state[1], after[1]) and state[2] == after[2]  # always soft: no random draw
+    hard_fg, soft_fg = hard['pasted_fg_img'][..., 0], soft['pasted_fg_img'][..., 0]
+    # the hard paste: 200 left of the edge, 0 right of it
+    assert (hard_fg[:, :12] == 200).all() and (hard_fg[:, 12:] == 0).all()
+    # at the edge the soft paste differs: about half of the source on both sides (blurred edge ~ 0.5)
+    assert ((soft_fg[:, 11] > 100) & (soft_fg[:, 11] < 200)).all()
+    assert ((soft_fg[:, 12] > 0) & (soft_fg[:, 12] < 100)).all()
+    assert not np.array_equal(soft['pasted_bg_img'], hard['pasted_bg_img'])
+    # far from the edge (> 3 sigma) the two pastes agree
+    assert np.array_equal(soft_fg[:, :2], hard_fg[:, :2]) and np.array_equal(soft_fg[:, -2:], hard_fg[:, -2:])
+
+
+def test_random_blend_prob_resolution():
+    assert resolve_blend_prob(0.0, None) == 0.0        # default: hard paste
+    assert resolve_blend_prob(3.0, None) == 1.0        # sigma alone: soft edges on every sample
+    assert resolve_blend_prob(3.0, 0.25) == 0.25       # mix of hard and soft pastes
+    assert resolve_blend_prob(3.0, 0.0) == 0.0         # sigma given but blending switched off explicitly
+    assert resolve_blend_prob(0.0, 0.0) == 0.0
+    with pytest.raises(ValueError, match=r'copy_paste\.py.*soft_edge_sigma=0'):
+        resolve_blend_prob(0.0, 0.5)
+    with pytest.raises(ValueError, match=r'copy_paste\.py.*\[0, 1\]'):
+        resolve_blend_prob(3.0, -0.1)
+    # an explicit 0 with a sigma: every sample is a hard paste, with no random draw
+    t = CopyPaste(soft_edge_sigma=3.0, random_blend_prob=0.0)
+    state = np.random.get_state()
+    out = t(_edge_results())
+    after = np.random.get_state()
+    assert np.array_equal(state[1], after[1]) and state[2] == after[2]
+    assert np.array_equal(out['pasted_fg_img'], CopyPaste()(_edge_results())['pasted_fg_img'])
+
+
 def test_random_blend_probability_draws_both_outcomes():
     np.random.seed(0)
     t = CopyPaste(soft_edge_sigma=2.0, random_blend_prob=0.5)
@@ -139,3 +187,5 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match='soft_edge_sigma'):
         CopyPaste(soft_edge_sigma=-1.0)
     assert 'soft_edge_sigma=2.0' in repr(CopyPaste(soft_edge_sigma=2.0, random_blend_prob=0.1))
+    assert 'random_blend_prob=1.0' in repr(CopyPaste(soft_edge_sigma=2.0))
+    assert 'random_blend_prob=0.0' in repr(CopyPaste())

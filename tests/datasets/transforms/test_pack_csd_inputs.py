@@ -58,3 +58,17 @@ def test_size_mismatch():
     results['src_fg_mask'] = np.zeros((H - 1, W), np.uint8)
     with pytest.raises(ValueError, match='x/t1.jpg'):
         PackCSDInputs()(results)
+
+
+def test_unpaired_item_is_packed_as_one_view():
+    results = _results()
+    for key in ('src_img', 'pasted_fg_img', 'pasted_bg_img', 'src_fg_mask', 'src_bg_mask', 'src_label',
+                'src_img_id'):
+        del results[key]
+    results['csd_paired'] = False
+    out = PackCSDInputs()(results)
+    assert out['inputs'].shape == (1, 3, H, W)
+    np.testing.assert_array_equal(out['inputs'][0].numpy(), results['img'].transpose(2, 0, 1))
+    s = out['data_samples']
+    assert s.gt_label.tolist() == [1, 0, 1]
+    assert 'src_fg_mask' not in s and 'src_label' not in s and 'src_img_id' not in s.metainfo

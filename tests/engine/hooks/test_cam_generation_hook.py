@@ -10,8 +10,8 @@ from mmengine.dataset import DefaultSampler
 from mmengine.runner import Runner
 from mmpretrain.models import ResNet
 
-from csd_mm.datasets import ImageLevelDataset, make_toy_voc
-from csd_mm.datasets.source_bank import load_source_bank
+from csd_mm.datasets import ImageLevelDataset, load_cls_labels, make_toy_voc, read_split
+from csd_mm.datasets.source_bank import build_source_bank, load_source_bank
 from csd_mm.datasets.transforms import PackCAMInputs
 from csd_mm.engine.hooks import CAMGenerationHook
 from csd_mm.models.classifiers import CAMClassifier
@@ -49,6 +49,7 @@ def _runner(root, classes, work_dir, source_bank):
     return Runner(
         model=model,
         work_dir=str(work_dir),
+        experiment_name=osp.basename(str(work_dir)),  # one logger per test, even within one second
         train_dataloader=dict(batch_size=4, num_workers=0, sampler=dict(type=DefaultSampler, shuffle=True),
                               dataset=_dataset_cfg(root, classes, pipeline)),
         train_cfg=dict(by_epoch=False, max_iters=1, val_interval=100),
@@ -87,7 +88,7 @@ def test_after_train_writes_cams_skips_existing_and_builds_the_bank(toy_root, tm
     single = [d for d in infos if d['gt_label'].sum() == 1]
     assert single and len(single) < NUM_TRAIN
     index = load_source_bank(osp.join(str(tmp_path), 'bank'))
-    assert index['prior'] == 'cam'
+    assert index['settings'] == dict(prior='cam', tau_fg=0.30, tau_bg=0.05)
     assert [e['img_id'] for e in index['entries']] == [d['img_id'] for d in single]
     for e, d in zip(index['entries'], single):
         assert e['class'] == int(np.flatnonzero(d['gt_label'])[0])
@@ -121,7 +122,7 @@ def test_source_bank_from_pseudo_masks(toy_root, tmp_path):
     hook.write_source_bank(runner, dataset)
     assert not osp.exists(osp.join(str(tmp_path), 'cams'))
     index = load_source_bank(osp.join(str(tmp_path), 'bank_pm'))
-    assert index['prior'] == 'pseudo_mask'
+    assert index['settings'] == dict(prior='masks', mask_dir=mask_dir)
     assert index['entries']
     for e in index['entries']:
         gt = read_png(osp.join(mask_dir, e['img_id'] + '.png'))
@@ -130,3 +131,24 @@ def test_source_bank_from_pseudo_masks(toy_root, tmp_path):
         expected[gt == e['class'] + 1] = 1
         assert (expected == 1).any()
         np.testing.assert_array_equal(read_png(osp.join(str(tmp_path), 'bank_pm', e['mask'])), expected)
+
+
+def test_a_bank_with_other_settings_is_refused_before_training(toy_root, tmp_path):
+    root, summary = toy_root
+    classes = summary['classes']
+    mask_dir = osp.join(root, 'SegmentationClassAug')
+    # a finished bank in the run's out_dir, made from pseudo masks
+    ids = read_split(osp.join(root, 'ImageSets/Segmentation/train_aug.txt'))
+    labels = load_cls_labels(osp.join(root, 'cls_labels.npy'))
+    build_source_bank(osp.join(str(tmp_path), 'bank'), ids, np.stack([labels[i] for i in ids]),
+                      pseudo_mask_dir=mask_dir, progress=False)
+    index_file = osp.join(str(tmp_path), 'bank', 'index.json')
+    before = os.stat(index_file).st_mtime_ns
+    # a CAM prior asked of it: refused before any training iteration
+    runner = _runner(root, classes, tmp_path, dict(out_dir='bank', tau_fg=0.30, tau_bg=0.05))
+    with pytest.raises(ValueError, match=f'source bank {osp.join(str(tmp_path), "bank")} exists with other '
+                       f'settings: built with pseudo-mask prior from {mask_dir}, asked for CAM prior, '
+                       r'tau_fg=0\.3, tau_bg=0\.05\. Delete'):
+        runner.train()
+    assert runner.iter == 0 and not osp.exists(osp.join(str(tmp_path), 'cams'))
+    assert os.stat(index_file).st_mtime_ns == before

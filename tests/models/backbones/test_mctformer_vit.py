@@ -119,3 +119,46 @@ def test_registered_deit_small_and_arch_errors():
         MCTformerViT(arch=dict(embed_dims=32, num_layers=2))
     with pytest.raises(ValueError, match='divisible'):
         MCTformerViT(arch=dict(embed_dims=30, num_layers=2, num_heads=4))
+
+
+def test_without_final_norm_the_tokens_are_the_last_blocks():
+    """final_norm=False (MCTformer-V2) returns the last block's tokens; True applies ln1 on top of them."""
+    plain = _tiny(num_classes=3, final_norm=False)
+    normed = _tiny(num_classes=3, final_norm=True)
+    with torch.no_grad():  # a non-trivial final norm, so that applying it is visible
+        plain.ln1.weight.uniform_(0.5, 2.0)
+        plain.ln1.bias.uniform_(-1.0, 1.0)
+    normed.load_state_dict(plain.state_dict())  # same parameters, ln1 included
+    x = torch.randn(2, 3, 32, 48)
+    cls_plain, patch_plain, attn_plain = plain(x)
+    cls_normed, patch_normed, attn_normed = normed(x)
+    for a, b in zip(attn_plain, attn_normed):
+        assert torch.equal(a, b)  # the blocks are untouched
+    # by hand: the tokens leaving the last block
+    tokens, hw = plain.patch_embed(x)
+    tokens = torch.cat([plain.cls_token.expand(2, -1, -1), tokens], dim=1)
+    tokens = tokens + resize_pos_embed(plain.pos_embed, (2, 2), hw, mode='bicubic', num_extra_tokens=3)
+    for layer in plain.layers:
+        tokens, _ = layer(tokens)
+    assert torch.allclose(cls_plain, tokens[:, :3], atol=1e-6)
+    assert torch.allclose(patch_plain.flatten(2).transpose(1, 2), tokens[:, 3:], atol=1e-6)
+    normed_tokens = plain.ln1(tokens)
+    assert torch.allclose(cls_normed, normed_tokens[:, :3], atol=1e-5)
+    assert torch.allclose(patch_normed.flatten(2).transpose(1, 2), normed_tokens[:, 3:], atol=1e-5)
+    assert not torch.allclose(cls_plain, cls_normed, atol=1e-3)
+
+
+def test_unused_final_norm_is_kept_but_frozen():
+    model = _tiny(final_norm=False)
+    model.train()
+    assert set(model.state_dict()) >= {'ln1.weight', 'ln1.bias'}  # checkpoints keep one layout
+    assert not model.ln1.weight.requires_grad and not model.ln1.bias.requires_grad
+    cls_tokens, patch_tokens, _ = model(torch.randn(2, 3, 32, 32))
+    (cls_tokens.sum() + patch_tokens.pow(2).sum()).backward()
+    # every trainable parameter gets a gradient (no unused parameter for DDP)
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            assert param.grad is not None, name
+    assert _tiny(final_norm=True).ln1.weight.requires_grad
+    with pytest.raises(TypeError, match='final_norm'):
+        MCTformerViT(arch=TINY, final_norm='no')

@@ -181,3 +181,23 @@ def test_never_unpickles_arbitrary_objects(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match='nowhere.pth'):
         read_checkpoint_state_dict(str(tmp_path / 'nowhere.pth'))
+
+
+def test_deit_checkpoint_with_norm_loads_into_a_backbone_without_final_norm(tmp_path):
+    """MCTformer-V2 does not apply the final norm; DeiT's norm.* still loads (into the frozen ln1)."""
+    state = _timm_deit_state(grid=2)
+    path = tmp_path / 'deit.pth'
+    torch.save({'model': state}, path)
+    torch.manual_seed(1)
+    model = MCTformerViT(arch=TINY, num_classes=3, img_size=32, patch_size=PATCH, drop_path_rate=0.0,
+                         final_norm=False, pretrained=str(path))
+    model.init_weights()
+    assert torch.equal(model.ln1.weight, state['norm.weight'])
+    assert torch.equal(model.ln1.bias, state['norm.bias'])
+    assert not model.ln1.weight.requires_grad  # loading keeps it frozen
+    # and a checkpoint of such a backbone loads into one with the final norm (and back)
+    ckpt = tmp_path / 'mct.pth'
+    torch.save(model.state_dict(), ckpt)
+    with_norm = _model(num_classes=3, img_size=32)
+    load_deit_pretrained(with_norm, str(ckpt))
+    assert torch.equal(with_norm.ln1.bias, state['norm.bias'])

@@ -196,6 +196,7 @@ def test_build_from_base_config():
     cfg = Config.fromfile(str(CONFIG))
     assert cfg.model.head.num_classes == 20
     assert cfg.model.backbone.depth == 50 and tuple(cfg.model.backbone.strides) == (1, 2, 2, 1)
+    assert cfg.model.test_cfg.output_stride == 16  # IRN's make_cam.py: upsample to the stride-16 size, crop
     cfg.model.backbone.update(depth=18, stem_channels=8, base_channels=4)
     cfg.model.head.in_channels = 32
     model = MODELS.build(cfg.model)
@@ -208,3 +209,26 @@ def test_build_from_base_config():
     assert not any(m.training for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
     out = model(torch.randn(1, 3, 80, 64), mode='tensor')
     assert out.shape == (1, 20, 5, 4)
+
+
+def test_output_stride_in_test_cfg_is_validated():
+    assert tiny_model().test_cfg['output_stride'] is None  # default: resize straight to the image size
+    assert tiny_model(test_cfg=dict(output_stride=16)).test_cfg['output_stride'] == 16
+    for bad in (0, 16.0, True, '16'):
+        with pytest.raises(ValueError, match='cam_classifier.py: test_cfg output_stride'):
+            tiny_model(test_cfg=dict(output_stride=bad))
+
+
+def test_predict_uses_the_output_stride_of_test_cfg():
+    # needs BaseCAMClassifier.predict to pass output_stride=cfg.get('output_stride') to aggregate_multiscale
+    model = positive_head(tiny_model(test_cfg=dict(scales=(1.0, 0.5), output_stride=16))).eval()
+    img = torch.randn(1, 3, 40, 56)  # not multiples of 16: the aligned size is 48 x 64
+    s = model(img, [sample([1, 0, 0, 1, 0], ori_shape=(40, 56), img_shape=(40, 56))], mode='predict')[0]
+    with torch.no_grad():
+        strided = aggregate_multiscale(lambda x: model(x, mode='tensor'), img, scales=(1.0, 0.5), flip=True,
+                                       out_size=(40, 56), output_stride=16)
+        direct = aggregate_multiscale(lambda x: model(x, mode='tensor'), img, scales=(1.0, 0.5), flip=True,
+                                      out_size=(40, 56))
+    assert s.cam.shape == (2, 40, 56)
+    assert torch.allclose(s.cam, normalize_cams(strided[[0, 3]]), atol=1e-6)
+    assert not torch.allclose(s.cam, normalize_cams(direct[[0, 3]]), atol=1e-3)
