@@ -2,7 +2,8 @@
 
 Importing this package adapts the known third-party breakages (:mod:`csd_mm.compat`) and registers every
 part (datasets, transforms, models, metrics, hooks) in mmseg's registries, so Python-style configs can
-use the classes directly and string ``type`` names resolve under the ``mmseg`` scope.
+use the classes directly and string ``type`` names resolve under the ``mmseg`` scope; the refiners of stage 2
+(plain callables, not modules) are registered in csd_mm's own :data:`csd_mm.registry.REFINERS`.
 """
 from . import compat
 

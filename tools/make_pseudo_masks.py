@@ -24,6 +24,7 @@ import numpy as np
 from mmengine.config import Config, DictAction
 
 import csd_mm  # noqa: F401  (adapts third-party breakages and registers every part)
+from csd_mm.datasets.labels import LabelFileError, read_split
 from csd_mm.refine import DenseCRFRefiner, SeedRefiner, export_pseudo_masks, mask_miou
 from csd_mm.utils.cam_io import CAM_SUFFIX
 
@@ -74,11 +75,12 @@ def refiner_from_args(args: argparse.Namespace):
 
 
 def read_ids(args: argparse.Namespace) -> List[str]:
+    """The ids of ``--ids`` (:func:`csd_mm.datasets.read_split`), else of every CAM file in ``cam_dir``."""
     if args.ids:
-        if not osp.isfile(args.ids):
-            raise SystemExit(f'split file {args.ids} does not exist')
-        with open(args.ids) as f:
-            return [line.split()[0] for line in f if line.strip()]
+        try:
+            return read_split(args.ids)
+        except LabelFileError as err:
+            raise SystemExit(str(err)) from None
     if not osp.isdir(args.cam_dir):
         raise SystemExit(f'CAM folder {args.cam_dir} does not exist')
     return sorted(f[:-len(CAM_SUFFIX)] for f in os.listdir(args.cam_dir) if f.endswith(CAM_SUFFIX))
@@ -93,7 +95,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     counts = export_pseudo_masks(args.cam_dir, args.img_dir, ids, args.out_dir, refiner,
                                  num_workers=args.num_workers, progress=not args.no_progress,
                                  img_suffix=args.img_suffix)
-    print(f'\npseudo masks in {args.out_dir}: {counts["written"]} written, {counts["skipped"]} already there')
+    print(f'pseudo masks in {args.out_dir}: {counts["written"]} written, {counts["skipped"]} already there')
     result = dict(counts=counts)
     if args.gt_dir:
         res = mask_miou(args.out_dir, args.gt_dir, ids, args.num_classes)

@@ -83,8 +83,9 @@ param_scheduler = [
 default_hooks.update(checkpoint=dict(type=CheckpointHook, by_epoch=True, interval=1, max_keep_ckpts=2,
                                      save_last=True))
 
-# For tools/make_pseudo_masks.py --refiner <this file>: IRN's inference (radius 5, beta 10, exp_times 8,
-# sem_seg_bg_thres 0.25, flip-averaged boundary logits). Images are padded to a multiple of 16 (IRN: to 512).
+# For tools/make_pseudo_masks.py --refiner <this file> (built with csd_mm.registry.REFINERS): IRN's inference
+# (radius 5, beta 10, exp_times 8, sem_seg_bg_thres 0.25, flip-averaged boundary logits). Images are padded to a
+# multiple of 16 (IRN: to 512).
 refiner = dict(type=IRNBoundaryRefiner, model=model,
                checkpoint='work_dirs/irn_resnet50_1xb32_3e_voc12aug_512/epoch_3.pth',
                beta=10, exp_times=8, bg_threshold=0.25, radius=5, flip=True)

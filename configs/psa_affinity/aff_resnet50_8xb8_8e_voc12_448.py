@@ -73,6 +73,7 @@ param_scheduler = [
 default_hooks.update(checkpoint=dict(type=CheckpointHook, by_epoch=True, interval=1, max_keep_ckpts=2,
                                      save_last=True))
 
-# For tools/make_pseudo_masks.py --refiner <this file>: PSA's inference (beta 8, logt 8, alpha 16).
+# For tools/make_pseudo_masks.py --refiner <this file> (built with csd_mm.registry.REFINERS): PSA's inference
+# (beta 8, logt 8, alpha 16).
 refiner = dict(type=AffinityRandomWalkRefiner, model=model,
                checkpoint='work_dirs/aff_resnet50_8xb8_8e_voc12_448/epoch_8.pth', beta=8, logt=8, alpha=16)

@@ -72,7 +72,8 @@ default_hooks.update(
     logger=dict(type=LoggerHook, interval=25, log_metric_by_epoch=False),
     checkpoint=dict(type=CheckpointHook, by_epoch=False, interval=100, max_keep_ckpts=2, save_last=True))
 
-# For tools/make_pseudo_masks.py --refiner <this file> (point checkpoint at the trained weights).
+# For tools/make_pseudo_masks.py --refiner <this file> (built with csd_mm.registry.REFINERS; point checkpoint at
+# the trained weights).
 refiner = dict(type=AffinityRandomWalkRefiner, model=model,
                checkpoint='work_dirs/aff_resnet18_1xb8_200it_toy_64x64/iter_200.pth',
                beta=8, logt=8, alpha=16)

@@ -6,7 +6,8 @@
 #
 #   python tools/make_pseudo_masks.py CAMS data/toy_voc/JPEGImages OUT --refiner configs/toy/crf_toy_64x64.py \
 #       --cfg-options refiner.bg_threshold=0.47 --gt-dir data/toy_voc/SegmentationClassAug --num-classes 6
-# tools/run_pipeline.py sets bg_threshold to the best background score of each run's seed sweep.
+# tools/run_pipeline.py sets bg_threshold to the best background score of each run's seed sweep. Both build
+# `refiner` with csd_mm.registry.REFINERS.
 from csd_mm.refine import DenseCRFRefiner
 
 refiner = dict(type=DenseCRFRefiner, bg_threshold=None, alpha=16, bi_xy_std=8)

@@ -86,7 +86,8 @@ default_hooks.update(
     logger=dict(type=LoggerHook, interval=25, log_metric_by_epoch=False),
     checkpoint=dict(type=CheckpointHook, by_epoch=False, interval=100, max_keep_ckpts=2, save_last=True))
 
-# For tools/make_pseudo_masks.py --refiner <this file> (point checkpoint at the trained weights).
+# For tools/make_pseudo_masks.py --refiner <this file> (built with csd_mm.registry.REFINERS; point checkpoint at
+# the trained weights).
 refiner = dict(type=IRNBoundaryRefiner, model=model,
                checkpoint='work_dirs/irn_resnet18_1xb8_200it_toy_64x64/iter_200.pth',
                beta=10, exp_times=4, bg_threshold=0.45, radius=5, flip=True, weight_by_boundary=False,

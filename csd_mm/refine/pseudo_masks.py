@@ -6,34 +6,24 @@ MCTformer (Xu et al., CVPR 2022): every image's CAMs are refined (dense CRF, PSA
 single-channel ``uint8`` PNG with values ``0 .. C`` and 255 (ignore). Files are written atomically, so an
 existing file is complete and reruns skip it. The mask mIoU uses mmseg's ``IoUMetric`` arithmetic.
 """
-import multiprocessing as mp
+import io
 import os
 import os.path as osp
-from typing import Any, Callable, Dict, Sequence, Union
+import sys
+from functools import partial
+from typing import Any, Callable, Dict, Sequence
 
 import mmcv
 import numpy as np
 import torch
-from mmengine.utils import ProgressBar
+from mmengine.utils import track_parallel_progress, track_progress
 from mmseg.evaluation.metrics import IoUMetric
-from mmseg.registry import MODELS
 
 from ..utils.cam_io import cam_path, load_cam
 from ..utils.fileio import read_png, write_png
+from .refiners.builder import RefinerType, build_refiner
 
-__all__ = ['build_refiner', 'refine_one', 'export_pseudo_masks', 'mask_miou']
-
-RefinerType = Union[dict, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]]
-
-
-def build_refiner(refiner: RefinerType) -> Callable:
-    """Builds a refiner config with mmseg's ``MODELS`` (a callable is returned unchanged)."""
-    if isinstance(refiner, dict):
-        return MODELS.build(refiner)
-    if not callable(refiner):
-        raise TypeError(f'refiner must be a config dict or a callable (img, cam, keys) -> mask, got '
-                        f'{type(refiner).__name__}')
-    return refiner
+__all__ = ['refine_one', 'export_pseudo_masks', 'mask_miou']
 
 
 def _find_image(img_dir: str, img_id: str, img_suffix: str) -> str:
@@ -69,6 +59,7 @@ _WORKER: Dict[str, Any] = {}
 
 
 def _init_worker(refiner: Callable, cam_dir: str, img_dir: str, out_dir: str, img_suffix: str) -> None:
+    """Pool initializer: one torch thread per worker; the refiner and folders are passed once, not per task."""
     torch.set_num_threads(1)
     _WORKER.update(refiner=refiner, cam_dir=cam_dir, img_dir=img_dir, out_dir=out_dir, img_suffix=img_suffix)
 
@@ -88,15 +79,18 @@ def export_pseudo_masks(cam_dir: str,
                         img_suffix: str = '.jpg') -> Dict[str, int]:
     """Writes ``<out_dir>/<id>.png`` for every id (atomically), skipping files that exist.
 
+    The images are processed with mmengine's ``track_progress`` (in this process) or ``track_parallel_progress``
+    (a ``multiprocessing`` pool of ``num_workers`` processes with one torch thread each; completion order).
+
     Args:
         cam_dir (str): Folder of ``<id>.npz`` CAM files (:mod:`csd_mm.utils.cam_io`).
         img_dir (str): Folder of ``<id><img_suffix>`` images.
         ids (Sequence[str]): Image ids.
         out_dir (str): Output folder (created).
         refiner (dict | callable): ``(img RGB uint8 (H, W, 3), cam (K, H, W), keys [K]) -> uint8 (H, W)``, or
-            its config (e.g. ``dict(type=DenseCRFRefiner)``).
+            its config (e.g. ``dict(type=DenseCRFRefiner)``), built with :data:`csd_mm.registry.REFINERS`.
         num_workers (int): Worker processes (0: in this process). Defaults to 0.
-        progress (bool): Show a progress bar. Defaults to True.
+        progress (bool): Show a progress bar on stdout. Defaults to True.
         img_suffix (str): Image file suffix. Defaults to '.jpg'.
 
     Returns:
@@ -106,21 +100,17 @@ def export_pseudo_masks(cam_dir: str,
     ids = [str(i) for i in ids]
     os.makedirs(out_dir, exist_ok=True)
     todo = [i for i in ids if not osp.isfile(osp.join(out_dir, i + '.png'))]
-    bar = ProgressBar(len(todo)) if progress and todo else None
-    written = 0
+    if not todo:
+        return dict(written=0, skipped=len(ids))
+    bar_file = sys.stdout if progress else io.StringIO()  # mmengine's bars always draw; off: into a buffer
     if num_workers and num_workers > 0 and len(todo) > 1:
-        ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
-        with ctx.Pool(num_workers, initializer=_init_worker,
-                      initargs=(refiner, cam_dir, img_dir, out_dir, img_suffix)) as pool:
-            for done in pool.imap_unordered(_work, todo):
-                written += int(done)
-                if bar is not None:
-                    bar.update()
+        done = track_parallel_progress(_work, todo, num_workers, initializer=_init_worker,
+                                       initargs=(refiner, cam_dir, img_dir, out_dir, img_suffix),
+                                       keep_order=False, file=bar_file)
     else:
-        for img_id in todo:
-            written += int(refine_one(refiner, cam_dir, img_dir, img_id, out_dir, img_suffix))
-            if bar is not None:
-                bar.update()
+        done = track_progress(partial(refine_one, refiner, cam_dir, img_dir, out_dir=out_dir,
+                                      img_suffix=img_suffix), todo, file=bar_file)
+    written = sum(int(d) for d in done)
     return dict(written=written, skipped=len(ids) - written)
 
 

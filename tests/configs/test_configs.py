@@ -9,6 +9,7 @@ import csd_mm  # noqa: F401  (registers every part)
 from mmseg.registry import MODELS
 
 from csd_mm.models.classifiers.base_cam_classifier import BaseCAMClassifier
+from csd_mm.registry import REFINERS
 
 REPO = Path(__file__).resolve().parents[2]
 ALL_CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
@@ -61,7 +62,7 @@ def test_refiner_config_builds_a_refiner(path):
     import numpy as np
     assert path.stem.isidentifier()
     cfg = Config.fromfile(str(path))
-    refiner = MODELS.build(dict(cfg.refiner.to_dict(), bg_threshold=0.3))
+    refiner = REFINERS.build(dict(cfg.refiner.to_dict(), bg_threshold=0.3))
     img = np.zeros((16, 16, 3), np.uint8)
     img[4:12, 4:12] = 200
     cam = np.zeros((1, 16, 16), np.float32)

@@ -3,7 +3,7 @@ import pytest
 from mmpretrain.models import ResNet
 
 import csd_mm  # noqa: F401
-from csd_mm.refine.affinity_net import AffinityNet
+from csd_mm.refine.models import AffinityNet
 
 
 def tiny_affinity_net_cfg(**kwargs) -> dict:

@@ -5,6 +5,27 @@ Semantic Segmentation", BMVC 2023; IRN, Ahn et al., CVPR 2019): DeepLab, trained
 VOC val / test, whose test-set predictions go to the evaluation server as
 ``results/VOC2012/Segmentation/comp6_test_cls/<img_id>.png`` (comp6: trained with outside data, i.e. ImageNet
 and the SBD images). ``tools/test.py`` writes them with this hook in the config's ``custom_hooks``.
+
+Why not mmseg's ``IoUMetric(format_only=True, output_dir=...)``: for VOC (no ``reduce_zero_label``, ids equal to
+the image file stems, 21 classes) it writes the same files -- same names, same pixel values (the PNG bytes differ:
+PIL's encoder instead of OpenCV's) -- when ``output_dir`` is the ``results/VOC2012/Segmentation/comp6_<split>_cls``
+folder itself (tests/engine/hooks/test_segmentation_export_hook.py checks this). What this hook does that
+IoUMetric cannot:
+
+* its ``out_dir`` is taken under the runner's ``work_dir`` (set by the tools from the config name or
+  ``--work-dir``, unknown to a config), so the DeepLab configs write ``<work_dir>/voc_results/...`` by default;
+  IoUMetric takes ``output_dir`` relative to the current directory and creates it once, when it is built;
+* it writes every PNG atomically (temporary file, then ``os.replace``), so an interrupted run leaves no truncated
+  PNG to be archived; IoUMetric writes with ``Image.save`` in place;
+* it refuses maps it cannot store exactly (not 2-D, not integer, ids outside 0..255), naming the image;
+  IoUMetric casts with ``astype(np.uint8)``, so an id of 256 would silently become 0, and it squeezes the map
+  (``squeeze()``), so an image one pixel high is written as a column;
+* it names files by the ``img_id`` of the metainfo (falling back to the ``img_path`` stem); IoUMetric always
+  uses the ``img_path`` stem;
+* it writes the ids the model predicts; IoUMetric adds 1 under ``reduce_zero_label`` (ADE20K's convention);
+* it acts in the test loop only, while IoUMetric writes wherever it evaluates (the dataset bases share one
+  evaluator between ``val_evaluator`` and ``test_evaluator``, so an ``output_dir`` there would also write at
+  every validation during training).
 """
 import os.path as osp
 from typing import Optional, Sequence, Union

@@ -1,4 +1,4 @@
-"""Loading DeiT / ViT checkpoints into :class:`~csd_mm.models.backbones.MCTformerViT` (pure functions).
+"""Loading DeiT / ViT checkpoints into :class:`~csd_mm.models.backbones.MCTformerViT`.
 
 MCTformer (Xu et al., "Multi-class Token Transformer for Weakly Supervised Semantic Segmentation",
 CVPR 2022) starts from ImageNet DeiT weights: the single class token and its position embedding are
@@ -15,25 +15,37 @@ Two layouts are understood (detected from the keys):
   ``layers.N.attn.qkv/proj.*``, ``layers.N.ffn.layers.0.0.*`` / ``ffn.layers.1.*``, final norm ``ln1.*``
   (bare, or under ``backbone.`` in a whole-classifier checkpoint whose ``head.*`` is dropped).
 
-The checkpoint is read with ``torch.load(weights_only=True)``: a file can never run code. Wrappers
-``{'model': ...}`` (DeiT releases), ``{'state_dict': ...}`` (mmengine) and ``module.`` prefixes (DDP) are
-unwrapped.
+What mmengine does: ``CheckpointLoader.load_checkpoint`` reads the file, the timm names are mapped to
+mmpretrain's by mmengine's ``revise_keys`` (:data:`DEIT_REVISE_KEYS`, ``(pattern, replacement)`` regexes applied
+in order) and ``load_state_dict(strict=True)`` loads the weights (both in mmengine's
+``_load_checkpoint_to_model``, the body of ``mmengine.runner.load_checkpoint``, which mmseg's inferencer calls
+too); a misfit's error (missing / unexpected keys, size mismatches) is re-raised naming the file. What is
+MCTformer's own is in :func:`adapt_class_tokens` (class tokens and position embedding), plus the unwrapping of
+the DeiT release's ``{'model': ...}`` and of whole-classifier ``backbone.*`` checkpoints.
+
+The file is read with ``torch.load``'s default ``weights_only=True`` (torch >= 2.6; the pinned torch is 2.14.1,
+and :mod:`csd_mm.compat` allow-lists mmengine's few plain-data classes): a checkpoint file can never run code.
+Only a local file is accepted (mmengine would otherwise download a URL).
 """
 import os
 import re
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Sequence
 
 import torch
+from mmengine.logging import MMLogger
+from mmengine.runner import CheckpointLoader
+from mmengine.runner.checkpoint import _load_checkpoint_to_model
 from mmpretrain.models.utils import resize_pos_embed
 from torch import Tensor, nn
 
-__all__ = ['read_checkpoint_state_dict', 'detect_vit_layout', 'convert_timm_deit_keys',
-           'adapt_class_tokens', 'check_state_dict_fits', 'load_deit_pretrained']
+__all__ = ['DEIT_REVISE_KEYS', 'adapt_class_tokens', 'load_deit_pretrained']
 
 StateDict = Dict[str, Tensor]
 
-# (pattern, replacement) applied in order to each timm key; the first that matches wins.
-_TIMM_TO_MMPRETRAIN: List[Tuple[str, str]] = [
+#: mmengine ``revise_keys``: official DeiT / timm ViT names -> mmpretrain ``VisionTransformer`` names. The
+#: patterns never match a renamed key, so applying them in order renames each key at most once; mmpretrain
+#: names match none of them and are kept.
+DEIT_REVISE_KEYS = [
     (r'^patch_embed\.proj\.', 'patch_embed.projection.'),
     (r'^blocks\.(\d+)\.norm1\.', r'layers.\1.ln1.'),
     (r'^blocks\.(\d+)\.norm2\.', r'layers.\1.ln2.'),
@@ -43,39 +55,24 @@ _TIMM_TO_MMPRETRAIN: List[Tuple[str, str]] = [
     (r'^blocks\.(\d+)\.mlp\.fc2\.', r'layers.\1.ffn.layers.1.'),
     (r'^norm\.', 'ln1.'),
 ]
-# classifier heads of DeiT / timm (incl. the distillation head), never used by MCTformer
-_TIMM_DROPPED = re.compile(r'^(head|head_dist)\.')
+# classifier heads of DeiT / timm (incl. the distillation head) and of mmpretrain, never used by MCTformer
+_DROPPED = re.compile(r'^(head|head_dist)\.')
 
 
-def read_checkpoint_state_dict(path: str) -> StateDict:
-    """Reads the tensors of a local checkpoint without unpickling arbitrary objects.
-
-    Args:
-        path (str): Local checkpoint file (``.pth``).
-
-    Returns:
-        dict: Parameter name -> tensor, with ``model`` / ``state_dict`` wrappers, a ``module.`` prefix and
-        (for whole mmpretrain classifiers) the ``backbone.`` prefix removed; in the last case keys outside
-        the backbone (``head.*``, ``data_preprocessor.*``) are dropped.
-
-    Raises:
-        FileNotFoundError: The file does not exist.
-        ValueError: The file holds no dict of tensors.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'DeiT checkpoint {path!r} does not exist (pass a LOCAL file path; '
-                                'checkpoints are not downloaded)')
-    ckpt = torch.load(path, map_location='cpu', weights_only=True)
+def _backbone_state_dict(checkpoint, source: str) -> StateDict:
+    """The ViT tensors of a loaded checkpoint: wrappers ``state_dict`` (mmengine), ``model`` (DeiT releases)
+    and ``module`` removed, a ``module.`` prefix (DDP) stripped, and of a whole mmpretrain classifier only the
+    ``backbone.*`` keys (prefix stripped)."""
     for wrapper in ('state_dict', 'model', 'module'):
-        if isinstance(ckpt, dict) and isinstance(ckpt.get(wrapper), dict):
-            ckpt = ckpt[wrapper]
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(wrapper), dict):
+            checkpoint = checkpoint[wrapper]
             break
-    if not isinstance(ckpt, dict) or not ckpt:
-        raise ValueError(f'checkpoint {path!r}: expected a (possibly wrapped) dict of tensors, got '
-                         f'{type(ckpt).__name__}')
-    state = {k: v for k, v in ckpt.items() if isinstance(v, Tensor)}
+    if not isinstance(checkpoint, dict) or not checkpoint:
+        raise ValueError(f'checkpoint {source}: expected a (possibly wrapped) dict of tensors, got '
+                         f'{type(checkpoint).__name__}')
+    state = {k: v for k, v in checkpoint.items() if isinstance(v, Tensor)}
     if not state:
-        raise ValueError(f'checkpoint {path!r} holds no tensors')
+        raise ValueError(f'checkpoint {source} holds no tensors')
     if all(k.startswith('module.') for k in state):
         state = {k[len('module.'):]: v for k, v in state.items()}
     if any(k.startswith('backbone.') for k in state):
@@ -83,52 +80,9 @@ def read_checkpoint_state_dict(path: str) -> StateDict:
     return state
 
 
-def detect_vit_layout(state: StateDict) -> str:
-    """Tells the key layout of a ViT state dict.
-
-    Returns:
-        str: ``'timm'`` (official DeiT: ``blocks.N...``) or ``'mmpretrain'`` (``layers.N...``).
-
-    Raises:
-        ValueError: Neither layout (the message lists a few keys).
-    """
-    if any(k.startswith('blocks.') for k in state):
-        return 'timm'
-    if any(k.startswith('layers.') for k in state):
-        return 'mmpretrain'
-    raise ValueError('not a ViT/DeiT state dict (no blocks.N.* or layers.N.* keys); first keys: '
-                     f'{sorted(state)[:8]}')
-
-
-def convert_timm_deit_keys(state: StateDict) -> StateDict:
-    """Renames official DeiT / timm ViT keys to mmpretrain's ``VisionTransformer`` names.
-
-    The classifier heads (``head.*``, ``head_dist.*``) are dropped; ``cls_token``, ``pos_embed`` and
-    ``dist_token`` keep their names; keys that match no rule are kept unchanged (so a misfit shows up as
-    an unexpected key later).
-
-    Args:
-        state (dict): timm-layout state dict.
-
-    Returns:
-        dict: mmpretrain-layout state dict (tensors shared, not copied).
-    """
-    out: StateDict = {}
-    for key, value in state.items():
-        if _TIMM_DROPPED.match(key):
-            continue
-        new_key = key
-        for pattern, repl in _TIMM_TO_MMPRETRAIN:
-            new_key, n = re.subn(pattern, repl, key)
-            if n:
-                break
-        out[new_key] = value
-    return out
-
-
 def adapt_class_tokens(state: StateDict, num_classes: int, patch_resolution: Sequence[int],
                        interpolate_mode: str = 'bicubic', source: str = '<state dict>') -> StateDict:
-    """Turns a single-class-token ViT state dict (mmpretrain names) into an MCTformer one.
+    """Turns a single-class-token ViT state dict into an MCTformer one.
 
     * ``cls_token`` ``(1, 1, D)`` is repeated to ``(1, C, D)`` (one copy per class, as MCTformer does); a
       checkpoint that already has ``C`` class tokens is kept.
@@ -137,8 +91,10 @@ def adapt_class_tokens(state: StateDict, num_classes: int, patch_resolution: Seq
       ``patch_resolution`` with mmpretrain's ``resize_pos_embed``.
     * ``dist_token`` is dropped.
 
+    Only these three keys are touched (they have the same names in the timm and mmpretrain layouts).
+
     Args:
-        state (dict): mmpretrain-layout state dict (not modified).
+        state (dict): ViT state dict (not modified).
         num_classes (int): Number of class tokens C of the model.
         patch_resolution (Sequence[int]): The model's patch grid ``(h, w)``.
         interpolate_mode (str): Interpolation mode for the patch position embedding.
@@ -183,33 +139,7 @@ def adapt_class_tokens(state: StateDict, num_classes: int, patch_resolution: Seq
     return out
 
 
-def check_state_dict_fits(state: StateDict, expected: Dict[str, torch.Size], source: str) -> None:
-    """Raises a ValueError that names every missing key, unexpected key and shape mismatch.
-
-    Args:
-        state (dict): The converted checkpoint state dict.
-        expected (dict): Parameter name -> shape of the model.
-        source (str): Name of the checkpoint for the message.
-    """
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k])}'
-             for k in sorted(set(state) & set(expected)) if tuple(state[k].shape) != tuple(expected[k])]
-    if not (missing or unexpected or wrong):
-        return
-    parts = []
-    if missing:
-        parts.append(f'missing keys ({len(missing)}): {missing[:10]}' + (' ...' if len(missing) > 10 else ''))
-    if unexpected:
-        parts.append(f'unexpected keys ({len(unexpected)}): {unexpected[:10]}' +
-                     (' ...' if len(unexpected) > 10 else ''))
-    if wrong:
-        parts.append(f'shape mismatches ({len(wrong)}): {wrong[:10]}' + (' ...' if len(wrong) > 10 else ''))
-    raise ValueError(f'checkpoint {source} does not fit the MCTformer backbone (keys in mmpretrain '
-                     'VisionTransformer naming after conversion): ' + '; '.join(parts))
-
-
-def load_deit_pretrained(model: nn.Module, path: str) -> Tuple[str, StateDict]:
+def load_deit_pretrained(model: nn.Module, path: str) -> str:
     """Loads a local DeiT / ViT checkpoint into an :class:`MCTformerViT` (strict, after adaptation).
 
     Args:
@@ -218,30 +148,37 @@ def load_deit_pretrained(model: nn.Module, path: str) -> Tuple[str, StateDict]:
         path (str): Local checkpoint path, official DeiT/timm or mmpretrain layout.
 
     Returns:
-        tuple: The detected layout (``'timm'`` or ``'mmpretrain'``) and the loaded state dict.
+        str: The detected layout, ``'timm'`` or ``'mmpretrain'``.
 
     Raises:
-        FileNotFoundError, ValueError: See :func:`read_checkpoint_state_dict`, :func:`adapt_class_tokens`
-            and :func:`check_state_dict_fits`; every message names ``path``.
+        FileNotFoundError: ``path`` is not a local file.
+        ValueError: Not a ViT checkpoint, a misfit (missing / unexpected keys, size mismatches) or bad class
+            tokens (:func:`adapt_class_tokens`); every message names ``path``.
+        pickle.UnpicklingError: The file holds objects other than tensors and plain data.
     """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'DeiT checkpoint {path!r} does not exist (pass a LOCAL file path; '
+                                'checkpoints are not downloaded)')
     source = repr(path)
-    state = read_checkpoint_state_dict(path)
-    try:
-        layout = detect_vit_layout(state)
-    except ValueError as err:
-        raise ValueError(f'checkpoint {source}: {err}') from None
-    source = f'{path!r} ({layout} layout)'
-    if layout == 'timm':
-        state = convert_timm_deit_keys(state)
+    state = _backbone_state_dict(CheckpointLoader.load_checkpoint(path, map_location='cpu'), source)
+    if any(k.startswith('blocks.') for k in state):
+        layout = 'timm'
+    elif any(k.startswith('layers.') for k in state):
+        layout = 'mmpretrain'
     else:
-        state = {k: v for k, v in state.items() if not k.startswith('head.')}
+        raise ValueError(f'checkpoint {source}: not a ViT/DeiT state dict (no blocks.N.* or layers.N.* keys); '
+                         f'first keys: {sorted(state)[:8]}')
+    source = f'{path!r} ({layout} layout)'
+    state = {k: v for k, v in state.items() if not _DROPPED.match(k)}
     state = adapt_class_tokens(state, model.num_classes, model.patch_resolution,
                                interpolate_mode=model.interpolate_mode, source=source)
-    expected = {k: v.shape for k, v in model.state_dict().items()}
-    check_state_dict_fits(state, expected, source)
-    model.load_state_dict(state, strict=True)
-    from mmengine.logging import MMLogger
+    try:
+        _load_checkpoint_to_model(model, state, strict=True, revise_keys=DEIT_REVISE_KEYS)
+    except RuntimeError as err:  # mmengine's load_state_dict lists missing / unexpected keys, size mismatches
+        raise ValueError(f'checkpoint {source} does not fit the MCTformer backbone (keys in mmpretrain '
+                         f'VisionTransformer naming after conversion): {err}') from None
     MMLogger.get_current_instance().info(
         f'MCTformerViT: loaded {layout}-layout checkpoint {path} ({model.num_classes} class tokens, '
         f'patch grid {tuple(model.patch_resolution)})')
-    return layout, state
+    return layout
+

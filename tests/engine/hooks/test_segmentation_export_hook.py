@@ -95,6 +95,37 @@ def test_write_errors_name_the_image(tmp_path):
         hook.write(str(tmp_path), [_sample(torch.zeros(1, 1, 1, dtype=torch.long))])
 
 
+def test_iou_metric_format_only_writes_the_same_voc_masks_but_not_the_same_extras(tmp_path):
+    """What the module docstring states: for VOC, mmseg's IoUMetric(format_only=True, output_dir=<comp6 folder>)
+    writes the same names and pixels as the hook; with reduce_zero_label or ids > 255 it does not."""
+    rng = np.random.default_rng(0)
+    ids = ['2007_000032', '2007_000033']
+    samples = [_sample(torch.from_numpy(rng.integers(0, 21, (1, 7, 9))), img_id=i,
+                       img_path=f'/voc/JPEGImages/{i}.jpg') for i in ids]
+    hook = SegPredictionExportHook(out_dir=str(tmp_path / 'hook'))
+    hook.write(hook.out_dir, samples)
+    metric = IoUMetric(format_only=True, output_dir=str(tmp_path / 'metric' / voc_results_subdir()))
+    metric.dataset_meta = dict(classes=[str(c) for c in range(21)])
+    metric.process({}, [s.to_dict() for s in samples])
+    hook_dir, metric_dir = tmp_path / 'hook' / voc_results_subdir(), tmp_path / 'metric' / voc_results_subdir()
+    assert sorted(os.listdir(hook_dir)) == sorted(os.listdir(metric_dir)) == [i + '.png' for i in ids]
+    for i, s in zip(ids, samples):
+        np.testing.assert_array_equal(read_png(str(hook_dir / f'{i}.png')), read_png(str(metric_dir / f'{i}.png')))
+        np.testing.assert_array_equal(read_png(str(hook_dir / f'{i}.png')), s.pred_sem_seg.data[0].numpy())
+
+    reduced = _sample(torch.tensor([[[0, 3], [2, 1]]]), img_id='ade', img_path='/ade/ade.jpg',
+                      reduce_zero_label=True)
+    hook.write(hook.out_dir, [reduced])
+    metric.process({}, [reduced.to_dict()])
+    assert read_png(str(hook_dir / 'ade.png')).tolist() == [[0, 3], [2, 1]]  # the model's ids
+    assert read_png(str(metric_dir / 'ade.png')).tolist() == [[1, 4], [3, 2]]  # IoUMetric adds 1
+    too_big = _sample(torch.tensor([[[256, 1], [2, 3]]]), img_id='big', img_path='/voc/big.jpg')
+    with pytest.raises(ValueError, match='big.*0..255'):
+        hook.write(hook.out_dir, [too_big])
+    metric.process({}, [too_big.to_dict()])
+    assert read_png(str(metric_dir / 'big.png')).tolist() == [[0, 1], [2, 3]]  # IoUMetric wraps 256 to 0
+
+
 def test_registered_in_mmseg_hooks_by_name():
     assert HOOKS.get('SegPredictionExportHook') is SegPredictionExportHook
     hook = HOOKS.build(dict(type='SegPredictionExportHook', out_dir='p', voc_format=False))

@@ -4,6 +4,7 @@ The checkpoints are random and written by the tests: a hand-built state dict wit
 names, and the state dict of a tiny mmpretrain ``VisionTransformer``.
 """
 import pickle
+import re
 
 import pytest
 import torch
@@ -11,9 +12,7 @@ from mmpretrain.models import VisionTransformer
 from mmpretrain.models.utils import resize_pos_embed
 
 from csd_mm.models.backbones import MCTformerViT
-from csd_mm.models.backbones.mctformer_weights import (adapt_class_tokens, convert_timm_deit_keys,
-                                                       detect_vit_layout, load_deit_pretrained,
-                                                       read_checkpoint_state_dict)
+from csd_mm.models.backbones.mctformer_weights import DEIT_REVISE_KEYS, adapt_class_tokens, load_deit_pretrained
 
 D, DEPTH, HEADS, PATCH = 32, 3, 2, 16
 TINY = dict(embed_dims=D, num_layers=DEPTH, num_heads=HEADS)
@@ -74,15 +73,25 @@ def test_timm_layout_loads_with_repeated_class_tokens_and_interpolated_pos_embed
     assert torch.equal(model.ln1.weight, state['norm.weight'])
 
 
-def test_timm_key_conversion_drops_heads():
-    converted = convert_timm_deit_keys(_timm_deit_state(distilled=True))
-    assert not any(k.startswith(('head.', 'head_dist.', 'blocks.', 'norm.')) for k in converted)
+def _revise(state):
+    """mmengine's revise_keys (as in ``_load_checkpoint_to_model``) with the DeiT -> mmpretrain rules."""
+    for pattern, repl in DEIT_REVISE_KEYS:
+        state = {re.sub(pattern, repl, k): v for k, v in state.items()}
+    return state
+
+
+def test_timm_key_revision_and_layout_detection(tmp_path):
+    state = _timm_deit_state(distilled=True)
+    converted = _revise({k: v for k, v in state.items() if not k.startswith(('head.', 'head_dist.'))})
+    assert len(converted) == len(state) - 4  # one name per key, heads dropped before
+    assert not any(k.startswith(('blocks.', 'norm.')) for k in converted)
     assert 'layers.0.ffn.layers.0.0.weight' in converted and 'ln1.bias' in converted
-    assert 'dist_token' in converted  # dropped later by adapt_class_tokens
-    assert detect_vit_layout(_timm_deit_state()) == 'timm'
-    assert detect_vit_layout(converted) == 'mmpretrain'
-    with pytest.raises(ValueError, match='not a ViT'):
-        detect_vit_layout({'conv1.weight': torch.zeros(1)})
+    assert 'patch_embed.projection.weight' in converted and 'dist_token' in converted
+    assert _revise(converted) == converted  # mmpretrain names are kept
+    path = tmp_path / 'resnet.pth'
+    torch.save({'state_dict': {'conv1.weight': torch.zeros(1)}}, path)
+    with pytest.raises(ValueError, match='resnet.pth.*not a ViT'):
+        load_deit_pretrained(_model(), str(path))
 
 
 def test_distilled_deit_drops_the_distillation_token(tmp_path):
@@ -110,8 +119,7 @@ def test_mmpretrain_layout_matches_mmpretrain_vit_outputs(tmp_path):
     torch.save({'meta': {'epoch': 1}, 'state_dict': state}, path)
 
     model = _model(num_classes=1, img_size=48)
-    layout, _ = load_deit_pretrained(model, str(path))
-    assert layout == 'mmpretrain'
+    assert load_deit_pretrained(model, str(path)) == 'mmpretrain'
     model.eval()
     x = torch.randn(2, 3, 48, 48)
     raw = vit(x)[0]  # (N, 1 + 9, D) after the final norm
@@ -138,9 +146,9 @@ def test_checkpoint_with_c_class_tokens_is_kept(tmp_path):
 
 
 @pytest.mark.parametrize('kind,match', [
-    ('embed', 'shape mismatches'),
-    ('shallow', r'missing keys.*layers\.2\.'),
-    ('deep', r'unexpected keys.*layers\.3\.'),
+    ('embed', 'size mismatch for layers'),
+    ('shallow', r'missing keys in source state_dict: .*layers\.2\.'),
+    ('deep', r'unexpected key in source state_dict: .*layers\.3\.'),
 ])
 def test_misfit_checkpoint_names_the_file_and_keys(tmp_path, kind, match):
     if kind == 'embed':
@@ -156,7 +164,7 @@ def test_misfit_checkpoint_names_the_file_and_keys(tmp_path, kind, match):
 
 
 def test_bad_class_tokens_and_pos_grid():
-    state = convert_timm_deit_keys(_timm_deit_state(grid=2))
+    state = _timm_deit_state(grid=2)
     bad = dict(state, cls_token=torch.zeros(1, 2, D))
     with pytest.raises(ValueError, match='ckpt.pth.*cls_token'):
         adapt_class_tokens(bad, 3, (2, 2), source='ckpt.pth')
@@ -175,12 +183,14 @@ def test_never_unpickles_arbitrary_objects(tmp_path):
     path = tmp_path / 'evil.pth'
     torch.save({'model': _timm_deit_state(), 'payload': _Payload()}, path)
     with pytest.raises(pickle.UnpicklingError):
-        read_checkpoint_state_dict(str(path))
+        load_deit_pretrained(_model(), str(path))
 
 
 def test_missing_file_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match='nowhere.pth'):
-        read_checkpoint_state_dict(str(tmp_path / 'nowhere.pth'))
+    with pytest.raises(FileNotFoundError, match='nowhere.pth.*LOCAL'):
+        load_deit_pretrained(_model(), str(tmp_path / 'nowhere.pth'))
+    with pytest.raises(FileNotFoundError, match='not downloaded'):  # mmengine would download a URL
+        load_deit_pretrained(_model(), 'https://example.com/deit.pth')
 
 
 def test_deit_checkpoint_with_norm_loads_into_a_backbone_without_final_norm(tmp_path):

@@ -2,11 +2,11 @@
 CVPR 2022), as used for the MCTformer pseudo masks of Yang et al., "Cross-domain Semantic Decoupling for
 Weakly-Supervised Semantic Segmentation" (BMVC 2023).
 
-Steps (PSA's ``infer_aff.py``): label scores ``[bg, cam_1 .. cam_K]`` (bg = ``(1 - max cam) ** alpha`` with
-PSA's alpha 16, or a constant ``bg_threshold``), average-pooled to the embedding size; the trained
-:class:`~csd_mm.refine.affinity_net.AffinityNet` embeds the image; :func:`~csd_mm.refine.affinity.random_walk_refine`
-propagates the scores ``2 ** logt`` steps with ``T = D^-1 A^beta``; bilinear upsampling to the image size;
-argmax -> mask values ``0`` / ``keys + 1``.
+Steps (PSA's ``infer_aff.py``): label scores ``[bg, cam_1 .. cam_K]`` (bg = ``(1 - max cam) ** alpha`` with PSA's
+alpha 16, or a constant ``bg_threshold``), average-pooled to the embedding size; the trained
+:class:`~csd_mm.refine.models.AffinityNet` embeds the image;
+:func:`~csd_mm.refine.functional.affinity.random_walk_refine` propagates the scores ``2 ** logt`` steps with
+``T = D^-1 A^beta``; bilinear upsampling to the image size; argmax -> mask values ``0`` / ``keys + 1``.
 """
 from typing import Optional, Union
 
@@ -16,20 +16,21 @@ import torch.nn.functional as F
 from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 
-from .affinity import random_walk_refine, resize_scores
-from .crf import cam_label_scores
+from ...registry import REFINERS
+from ..functional.affinity import random_walk_refine, resize_scores
+from ..functional.crf import cam_label_scores
 
 __all__ = ['AffinityRandomWalkRefiner']
 
-_FILE = 'csd_mm/refine/affinity_refiner.py'
+_FILE = 'csd_mm/refine/refiners/affinity_refiner.py'
 
 
-@MODELS.register_module()
+@REFINERS.register_module()
 class AffinityRandomWalkRefiner:
     """PSA random-walk refiner; config ``dict(type=AffinityRandomWalkRefiner, model=..., checkpoint=...)``.
 
     Args:
-        model (dict | nn.Module): :class:`~csd_mm.refine.affinity_net.AffinityNet` config (or a built model).
+        model (dict | nn.Module): :class:`~csd_mm.refine.models.AffinityNet` config (or a built model).
         checkpoint (str, optional): Trained weights (mmengine checkpoint, loaded ``weights_only`` via
             :mod:`csd_mm.compat`). None keeps the model as given (tests).
         beta (float): Affinity power. Defaults to 8 (PSA).

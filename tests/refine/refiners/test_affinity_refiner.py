@@ -1,4 +1,4 @@
-"""Tests of csd_mm/refine/affinity_refiner.py: the PSA random-walk refiner with a tiny AffinityNet."""
+"""Tests of csd_mm/refine/refiners/affinity_refiner.py: the PSA random-walk refiner with a tiny AffinityNet."""
 import numpy as np
 import pytest
 import torch
@@ -6,7 +6,8 @@ from mmengine.runner import save_checkpoint
 from mmseg.registry import MODELS
 
 import csd_mm  # noqa: F401
-from csd_mm.refine.affinity_refiner import AffinityRandomWalkRefiner
+from csd_mm.refine.refiners import AffinityRandomWalkRefiner
+from csd_mm.registry import REFINERS
 
 
 def _image_and_cam(h=40, w=48):
@@ -20,7 +21,7 @@ def _image_and_cam(h=40, w=48):
 
 def test_refiner_outputs_mask_values(tiny_aff_cfg):
     torch.manual_seed(0)
-    refiner = MODELS.build(dict(type=AffinityRandomWalkRefiner, model=tiny_aff_cfg(), beta=8, logt=4))
+    refiner = REFINERS.build(dict(type=AffinityRandomWalkRefiner, model=tiny_aff_cfg(), beta=8, logt=4))
     img, cam = _image_and_cam()
     mask = refiner(img, cam, np.array([2, 7]))
     assert mask.dtype == np.uint8 and mask.shape == (40, 48)

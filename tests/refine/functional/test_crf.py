@@ -1,11 +1,9 @@
-"""Tests of csd_mm/refine/crf.py: dense CRF on synthetic images (edges, shapes, keys, confident regions)."""
+"""Tests of csd_mm/refine/functional/crf.py: dense CRF on synthetic images (edges, shapes, keys, confident regions)."""
 import numpy as np
 import pytest
-from mmseg.registry import MODELS
 
 import csd_mm  # noqa: F401
-from csd_mm.refine.crf import (DenseCRFRefiner, cam_label_scores, confident_regions, crf_refine_cam,
-                               dense_crf)
+from csd_mm.refine.functional.crf import cam_label_scores, confident_regions, crf_refine_cam, dense_crf
 
 H, W, EDGE = 32, 32, 16
 
@@ -79,14 +77,3 @@ def test_confident_regions_marks_unsure_pixels():
     with pytest.raises(ValueError, match='low_alpha'):
         confident_regions(img, cam, np.array([6]), low_alpha=32, high_alpha=4)
 
-
-def test_refiner_registered_and_config_built():
-    img, x = _edge_image()
-    cam = (x >= EDGE)[None].astype(np.float32) * 0.8
-    refiner = MODELS.build(dict(type=DenseCRFRefiner, bg_threshold=0.4, n_iters=5))
-    mask = refiner(img, cam, np.array([0]))
-    np.testing.assert_array_equal(mask, crf_refine_cam(img, cam, np.array([0]), 0.4, n_iters=5))
-    conf = MODELS.build(dict(type=DenseCRFRefiner, confident=True, n_iters=5))(img, cam, np.array([0]))
-    assert conf.dtype == np.uint8 and set(np.unique(conf).tolist()) <= {0, 1, 255}
-    with pytest.raises(ValueError, match='unknown arguments'):
-        DenseCRFRefiner(bogus=1)

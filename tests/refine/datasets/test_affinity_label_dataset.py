@@ -1,5 +1,5 @@
-"""Tests of csd_mm/refine/affinity_dataset.py: confident labels built lazily from CAMs, cached, and fed through
-a stock mmseg pipeline into a tiny AffinityNet."""
+"""Tests of csd_mm/refine/datasets/affinity_label_dataset.py: confident labels built lazily from CAMs, cached, and
+fed through a stock mmseg pipeline into a tiny AffinityNet."""
 import os
 
 import numpy as np
@@ -11,8 +11,8 @@ from mmseg.datasets.transforms import LoadAnnotations, PackSegInputs
 from mmseg.registry import DATASETS, MODELS
 
 import csd_mm  # noqa: F401
-from csd_mm.refine.affinity_dataset import AffinityLabelDataset
-from csd_mm.refine.crf import confident_regions
+from csd_mm.refine.datasets import AffinityLabelDataset
+from csd_mm.refine.functional import confident_regions
 from csd_mm.utils.cam_io import cam_path, save_cam
 from csd_mm.utils.fileio import read_png, write_png
 

@@ -19,11 +19,11 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType
 from torch import Tensor
 
-from .affinity import confident_label_maps, feature_affinity, pair_loss, resize_labels
+from ..functional.affinity import confident_label_maps, feature_affinity, pair_loss, resize_labels
 
 __all__ = ['AffinityNet']
 
-_FILE = 'csd_mm/refine/affinity_net.py'
+_FILE = 'csd_mm/refine/models/affinity_net.py'
 
 
 class _AffinityHead(nn.Module):
@@ -61,7 +61,7 @@ class AffinityNet(BaseModel):
     Modes of :meth:`forward`:
 
     * ``'loss'``: the data samples carry confident label maps ``gt_sem_seg`` (0 background, ``c + 1``
-      foreground, 255 unsure; e.g. from :class:`~csd_mm.refine.affinity_dataset.AffinityLabelDataset`).
+      foreground, 255 unsure; e.g. from :class:`~csd_mm.refine.datasets.AffinityLabelDataset`).
       They are downsampled (nearest) to the embedding size, pairs within ``radius`` get PSA's labels and the
       loss is ``dict(loss_aff=..., aff_bg_pos=..., aff_fg_pos=..., aff_neg=...)`` (the last three logged).
     * ``'tensor'`` and ``'predict'``: the embedding ``(N, embed_channels, h, w)``; ``'predict'`` stores

@@ -3,9 +3,9 @@ Learning of Instance Segmentation with Inter-pixel Relations", CVPR 2019, Sec. 3
 to the dense CRF and PSA's random walk for the pseudo masks of Yang et al., "Cross-domain Semantic Decoupling for
 Weakly-Supervised Semantic Segmentation" (BMVC 2023), whose ResNet pipeline follows IRN.
 
-Pairs are those of :func:`~csd_mm.refine.affinity.pair_indices` (PSA's / IRN's half disc of offsets strictly
-inside ``radius``), so :func:`~csd_mm.refine.affinity.affinity_labels`, ``affinity_loss``, ``affinity_matrix``,
-``transition_matrix`` and ``random_walk`` apply unchanged.
+Pairs are those of :func:`~csd_mm.refine.functional.affinity.pair_indices` (PSA's / IRN's half disc of offsets
+strictly inside ``radius``), so :func:`~csd_mm.refine.functional.affinity.affinity_labels`, ``affinity_loss``,
+``affinity_matrix``, ``transition_matrix`` and ``random_walk`` apply unchanged.
 
 Path of an offset ``d = (dy, dx)`` (IRN's ``PathIndex``): the grid points ``p`` of the bounding box of ``0`` and
 ``d`` whose distance to the line through ``0`` and ``d`` is below 1, i.e. ``(dy * px - dx * py) ** 2 <
@@ -60,7 +60,7 @@ def _line_paths(radius: int) -> Tuple[np.ndarray, ...]:
 
 
 def line_paths(radius: int = 10) -> List[np.ndarray]:
-    """The paths of every offset of :func:`~csd_mm.refine.affinity.search_offsets` (same order; cached)."""
+    """The paths of every offset of :func:`~csd_mm.refine.functional.affinity.search_offsets` (same order; cached)."""
     return list(_line_paths(int(radius)))
 
 
@@ -77,7 +77,7 @@ def boundary_affinity(boundary: Tensor, radius: int = 10) -> Tensor:
 
     Returns:
         Tensor: ``(N, M)`` (``(M,)`` for one ``(h, w)`` map) over the pairs of
-        :func:`~csd_mm.refine.affinity.pair_indices`.
+        :func:`~csd_mm.refine.functional.affinity.pair_indices`.
     """
     squeeze = boundary.dim() == 2
     b = boundary[None] if squeeze else boundary

@@ -1,12 +1,12 @@
 """Dataset of (image, confident label map) pairs for training PSA's affinity network with ``tools/train.py``.
 
 PSA (Ahn & Kwak, CVPR 2018) trains AffinityNet on confident labels built from the CAMs with two CRFs
-(:func:`~csd_mm.refine.crf.confident_regions`); MCTformer (Xu et al., CVPR 2022) and the MCTformer pseudo masks
-of Yang et al., "Cross-domain Semantic Decoupling for Weakly-Supervised Semantic Segmentation" (BMVC 2023) do
+(:func:`~csd_mm.refine.functional.crf.confident_regions`); MCTformer (Xu et al., CVPR 2022) and the MCTformer pseudo
+masks of Yang et al., "Cross-domain Semantic Decoupling for Weakly-Supervised Semantic Segmentation" (BMVC 2023) do
 the same with their CAMs. The confident labels are computed lazily, the first time a sample is fetched (so the
-dataloader workers share the CRF work), and cached as PNGs (written atomically) in ``label_dir``; later epochs
-and reruns read the cache. A stock mmseg pipeline (``LoadImageFromFile``, ``LoadAnnotations``, random
-resize / crop / flip, ``PackSegInputs``) then serves :class:`~csd_mm.refine.affinity_net.AffinityNet`.
+dataloader workers share the CRF work), and cached as PNGs (written atomically) in ``label_dir``; later epochs and
+reruns read the cache. A stock mmseg pipeline (``LoadImageFromFile``, ``LoadAnnotations``, random resize / crop /
+flip, ``PackSegInputs``) then serves :class:`~csd_mm.refine.models.AffinityNet`.
 """
 import copy
 import os.path as osp
@@ -18,13 +18,14 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.datasets.voc import PascalVOCDataset
 from mmseg.registry import DATASETS
 
-from ..utils.cam_io import CAM_SUFFIX, cam_path, load_cam
-from ..utils.fileio import write_png
-from .crf import confident_regions
+from ...datasets.labels import read_split
+from ...utils.cam_io import CAM_SUFFIX, cam_path, load_cam
+from ...utils.fileio import write_png
+from ..functional.crf import confident_regions
 
 __all__ = ['AffinityLabelDataset']
 
-_FILE = 'csd_mm/refine/affinity_dataset.py'
+_FILE = 'csd_mm/refine/datasets/affinity_label_dataset.py'
 
 
 @DATASETS.register_module()
@@ -37,13 +38,13 @@ class AffinityLabelDataset(BaseSegDataset):
     Args:
         cam_dir (str): Folder of ``<id>.npz`` CAM files at the image size (used as given, not joined with
             ``data_root``).
-        ann_file (str): Split file, one id per line (relative to ``data_root``). Empty: every CAM file in
-            ``cam_dir``.
+        ann_file (str): Split file, one id per line (relative to ``data_root``; read with
+            :func:`csd_mm.datasets.read_split`). Empty: every CAM file in ``cam_dir``.
         label_dir (str, optional): Cache folder of the confident labels. Defaults to the sibling
             ``<cam_dir>_conf_la<low_alpha>_ha<high_alpha>``, so other alphas never reuse a stale cache.
         low_alpha (float): Strong-background power. Defaults to 4 (PSA; MCTformer uses 1).
         high_alpha (float): Weak-background power. Defaults to 32 (PSA; MCTformer uses 12).
-        crf_cfg (dict, optional): Kernel parameters for :func:`~csd_mm.refine.crf.dense_crf`.
+        crf_cfg (dict, optional): Kernel parameters for :func:`~csd_mm.refine.functional.crf.dense_crf`.
         data_prefix (dict): ``img_path`` (default ``'JPEGImages'``).
         metainfo (dict, optional): Class names (background first); defaults to VOC's.
         **kwargs: Other arguments of mmseg's ``BaseSegDataset`` (``data_root``, ``pipeline``, ...).
@@ -86,7 +87,7 @@ class AffinityLabelDataset(BaseSegDataset):
         if self.ann_file:
             if not osp.isfile(self.ann_file):
                 raise FileNotFoundError(f'{_FILE}: split file {self.ann_file} does not exist')
-            ids = [line.strip() for line in mmengine.list_from_file(self.ann_file) if line.strip()]
+            ids = read_split(self.ann_file)
         else:
             ids = sorted(f[:-len(CAM_SUFFIX)]
                          for f in mmengine.list_dir_or_file(self.cam_dir, list_dir=False, suffix=CAM_SUFFIX))

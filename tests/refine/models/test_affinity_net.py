@@ -1,4 +1,4 @@
-"""Tests of csd_mm/refine/affinity_net.py: a tiny AffinityNet embeds, and its PSA loss backpropagates."""
+"""Tests of csd_mm/refine/models/affinity_net.py: a tiny AffinityNet embeds, and its PSA loss backpropagates."""
 import pytest
 import torch
 from mmengine.structures import PixelData

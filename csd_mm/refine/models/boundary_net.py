@@ -3,7 +3,7 @@
 IRN (whose CAM -> pseudo-mask pipeline the ResNet baseline of Yang et al., "Cross-domain Semantic Decoupling for
 Weakly-Supervised Semantic Segmentation", BMVC 2023, follows) predicts a class-boundary map ``B`` at 1/4 of the
 image and derives the affinity of two positions from the strongest boundary between them
-(:func:`~csd_mm.refine.boundary_affinity.boundary_affinity`). Its edge branch takes five backbone levels of a
+(:func:`~csd_mm.refine.functional.boundary_affinity.boundary_affinity`). Its edge branch takes five backbone levels of a
 ResNet-50 with strides (2, 2, 2, 1) -- the stem after max pooling (64 channels, 1/4), stages 1-4 (256 / 512 /
 1024 / 2048 channels at 1/4, 1/8, 1/16, 1/16) --, maps each with a 1x1 convolution (no bias) to 32 channels,
 GroupNorm(4, 32), bilinear resizing to the finest level and ReLU, concatenates them and applies a 1x1
@@ -12,9 +12,9 @@ convolution (with bias) -> one logit per position; ``B = sigmoid(logit)``. IRN k
 
 Training (IRN's ``train_irn.py``, semantic part only -- the displacement-field branch for instances is not
 implemented): pairs within ``radius`` (IRN 10) of the confident label map get PSA's / IRN's labels
-(:func:`~csd_mm.refine.affinity.affinity_labels`) and the loss is
+(:func:`~csd_mm.refine.functional.affinity.affinity_labels`) and the loss is
 ``L_bg+ / 4 + L_fg+ / 4 + L_neg / 2`` with ``-log a`` for positive pairs and ``-log(1 - a)`` for negative ones
-(:func:`~csd_mm.refine.affinity.affinity_loss`; IRN writes it as ``(L_pos + L_neg) / 2`` with
+(:func:`~csd_mm.refine.functional.affinity.affinity_loss`; IRN writes it as ``(L_pos + L_neg) / 2`` with
 ``L_pos = L_bg+ / 2 + L_fg+ / 2``).
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -28,12 +28,12 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType
 from torch import Tensor
 
-from .affinity import confident_label_maps, pair_loss, resize_labels
-from .boundary_affinity import boundary_affinity
+from ..functional.affinity import confident_label_maps, pair_loss, resize_labels
+from ..functional.boundary_affinity import boundary_affinity
 
 __all__ = ['BoundaryNet']
 
-_FILE = 'csd_mm/refine/boundary_net.py'
+_FILE = 'csd_mm/refine/models/boundary_net.py'
 
 
 class _BoundaryHead(nn.Module):
@@ -72,7 +72,7 @@ class BoundaryNet(BaseModel):
     Modes of :meth:`forward`:
 
     * ``'loss'``: the data samples carry confident label maps ``gt_sem_seg`` (0 background, ``c + 1``
-      foreground, 255 unsure; e.g. from :class:`~csd_mm.refine.affinity_dataset.AffinityLabelDataset`). They
+      foreground, 255 unsure; e.g. from :class:`~csd_mm.refine.datasets.AffinityLabelDataset`). They
       are downsampled (nearest) to the boundary map size, pairs within ``radius`` get their labels and the loss
       is ``dict(loss_aff=..., aff_bg_pos=..., aff_fg_pos=..., aff_neg=...)`` (the last three logged only).
     * ``'tensor'`` and ``'predict'``: the boundary map ``(N, 1, h, w)`` in [0, 1]; ``'predict'`` stores each

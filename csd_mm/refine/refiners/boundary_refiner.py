@@ -3,14 +3,14 @@
 the IRN pipeline that the ResNet baseline of Yang et al., "Cross-domain Semantic Decoupling for Weakly-Supervised
 Semantic Segmentation" (BMVC 2023) follows.
 
-Steps (IRN's ``make_sem_seg_labels.py``): the trained :class:`~csd_mm.refine.boundary_net.BoundaryNet` gives
-the boundary map of the image (IRN averages the logits of the image and of its horizontal flip; the normalised
-image is zero-padded bottom / right to ``size_divisor`` and the map cropped back to ``ceil(size / stride)``); the
-CAMs (no background channel) are average-pooled to the map's size;
-:func:`~csd_mm.refine.boundary_affinity.boundary_random_walk` multiplies them by ``1 - B`` and propagates them
-``2 ** exp_times`` steps with ``T = D^-1 A^beta``; bilinear upsampling to the image size; division by the
-maximum over all classes and positions; a constant background score ``bg_threshold`` (IRN's
-``sem_seg_bg_thres``) in front; argmax (ties to background) -> mask values ``0`` / ``keys + 1``.
+Steps (IRN's ``make_sem_seg_labels.py``): the trained :class:`~csd_mm.refine.models.BoundaryNet` gives the boundary
+map of the image (IRN averages the logits of the image and of its horizontal flip; the normalised image is
+zero-padded bottom / right to ``size_divisor`` and the map cropped back to ``ceil(size / stride)``); the CAMs (no
+background channel) are average-pooled to the map's size;
+:func:`~csd_mm.refine.functional.boundary_affinity.boundary_random_walk` multiplies them by ``1 - B`` and propagates
+them ``2 ** exp_times`` steps with ``T = D^-1 A^beta``; bilinear upsampling to the image size; division by the
+maximum over all classes and positions; a constant background score ``bg_threshold`` (IRN's ``sem_seg_bg_thres``) in
+front; argmax (ties to background) -> mask values ``0`` / ``keys + 1``.
 """
 from typing import Optional, Union
 
@@ -21,19 +21,20 @@ import torch.nn.functional as F
 from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 
-from .boundary_affinity import boundary_random_walk
+from ...registry import REFINERS
+from ..functional.boundary_affinity import boundary_random_walk
 
 __all__ = ['IRNBoundaryRefiner']
 
-_FILE = 'csd_mm/refine/boundary_refiner.py'
+_FILE = 'csd_mm/refine/refiners/boundary_refiner.py'
 
 
-@MODELS.register_module()
+@REFINERS.register_module()
 class IRNBoundaryRefiner:
     """IRN boundary random-walk refiner; config ``dict(type=IRNBoundaryRefiner, model=..., checkpoint=...)``.
 
     Args:
-        model (dict | nn.Module): :class:`~csd_mm.refine.boundary_net.BoundaryNet` config, or a built module
+        model (dict | nn.Module): :class:`~csd_mm.refine.models.BoundaryNet` config, or a built module
             with a ``data_preprocessor`` and a ``boundary_logits(inputs) -> (N, 1, h, w)`` method.
         checkpoint (str, optional): Trained weights (mmengine checkpoint, loaded ``weights_only`` via
             :mod:`csd_mm.compat`). None keeps the model as given (tests).

@@ -1,10 +1,10 @@
-"""Tests of csd_mm/refine/boundary_affinity.py on hand-computed paths, affinities and random-walk steps."""
+"""Tests of csd_mm/refine/functional/boundary_affinity.py on hand-computed paths, affinities and random-walk steps."""
 import pytest
 import torch
 
 import csd_mm  # noqa: F401
-from csd_mm.refine.affinity import pair_indices, search_offsets
-from csd_mm.refine.boundary_affinity import boundary_affinity, boundary_random_walk, line_path, line_paths
+from csd_mm.refine.functional.affinity import pair_indices, search_offsets
+from csd_mm.refine.functional.boundary_affinity import boundary_affinity, boundary_random_walk, line_path, line_paths
 
 
 def _points(path):

@@ -4,14 +4,13 @@ can export unrefined seeds as pseudo masks through the same interface as the CRF
 both seed and mask quality).
 """
 import numpy as np
-from mmseg.registry import MODELS
-
-from ..evaluation.functional.seed_sweep import seed_from_cam
+from ...evaluation.functional.seed_sweep import seed_from_cam
+from ...registry import REFINERS
 
 __all__ = ['SeedRefiner']
 
 
-@MODELS.register_module()
+@REFINERS.register_module()
 class SeedRefiner:
     """``dict(type=SeedRefiner, bg_threshold=t)``: argmax over ``[t, cam_1 .. cam_K]`` (ties to background).
 

@@ -1,5 +1,5 @@
-"""Tests of csd_mm/refine/boundary_refiner.py: IRN's boundary random-walk refiner, with a tiny BoundaryNet and
-with a module whose boundary map is fixed (so a boundary between two regions is known)."""
+"""Tests of csd_mm/refine/refiners/boundary_refiner.py: IRN's boundary random-walk refiner, with a tiny
+BoundaryNet and with a module whose boundary map is fixed (so a boundary between two regions is known)."""
 import numpy as np
 import pytest
 import torch
@@ -10,8 +10,9 @@ from mmseg.models.data_preprocessor import SegDataPreProcessor
 from mmseg.registry import MODELS
 
 import csd_mm  # noqa: F401
-from csd_mm.refine.boundary_net import BoundaryNet
-from csd_mm.refine.boundary_refiner import IRNBoundaryRefiner
+from csd_mm.refine.models import BoundaryNet
+from csd_mm.refine.refiners import IRNBoundaryRefiner
+from csd_mm.registry import REFINERS
 
 TINY = dict(type=BoundaryNet,
             backbone=dict(type=ResNet, depth=18, stem_channels=8, base_channels=8, strides=(1, 2, 2, 1),
@@ -43,7 +44,7 @@ def _image_and_cam(h=40, w=44):
 
 def test_refiner_outputs_mask_values_and_scores():
     torch.manual_seed(0)
-    refiner = MODELS.build(dict(type=IRNBoundaryRefiner, model=TINY, exp_times=4))
+    refiner = REFINERS.build(dict(type=IRNBoundaryRefiner, model=TINY, exp_times=4))
     img, cam = _image_and_cam()  # 40x44: padded to 48x48, boundary map cropped to 10x11
     bnd, stride = refiner.boundary(img)
     assert stride == 4 and bnd.shape == (10, 11) and (bnd > 0).all() and (bnd < 1).all()

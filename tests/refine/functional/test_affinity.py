@@ -1,4 +1,4 @@
-"""Tests of csd_mm/refine/affinity.py: PSA pairs, labels, loss, affinity matrix and random walk."""
+"""Tests of csd_mm/refine/functional/affinity.py: PSA pairs, labels, loss, affinity matrix and random walk."""
 import math
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import csd_mm  # noqa: F401
-from csd_mm.refine.affinity import (affinity_labels, affinity_loss, affinity_matrix, feature_affinity,
+from csd_mm.refine.functional.affinity import (affinity_labels, affinity_loss, affinity_matrix, feature_affinity,
                                     pair_indices, random_walk, random_walk_refine, search_offsets,
                                     transition_matrix)
 
@@ -139,7 +139,7 @@ def test_random_walk_refine_respects_feature_boundaries():
 
 
 def test_resize_labels_keeps_label_values():
-    from csd_mm.refine.affinity import resize_labels
+    from csd_mm.refine.functional.affinity import resize_labels
     labels = torch.tensor([[[0, 0, 3, 3], [0, 0, 3, 3], [255, 255, 1, 1], [255, 255, 1, 1]]])
     small = resize_labels(labels, (2, 2))
     assert small.dtype == torch.long and small.tolist() == [[[0, 3], [255, 1]]]
@@ -148,7 +148,7 @@ def test_resize_labels_keeps_label_values():
 def test_pair_loss_is_affinity_loss_on_the_pair_labels():
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
-    from csd_mm.refine.affinity import confident_label_maps, pair_loss
+    from csd_mm.refine.functional.affinity import confident_label_maps, pair_loss
     sample = SegDataSample(gt_sem_seg=PixelData(data=torch.tensor([[[0, 0, 2]]])))
     labels = confident_label_maps([sample], 'test')
     assert labels.shape == (1, 1, 3)

@@ -1,4 +1,4 @@
-"""Tests of csd_mm/refine/boundary_net.py: a tiny BoundaryNet predicts a boundary map; IRN's loss trains it."""
+"""Tests of csd_mm/refine/models/boundary_net.py: a tiny BoundaryNet predicts a boundary map; IRN's loss trains it."""
 import pytest
 import torch
 from mmengine.structures import PixelData
@@ -7,7 +7,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import csd_mm  # noqa: F401
-from csd_mm.refine.boundary_net import BoundaryNet
+from csd_mm.refine.models import BoundaryNet
 
 
 def tiny_cfg(**kwargs) -> dict:

@@ -20,11 +20,8 @@ background (low ``alpha``, PSA 4, MCTformer 1) gives the confident foreground, o
 from typing import Optional
 
 import numpy as np
-from mmseg.registry import MODELS
 
-__all__ = ['dense_crf', 'cam_label_scores', 'crf_refine_cam', 'confident_regions', 'DenseCRFRefiner']
-
-_FILE = 'csd_mm/refine/crf.py'
+__all__ = ['dense_crf', 'cam_label_scores', 'crf_refine_cam', 'confident_regions']
 
 
 def _check_img(img: np.ndarray, where: str) -> np.ndarray:
@@ -187,52 +184,3 @@ def confident_regions(img: np.ndarray,
     label[fg_conf == 0] = 255
     label[bg_conf == 0] = 0
     return label
-
-
-@MODELS.register_module()
-class DenseCRFRefiner:
-    """Refiner: CAMs of one image -> dense-CRF pseudo mask (a thin wrapper of :func:`crf_refine_cam`).
-
-    Config: ``dict(type=DenseCRFRefiner, bg_threshold=None, alpha=16., n_iters=10, ...)``.
-
-    Args:
-        bg_threshold (float, optional): Constant background score; None (default) uses PSA's
-            ``(1 - max cam) ** alpha``.
-        alpha (float): Background power. Defaults to 16 (PSA).
-        confident (bool): Output :func:`confident_regions` (255 where unsure) instead of a full mask.
-            Defaults to False.
-        low_alpha (float): Strong-background power in confident mode. Defaults to 4 (PSA).
-        high_alpha (float): Weak-background power in confident mode. Defaults to 32 (PSA).
-        **crf_kwargs: Kernel parameters of :func:`dense_crf` (``n_iters``, ``pos_xy_std``, ``pos_w``,
-            ``bi_xy_std``, ``bi_rgb_std``, ``bi_w``).
-    """
-
-    _CRF_KEYS = ('n_iters', 'pos_xy_std', 'pos_w', 'bi_xy_std', 'bi_rgb_std', 'bi_w')
-
-    def __init__(self,
-                 bg_threshold: Optional[float] = None,
-                 alpha: float = 16.0,
-                 confident: bool = False,
-                 low_alpha: float = 4.0,
-                 high_alpha: float = 32.0,
-                 **crf_kwargs) -> None:
-        unknown = set(crf_kwargs) - set(self._CRF_KEYS)
-        if unknown:
-            raise ValueError(f'{_FILE}: DenseCRFRefiner got unknown arguments {sorted(unknown)}; CRF '
-                             f'parameters are {list(self._CRF_KEYS)}')
-        self.bg_threshold = bg_threshold
-        self.alpha = alpha
-        self.confident = confident
-        self.low_alpha = low_alpha
-        self.high_alpha = high_alpha
-        self.crf_kwargs = crf_kwargs
-
-    def __call__(self, img: np.ndarray, cam: np.ndarray, keys: np.ndarray) -> np.ndarray:
-        """Returns the ``uint8 (H, W)`` mask of one image (``img`` RGB uint8, ``cam`` (K, H, W), ``keys``)."""
-        if self.confident:
-            return confident_regions(img, cam, keys, self.low_alpha, self.high_alpha, **self.crf_kwargs)
-        return crf_refine_cam(img, cam, keys, self.bg_threshold, self.alpha, **self.crf_kwargs)
-
-    def __repr__(self) -> str:
-        return (f'{type(self).__name__}(bg_threshold={self.bg_threshold}, alpha={self.alpha}, '
-                f'confident={self.confident}, crf={self.crf_kwargs})')
