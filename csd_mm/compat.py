@@ -10,13 +10,14 @@ works unchanged with full mmcv, with an older torch, and on GPU clusters:
 * torch >= 2.6 loads checkpoints with ``weights_only=True``; mmengine 0.10.7 does not pass the argument and
   its checkpoints hold a few of its own plain-data classes. Those classes (and nothing else) are allow-listed,
   so loading stays ``weights_only``: a checkpoint file can never run code.
-* ``--launcher pytorch`` makes mmengine call ``torch.cuda.set_device``; on CPU-only machines
-  :func:`setup_cpu_distributed` initialises a gloo process group first and wraps the model in a DDP that
-  does not pass CUDA device ids.
+* ``--launcher pytorch`` and ``--launcher slurm`` make mmengine call ``torch.cuda.set_device``; on CPU-only
+  machines :func:`setup_cpu_distributed` initialises a gloo process group first (for slurm from the
+  ``SLURM_*`` variables, as mmengine does) and wraps the model in a DDP that does not pass CUDA device ids.
 """
 import importlib.util
 import os
 import pickle
+import subprocess
 import sys
 import types
 import warnings
@@ -73,7 +74,7 @@ def install_mmcv_ops_fallback() -> bool:
         # ``try: from mmcv.ops import X / except ModuleNotFoundError`` guards keep working.
         raise ModuleNotFoundError(
             f'mmcv.ops.{name} needs the compiled ops of full mmcv; this environment has mmcv-lite. '
-            'Install full mmcv 2.1.0 (see docs/install.md) to use it.')
+            'Install full mmcv 2.1.0 (see docs/environment.md) to use it.')
 
     ops.__getattr__ = __getattr__
     sys.modules['mmcv.ops'] = ops
@@ -118,8 +119,33 @@ def _history_buffer_getattr(obj, name: str):
         f'checkpoint asks for getattr({obj!r}, {name!r}); only HistoryBuffer statistics methods are allowed')
 
 
+def _slurm_dist_env() -> None:
+    """Sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` from the variables
+    ``srun`` gives each task, as mmengine's ``_init_dist_slurm`` does (an existing ``MASTER_ADDR`` /
+    ``MASTER_PORT`` is kept; otherwise the first host of ``SLURM_NODELIST`` and port 29500)."""
+    missing = [k for k in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST') if k not in os.environ]
+    if missing:
+        raise RuntimeError(f'--launcher slurm: {", ".join(missing)} not set; start the tool with srun '
+                           '(tools/slurm_train.sh / tools/slurm_test.sh)')
+    proc_id = int(os.environ['SLURM_PROCID'])
+    if 'MASTER_ADDR' not in os.environ:
+        node_list = os.environ['SLURM_NODELIST']
+        try:
+            hosts = subprocess.run(['scontrol', 'show', 'hostnames', node_list], capture_output=True,
+                                   text=True, check=True).stdout.split()
+        except (OSError, subprocess.CalledProcessError) as e:
+            raise RuntimeError(f'--launcher slurm: cannot resolve the first host of SLURM_NODELIST={node_list!r} '
+                               f'with scontrol ({e}); set MASTER_ADDR') from e
+        os.environ['MASTER_ADDR'] = hosts[0]
+    os.environ.setdefault('MASTER_PORT', '29500')
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['RANK'] = str(proc_id)
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
+
+
 def setup_cpu_distributed(cfg, launcher: str) -> bool:
-    """Lets ``--launcher pytorch`` run as CPU processes (gloo), e.g. two processes on a laptop or in CI.
+    """Lets ``--launcher pytorch`` (torchrun) and ``--launcher slurm`` (srun) run as CPU processes (gloo), e.g.
+    two processes on a laptop or in CI, or the tasks of a CPU-only slurm allocation.
 
     On a machine with CUDA this does nothing and mmengine's own path (NCCL, ``set_device``) is used.
 
@@ -141,8 +167,11 @@ def setup_cpu_distributed(cfg, launcher: str) -> bool:
     if cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = dict(type='CPUDistributedDataParallel')
     if not dist.is_initialized():
-        if launcher != 'pytorch':
-            raise RuntimeError(f'launcher {launcher!r} on a CPU-only machine is not supported; use pytorch')
+        if launcher not in ('pytorch', 'slurm'):
+            raise RuntimeError(f'launcher {launcher!r} on a CPU-only machine is not supported; use pytorch '
+                               '(tools/dist_train.sh) or slurm (tools/slurm_train.sh)')
+        if launcher == 'slurm':
+            _slurm_dist_env()
         dist.init_process_group(backend='gloo')
     return True
 

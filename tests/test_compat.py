@@ -1,5 +1,6 @@
 """Tests of csd_mm/compat.py (mmcv-lite ops stand-in, weights_only checkpoints, CPU distributed)."""
 import copy
+import os
 import importlib
 import importlib.util
 import pickle
@@ -103,3 +104,39 @@ def test_setup_cpu_distributed_is_a_noop_without_launcher():
     assert compat.setup_cpu_distributed(cfg, 'none') is False
     assert cfg.to_dict() == before
     assert not torch.distributed.is_initialized()
+
+
+_DIST_VARS = ('MASTER_ADDR', 'MASTER_PORT', 'RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'SLURM_PROCID', 'SLURM_NTASKS',
+              'SLURM_NODELIST', 'SLURM_LOCALID')
+
+
+def test_slurm_variables_become_torch_distributed_ones(monkeypatch):
+    """--launcher slurm on CPU: what srun gives each task, turned into what torch.distributed reads (as
+    mmengine's slurm set-up); an existing MASTER_ADDR is kept (no scontrol call). The end-to-end run with
+    tools/slurm_train.sh is in tests/tools/test_train_test_e2e.py."""
+    for var in _DIST_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv('SLURM_PROCID', '3')
+    monkeypatch.setenv('SLURM_NTASKS', '4')
+    monkeypatch.setenv('SLURM_LOCALID', '1')
+    monkeypatch.setenv('SLURM_NODELIST', 'node-[1-2]')
+    monkeypatch.setenv('MASTER_ADDR', '10.0.0.7')
+    compat._slurm_dist_env()
+    assert {v: os.environ[v] for v in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')} == \
+        dict(RANK='3', WORLD_SIZE='4', LOCAL_RANK='1', MASTER_ADDR='10.0.0.7', MASTER_PORT='29500')
+
+
+def test_slurm_launcher_outside_srun_says_what_is_missing(monkeypatch):
+    for var in _DIST_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv('SLURM_PROCID', '0')
+    with pytest.raises(RuntimeError, match='--launcher slurm: SLURM_NTASKS, SLURM_NODELIST not set; start the '
+                                           'tool with srun'):
+        compat._slurm_dist_env()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='mmengine sets up every launcher on GPUs')
+def test_mpi_launcher_on_cpu_is_refused():
+    with pytest.raises(RuntimeError, match="launcher 'mpi' on a CPU-only machine is not supported; use pytorch "
+                                           r'\(tools/dist_train.sh\) or slurm'):
+        compat.setup_cpu_distributed(Config(dict()), 'mpi')

@@ -4,13 +4,20 @@ Examples::
 
     python tools/train.py configs/toy/cam_resnet18_1xb16_300it_toy_64x64.py
     python tools/train.py configs/csd/mctformer_csd_voc.py --work-dir work_dirs/mct_csd --resume
+    python tools/train.py configs/deeplab/deeplabv3plus_r101_d8_4xb4_20k_voc12aug_512.py --amp   # on a GPU
     bash tools/dist_train.sh configs/csd/mctformer_csd_voc.py 8
+    GPUS=16 bash tools/slurm_train.sh PARTITION JOB configs/csd/mctformer_csd_voc.py
 """
 import argparse
+import logging
 import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.config.lazy import LazyObject
+from mmengine.device import is_cuda_available, is_mlu_available, is_musa_available, is_npu_available
+from mmengine.logging import print_log
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.runner import Runner
 
 import csd_mm  # noqa: F401  (adapts third-party breakages and registers every part)
@@ -26,6 +33,10 @@ def parse_args() -> argparse.Namespace:
         help='resume from the latest checkpoint in the work_dir automatically')
     parser.add_argument('--load-from', help='checkpoint to initialise the model from (no resume)')
     parser.add_argument(
+        '--amp', action='store_true',
+        help='enable automatic-mixed-precision training (AmpOptimWrapper, dynamic loss scale; CUDA / NPU / MLU / '
+        'MUSA devices only)')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override some settings in the used config, the key-value pair in xxx=yyy format will be '
         'merged into config file. e.g. "model.head.loss_weight=2 train_dataloader.batch_size=4"')
@@ -37,6 +48,47 @@ def parse_args() -> argparse.Namespace:
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
+
+
+def _type_name(type_) -> str:
+    return type_ if isinstance(type_, str) else getattr(type_, '__name__', repr(type_))
+
+
+def enable_amp(cfg: Config, config_file: str = 'the config') -> None:
+    """mmseg 1.2.2's ``--amp``: the config's ``OptimWrapper`` becomes an ``AmpOptimWrapper`` with a dynamic loss
+    scale. ``optim_wrapper.type`` may be the class (Python-style configs, as here) or its registry name; a type
+    given as a class stays a class, a name stays a name.
+
+    Raises:
+        ValueError: the config has no ``optim_wrapper``, or its type is another wrapper (mmseg asserts the
+            same).
+    """
+    optim_wrapper = cfg.get('optim_wrapper', None)
+    if optim_wrapper is None:
+        raise ValueError(f'--amp: {config_file} has no optim_wrapper to switch to AmpOptimWrapper')
+    wrapper_type = optim_wrapper.get('type', 'OptimWrapper')
+    name = _type_name(wrapper_type)
+    is_class = isinstance(wrapper_type, type)
+    if (is_class and issubclass(wrapper_type, AmpOptimWrapper)) or name.split('.')[-1] == 'AmpOptimWrapper':
+        print_log('AMP training is already enabled in your config.', logger='current', level=logging.WARNING)
+    elif wrapper_type is OptimWrapper or (not is_class and name.split('.')[-1] == 'OptimWrapper'):
+        # a class stays a class: a lazy import as in a Python-style config (the Runner's config dump prints it
+        # as its dotted name; a class object there would make the dump fail)
+        optim_wrapper['type'] = LazyObject('mmengine.optim', 'AmpOptimWrapper') if is_class else 'AmpOptimWrapper'
+        optim_wrapper['loss_scale'] = 'dynamic'
+    else:
+        raise ValueError(f'--amp: {config_file} sets optim_wrapper.type={name}; --amp only replaces '
+                         'OptimWrapper (by AmpOptimWrapper). Set an AMP-capable wrapper in the config instead.')
+
+
+def check_amp_device() -> None:
+    """Raises ValueError unless a device that mmengine 0.10.7's AmpOptimWrapper supports is present (CUDA, NPU,
+    MLU, MUSA): on CPU it would stop with a bare assertion. (No CPU fallback here: bfloat16 autocast on CPU is
+    a different numerical recipe from the float16 + loss scaling that --amp means on GPUs, and rarely faster.)"""
+    if not (is_cuda_available() or is_npu_available() or is_mlu_available() or is_musa_available()):
+        raise ValueError('--amp needs a GPU: mmengine\'s AmpOptimWrapper (torch.cuda.amp, float16 with loss '
+                         'scaling) runs on CUDA, NPU, MLU or MUSA devices only, and this machine has none. '
+                         'Train without --amp on CPU.')
 
 
 def main() -> None:
@@ -54,6 +106,12 @@ def main() -> None:
         cfg.load_from = args.load_from
     if args.resume:
         cfg.resume = True  # with load_from None, mmengine finds the latest checkpoint in work_dir
+    if args.amp:
+        try:
+            enable_amp(cfg, args.config)
+            check_amp_device()
+        except ValueError as e:
+            raise SystemExit(f'error: {e}')
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     runner.train()

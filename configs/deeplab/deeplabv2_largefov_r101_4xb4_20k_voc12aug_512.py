@@ -7,7 +7,7 @@
 #   bash tools/dist_train.sh configs/deeplab/deeplabv2_largefov_r101_4xb4_20k_voc12aug_512.py 4 --cfg-options \
 #       train_dataloader.dataset.data_prefix.seg_map_path=/abs/path/to/pseudo_masks \
 #       model.pretrained=/path/to/resnet101_v1c.pth
-#   python tools/test.py configs/deeplab/deeplabv2_largefov_r101_4xb4_20k_voc12aug_512.py CKPT --no-save-cams
+#   python tools/test.py configs/deeplab/deeplabv2_largefov_r101_4xb4_20k_voc12aug_512.py CKPT   # [--tta]
 # (val mIoU, and the predictions in <work_dir>/voc_results/results/VOC2012/Segmentation/comp6_val_cls/<id>.png;
 # the VOC test server recipe is in the DeepLabV3+ twin)
 from mmengine.config import read_base

@@ -7,8 +7,8 @@
 #       train_dataloader.dataset.data_prefix.seg_map_path=/abs/path/to/pseudo_masks \
 #       model.pretrained=/path/to/resnet101_v1c.pth
 # Evaluate on val (mIoU); the SegPredictionExportHook below also writes every prediction as a PNG
-# (--no-save-cams: tools/test.py would otherwise add a CAM hook, and a segmentor has no CAMs):
-#   python tools/test.py configs/deeplab/deeplabv3plus_r101_d8_4xb4_20k_voc12aug_512.py CKPT --no-save-cams
+# (--tta: mmseg's 6 scales x flip; --show-dir DIR: drawn predictions; --out DIR: mmseg's flat <id>.png folder):
+#   python tools/test.py configs/deeplab/deeplabv3plus_r101_d8_4xb4_20k_voc12aug_512.py CKPT
 #   -> <work_dir>/voc_results/results/VOC2012/Segmentation/comp6_val_cls/<id>.png
 #   (--cfg-options custom_hooks.0.out_dir=/abs/dir, custom_hooks.0.voc_format=False for a flat <id>.png folder,
 #    custom_hooks=[] for none)

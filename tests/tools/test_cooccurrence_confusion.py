@@ -61,6 +61,7 @@ def _args(toy, pred_dir, *extra):
             '--labels', root / 'cls_labels.npy', *extra]
 
 
+@pytest.mark.slow
 def test_cam_folder_in_a_subprocess_with_json(toy, run_tool):
     out = toy['base'] / 'cam_report.json'
     printed = run_tool(_args(toy, toy['cam_dir'], '--threshold', '0.5', '--top-k', '3', '--meta',

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 VOC12 = REPO / '..' / 'shared' / 'data' / 'voc12'
@@ -18,6 +19,7 @@ def _module():
     return module
 
 
+@pytest.mark.slow
 def test_cli_on_real_voc_train_aug():
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), str(VOC12 / 'cls_labels.npy'), str(VOC12 / 'train_aug.txt')],
@@ -36,6 +38,7 @@ def test_cli_on_real_voc_train_aug():
     assert 'co-occurrence counts N' in out and 'probabilities' not in out
 
 
+@pytest.mark.slow
 def test_cli_reports_missing_split_id(tmp_path):
     split = tmp_path / 'split.txt'
     split.write_text('2007_000032\nnot_an_image\n')

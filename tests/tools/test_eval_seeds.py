@@ -46,6 +46,7 @@ def _load_tool():
     return mod
 
 
+@pytest.mark.slow
 def test_cli_prints_the_pure_functions_miou(tmp_path):
     cam_dir, gt_dir, split, ids, exp = _write_data(tmp_path)
     out = tmp_path / 'res.json'

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # the whole pipeline, several trainings in subprocesses
+
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / 'tools/run_pipeline.py'
 ARGS = ['--iters', '4', '--seg-iters', '4', '--csd-variant', 'none', '--workers', '0',

@@ -1,6 +1,7 @@
 """End to end, the segmentation step of WSSS with the stock tools: tools/train.py trains the toy DeepLabV3+ on a
 pseudo-mask folder and validates on toy val (IoUMetric), then tools/test.py evaluates the checkpoint and
-SegPredictionExportHook writes the predictions as PNGs in the VOC results layout. Real Runner, real files."""
+SegPredictionExportHook writes the predictions as PNGs in the VOC results layout, --out writes them as mmseg
+does, --tta and --show-dir run mmseg's test-time augmentation and visualization. Real Runner, real files."""
 import re
 from pathlib import Path
 
@@ -44,6 +45,7 @@ def trained(workspace, run_tool):
     return work, log
 
 
+@pytest.mark.slow
 def test_train_on_pseudo_masks_then_val_miou(trained):
     work, log = trained
     assert (work / 'iter_4.pth').is_file()
@@ -76,11 +78,13 @@ def test_the_training_labels_come_from_the_pseudo_mask_folder(workspace):
     assert 3 not in seen and {0, 255} <= seen  # ... the training labels do not: they are the pseudo masks
 
 
+@pytest.mark.slow
 def test_test_tool_reports_miou_and_exports_voc_pngs(workspace, trained, run_tool):
     work, _ = trained
     out = workspace / 'exported'
     log = run_tool([REPO / 'tools/test.py', CFG, work / 'iter_4.pth', '--work-dir', workspace / 'work_dirs/test',
-                   '--no-save-cams', '--cfg-options', f'custom_hooks.0.out_dir={out}'], cwd=workspace)
+                   '--no-save-cams', '--out', workspace / 'mmseg_out', '--cfg-options',
+                   f'custom_hooks.0.out_dir={out}'], cwd=workspace)
     miou = float(re.search(r'Iter\(test\) \[4/4\].*mIoU: ([0-9.]+)', log).group(1))
     assert 0.0 < miou <= 100.0
     folder = out / 'results/VOC2012/Segmentation/comp6_val_cls'
@@ -98,3 +102,31 @@ def test_test_tool_reports_miou_and_exports_voc_pngs(workspace, trained, run_too
     summary = mask_miou(str(folder), str(workspace / 'data/toy_voc/SegmentationClassAug'), ids,
                         num_classes=NUM_CLASSES)
     assert abs(summary['mIoU'] * 100 - miou) <= 0.005 + 1e-6  # the log rounds to 2 decimals
+    # --out: mmseg's IoUMetric output_dir, <image name>.png of class ids: the same predictions
+    assert sorted(p.stem for p in (workspace / 'mmseg_out').glob('*.png')) == sorted(ids)
+    for img_id in ids:
+        np.testing.assert_array_equal(read_png(str(workspace / 'mmseg_out' / f'{img_id}.png')),
+                                      read_png(str(folder / f'{img_id}.png')))
+
+
+@pytest.mark.slow
+def test_test_tool_tta_and_show_dir(workspace, trained, run_tool):
+    """--tta: mmseg's SegTTAModel over the config's tta_pipeline (6 scales x flip); --show-dir: every
+    prediction drawn by mmseg's SegVisualizationHook; the export hook still writes every prediction."""
+    work, _ = trained
+    show, out, metrics = workspace / 'vis', workspace / 'tta_exported', workspace / 'tta_metrics.json'
+    log = run_tool([REPO / 'tools/test.py', CFG, work / 'iter_4.pth', '--work-dir', workspace / 'work_dirs/tta',
+                   '--tta', '--show-dir', show, '--out-metrics', metrics, '--cfg-options',
+                   f'custom_hooks.0.out_dir={out}'], cwd=workspace)
+    assert 'SegTTAModel' in log
+    import json
+    assert 0.0 < json.loads(metrics.read_text())['mIoU'] <= 100.0
+    ids = _ids(workspace, 'val')
+    drawn = sorted((show / 'vis_data/vis_image').glob('*.png'))
+    assert sorted(p.name.split('.')[0].replace('test_', '', 1) for p in drawn) == sorted(ids)
+    import mmcv
+    assert all(mmcv.imread(str(p)).shape == (64, 128, 3) for p in drawn)  # ground truth | prediction
+    from csd_mm.utils.fileio import read_png
+    folder = out / 'results/VOC2012/Segmentation/comp6_val_cls'
+    assert sorted(p.stem for p in folder.glob('*.png')) == sorted(ids)
+    assert all(read_png(str(folder / f'{i}.png')).shape == (64, 64) for i in ids)

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import csd_mm  # noqa: F401
 from csd_mm.datasets import make_toy_voc
@@ -14,6 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 CFG = REPO / 'configs/toy/irn_resnet18_1xb8_200it_toy_64x64.py'
 
 
+@pytest.mark.slow
 def test_train_irn_then_refine(tmp_path, monkeypatch, run_tool_inprocess, write_stand_in_cams):
     monkeypatch.chdir(tmp_path)
     root = tmp_path / 'data/toy_voc'

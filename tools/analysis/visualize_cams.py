@@ -8,32 +8,12 @@ import argparse
 import json
 import os
 
-import cv2
 import mmcv
 import numpy as np
 
 from csd_mm.datasets import read_split
-from csd_mm.evaluation.functional import seed_from_cam
 from csd_mm.utils import cam_path, load_cam, write_png
-
-
-def render(img: np.ndarray, cam: np.ndarray, keys: np.ndarray, threshold: float, names, palette) -> np.ndarray:
-    """One row: the image, a JET heatmap over it per class, and the colour-coded seeds over it (BGR)."""
-    if img.shape[:2] != cam.shape[1:]:
-        raise ValueError(f'image size {img.shape[:2]} differs from CAM size {cam.shape[1:]}')
-    panels = [img]
-    for c, key in zip(cam, keys):
-        heat = cv2.applyColorMap(np.uint8(np.clip(c, 0, 1) * 255), cv2.COLORMAP_JET)
-        panel = cv2.addWeighted(img, 0.5, heat, 0.5, 0)
-        name = names[key + 1] if key + 1 < len(names) else f'class {key}'
-        cv2.putText(panel, name, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
-        panels.append(panel)
-    seed = seed_from_cam(cam, keys, threshold)
-    colour = palette[seed % len(palette)][..., ::-1].astype(np.uint8)  # palette is RGB
-    panel = cv2.addWeighted(img, 0.4, colour, 0.6, 0)
-    cv2.putText(panel, f'seeds t={threshold:.2f}', (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
-                cv2.LINE_AA)
-    return np.concatenate(panels + [panel], axis=1)
+from csd_mm.visualization import draw_cam_row
 
 
 def main() -> None:
@@ -65,7 +45,7 @@ def main() -> None:
         img = mmcv.imread(img_file)  # raises FileNotFoundError naming the file
         cam, keys = load_cam(cam_path(args.cam_dir, img_id))
         try:
-            row = render(img, cam, keys, args.threshold, names, palette)
+            row = draw_cam_row(img, cam, keys, names, palette, args.threshold)
         except ValueError as e:
             raise SystemExit(f'error: {img_file}: {e}')
         out = os.path.join(args.out_dir, f'{img_id}.png')

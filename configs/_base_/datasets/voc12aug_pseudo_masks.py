@@ -7,7 +7,7 @@
 # that tools/make_pseudo_masks.py writes. As every data_prefix entry it is taken relative to `data_root` unless
 # absolute; override it for a run with
 #   --cfg-options train_dataloader.dataset.data_prefix.seg_map_path=/abs/path/to/pseudo_masks
-from mmcv.transforms import LoadImageFromFile, Pad, RandomFlip, RandomResize, Resize
+from mmcv.transforms import LoadImageFromFile, Pad, RandomFlip, RandomResize, Resize, TestTimeAug
 from mmengine.dataset import DefaultSampler, InfiniteSampler
 from mmseg.datasets import PascalVOCDataset
 from mmseg.datasets.transforms import (LoadAnnotations, PackSegInputs, PhotoMetricDistortion,
@@ -63,6 +63,18 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 val_evaluator = dict(type=IoUMetric, iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
+# Test-time augmentation for `tools/test.py --tta` (with the model's `tta_model`): mmseg 1.2.2's
+# configs/_base_/datasets/pascal_voc12.py, six scales of the original image x horizontal flip.
+img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type=LoadImageFromFile),
+    dict(type=TestTimeAug,
+         transforms=[[dict(type=Resize, scale_factor=r, keep_ratio=True) for r in img_ratios],
+                     [dict(type=RandomFlip, prob=0., direction='horizontal'),
+                      dict(type=RandomFlip, prob=1., direction='horizontal')],
+                     [dict(type=LoadAnnotations)],
+                     [dict(type=PackSegInputs)]]),
+]
 
 # VOC test set (no masks) for the evaluation server: a child config sets
 #   test_dataloader = test_server_dataloader; test_evaluator = test_server_evaluator

@@ -11,7 +11,7 @@
 #
 # Pretrained weights are never downloaded: --cfg-options model.pretrained=/path/to/resnet101_v1c.pth loads a
 # LOCAL ImageNet checkpoint. Norm layers are SyncBN (reverted to BatchNorm by the Runner when not distributed).
-from mmseg.models import ASPPHead, EncoderDecoder, ResNetV1c, SegDataPreProcessor
+from mmseg.models import ASPPHead, EncoderDecoder, ResNetV1c, SegDataPreProcessor, SegTTAModel
 from mmseg.models.losses import CrossEntropyLoss
 from torch.nn import SyncBatchNorm
 
@@ -52,3 +52,6 @@ model = dict(
         loss_decode=dict(type=CrossEntropyLoss, use_sigmoid=False, loss_weight=1.0)),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
+# `tools/test.py --tta` wraps the model in this (mmseg 1.2.2: configs/_base_/default_runtime.py); the
+# dataset config defines the `tta_pipeline`.
+tta_model = dict(type=SegTTAModel)

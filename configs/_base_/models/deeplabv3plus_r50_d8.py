@@ -16,7 +16,7 @@
 # Norm layers are SyncBN as in mmseg: mmengine's Runner reverts them to BatchNorm when not distributed.
 # SyncBN needs GPUs; on CPU (tests, gloo DDP) use norm_cfg = dict(type=BatchNorm2d, requires_grad=True).
 from mmseg.models import (DepthwiseSeparableASPPHead, EncoderDecoder, FCNHead, ResNetV1c,
-                          SegDataPreProcessor)
+                          SegDataPreProcessor, SegTTAModel)
 from mmseg.models.losses import CrossEntropyLoss
 from torch.nn import SyncBatchNorm
 
@@ -72,3 +72,6 @@ model = dict(
     # model training and testing settings
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
+# `tools/test.py --tta` wraps the model in this (mmseg 1.2.2: configs/_base_/default_runtime.py); the
+# dataset config defines the `tta_pipeline`.
+tta_model = dict(type=SegTTAModel)

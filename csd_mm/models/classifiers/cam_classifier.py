@@ -29,7 +29,7 @@ class CAMClassifier(BaseCAMClassifier):
 
     * ``'loss'``: ``dict(loss_cls=...)``, the head's multi-label soft-margin loss against the ``gt_label``
       (float ``[C]``) of each data sample. CSD samples (inputs ``(N, 4, 3, H, W)``, see
-      :class:`~csd_mm.models.classifiers.csd_views.CSDViewsMixin`) add ``loss_fg`` and ``loss_bg``.
+      :meth:`~csd_mm.models.classifiers.BaseCAMClassifier.csd_loss`) add ``loss_fg`` and ``loss_bg``.
     * ``'predict'``: for each data sample, ``cam`` (float ``(K, H, W)`` at the original image size
       ``metainfo['ori_shape']``, per-class max-normalised to [0, 1]) and ``cam_keys`` (long ``[K]``, the
       0-based classes of its ``gt_label``, ascending). Multi-scale + flip aggregation as IRN, controlled by
