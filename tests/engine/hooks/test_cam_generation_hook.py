@@ -75,14 +75,19 @@ def test_after_train_writes_cams_skips_existing_and_builds_the_bank(toy_root, tm
     dataset = hook._build_dataset(hook.dataloader_cfg)
     infos = [dataset.get_data_info(i) for i in range(len(dataset))]
     assert len(infos) == NUM_TRAIN
+    all_peaks = []
     assert sorted(f for f in os.listdir(cam_dir) if f.endswith('.npz')) == \
         sorted(d['img_id'] + '.npz' for d in infos)
     for d in infos:
         cam, keys = load_cam(cam_path(cam_dir, d['img_id']))
         np.testing.assert_array_equal(keys, np.flatnonzero(d['gt_label']))  # the image's own classes
         assert cam.shape == (len(keys), 64, 64)
-        peaks = cam.reshape(len(keys), -1).max(1)  # max-normalised (a class with no positive score is 0)
-        assert cam.min() >= 0 and np.all(np.isclose(peaks, 1.0, atol=1e-3) | (peaks == 0))
+        # max-normalised: relu(c) / (max + 1e-5), so a peak is m / (m + 1e-5) <= 1 (0 without positive score;
+        # below 1 - 1e-3 only when the raw maximum m is tiny, which a barely trained network can give)
+        peaks = cam.reshape(len(keys), -1).max(1)
+        assert cam.min() >= 0 and np.all(peaks <= 1.0 + 1e-3)
+        all_peaks.extend(peaks.tolist())
+    assert max(all_peaks) == pytest.approx(1.0, abs=1e-3)
 
     # the source bank: one entry per single-label image, masks = thresholded CAMs
     single = [d for d in infos if d['gt_label'].sum() == 1]
