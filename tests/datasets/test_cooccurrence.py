@@ -10,7 +10,7 @@ from csd_mm.datasets.cooccurrence import (CORSampler, cooccurrence_counts, coocc
 from csd_mm.datasets.domain import split_domains
 from csd_mm.datasets.labels import VOC_CLASSES, labels_for_split, load_cls_labels, read_split
 
-VOC12 = Path(__file__).resolve().parents[2] / '..' / 'shared' / 'data' / 'voc12'
+VOC12 = Path(__file__).resolve().parents[2] / 'voc12'  # the project's tracked copy of the VOC labels
 ALPHA = 1e-3
 
 # rows 1, 2: single class 0; row 6: single class 2; row 4: no label; class 1 never appears alone

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-VOC12 = REPO / '..' / 'shared' / 'data' / 'voc12'
+VOC12 = REPO / 'voc12'  # the project's tracked copy of the VOC labels
 SCRIPT = REPO / 'tools' / 'analysis' / 'dataset_stats.py'
 
 
