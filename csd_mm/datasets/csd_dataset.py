@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 from .cooccurrence import CORSampler, cooccurrence_counts, cooccurrence_probs
 from .domain import split_domains
 from .source_bank import load_source_bank
-from .transforms import CopyPaste, PackCSDInputs
+from .transforms import CopyPaste, DecodePriorMask, PackCSDInputs
 
 __all__ = ['CSDDataset', 'derive_view_pipelines', 'ITERATE_OVER', 'PAIR']
 
@@ -29,8 +29,8 @@ def derive_view_pipelines(baseline_pipeline: Optional[Compose]) -> Tuple[List, L
 
     CSD (Yang et al., BMVC 2023) is a plug-in: both views get the baseline's augmentation. The baseline's
     pipeline must be ``[LoadImageFromFile, <augmentation...>, PackCAMInputs]``; the target pipeline is
-    ``[load] + augmentation`` and the source pipeline ``[load, LoadAnnotations()] + augmentation``: the source's
-    bank mask is loaded as ``gt_seg_map``, so every geometric transform of the augmentation must move
+    ``[load] + augmentation`` and the source pipeline ``[load, LoadAnnotations()] + augmentation +
+    [DecodePriorMask()]``: the source's bank mask is loaded as ``gt_seg_map`` (then split into fg / bg masks), so every geometric transform of the augmentation must move
     ``gt_seg_map`` with the image (mmcv / mmseg transforms and csd_mm's do; photometric ones leave it alone).
 
     Args:
@@ -46,7 +46,7 @@ def derive_view_pipelines(baseline_pipeline: Optional[Compose]) -> Tuple[List, L
                          'baseline training pipeline [LoadImageFromFile, <augmentation...>, PackCAMInputs], got '
                          f'{names}')
     load, augmentation = transforms[0], transforms[1:-1]
-    return [load] + augmentation, [load, LoadAnnotations()] + augmentation
+    return [load] + augmentation, [load, LoadAnnotations()] + augmentation + [DecodePriorMask()]
 
 
 @DATASETS.register_module()
@@ -70,11 +70,12 @@ class CSDDataset(Dataset):
     * ``pair='all'``: every item is paired, single-label ones too.
 
     A paired item's target and source go through their own pipelines (independent augmentation; the source
-    pipeline loads the bank's mask PNG as ``gt_seg_map`` so every geometric transform keeps it aligned). By
-    default both are derived from the wrapped dataset's own pipeline, the baseline's
+    pipeline loads the bank's mask PNG as ``gt_seg_map`` so every geometric transform keeps it aligned, and
+    :class:`~csd_mm.datasets.transforms.DecodePriorMask` splits it into ``fg_mask`` / ``bg_mask``). By default
+    both are derived from the wrapped dataset's own pipeline, the baseline's
     ``[LoadImageFromFile, <augmentation...>, PackCAMInputs]`` (:func:`derive_view_pipelines`), so CSD trains
-    with exactly the baseline's augmentation. Then the results are merged (``src_img``, ``src_fg_mask``, ``src_bg_mask``, ``src_label``) and
-    ``paste_pipeline`` builds the pasted views and packs them (:class:`~csd_mm.datasets.transforms.CopyPaste`,
+    with exactly the baseline's augmentation. The dataset then only merges the two result dicts (``src_img``,
+    ``src_fg_mask``, ``src_bg_mask``, ``src_label``, ``src_img_id``) and ``paste_pipeline`` builds the pasted views and packs them (:class:`~csd_mm.datasets.transforms.CopyPaste`,
     :class:`~csd_mm.datasets.transforms.PackCSDInputs`). An unpaired item carries ``csd_paired=False`` through
     the same ``paste_pipeline``: ``CopyPaste`` leaves it alone and ``PackCSDInputs`` packs its one view.
 
@@ -93,9 +94,9 @@ class CSDDataset(Dataset):
         source_bank (str): Folder of the source bank (``index.json``; see :mod:`csd_mm.datasets.source_bank`).
         pipeline (list[dict], optional): Target pipeline (loading + augmentation, no packing), for unpaired
             items too. Defaults to the wrapped dataset's pipeline without its packing transform.
-        source_pipeline (list[dict], optional): Source pipeline (loading image and bank mask + augmentation).
-            Defaults to the wrapped dataset's pipeline with ``LoadAnnotations`` after its loading and without
-            its packing transform.
+        source_pipeline (list[dict], optional): Source pipeline (loading image and bank mask, augmentation,
+            ``DecodePriorMask``). Defaults to the wrapped dataset's pipeline with ``LoadAnnotations`` after its
+            loading, ``DecodePriorMask`` instead of its packing transform.
         paste_pipeline (list[dict], optional): Applied to the merged results. Defaults to an aligned hard
             ``CopyPaste`` then ``PackCSDInputs``.
         sampling (str): ``'cor'`` (default) or ``'uniform'``.
@@ -217,14 +218,13 @@ class CSDDataset(Dataset):
         source = self.source_pipeline(self._source_info(self.draw_source(idx)))
         if source is None:
             raise RuntimeError(f'a pipeline returned None for item {idx}; CSD pipelines must not filter')
-        prior = source['gt_seg_map']
-        target.update(
-            csd_paired=True,
-            src_img=source['img'],
-            src_fg_mask=(prior == 1).astype(np.uint8),
-            src_bg_mask=(prior == 0).astype(np.uint8),
-            src_label=np.asarray(source['gt_label'], np.float32),
-            src_img_id=source['img_id'])
+        missing = [k for k in ('fg_mask', 'bg_mask') if k not in source]
+        if missing:
+            raise KeyError(f'CSDDataset: the source pipeline must end with DecodePriorMask (no {missing} in the '
+                           f'results of {source.get("img_path", "<unknown image>")})')
+        # merge the source's results into the target's under src_ names; no decoding here
+        target.update({f'src_{k}': source[k] for k in ('img', 'fg_mask', 'bg_mask', 'img_id')},
+                      csd_paired=True, src_label=np.asarray(source['gt_label'], np.float32))
         return self.paste_pipeline(target)
 
     def get_labels(self) -> np.ndarray:

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from csd_mm.datasets import (CSDDataset, ImageLevelDataset, build_source_bank, cooccurrence_counts,
                              cooccurrence_probs, make_toy_voc, target_class_distribution)
 from csd_mm.datasets.csd_dataset import derive_view_pipelines
-from csd_mm.datasets.transforms import CopyPaste, PackCAMInputs, PackCSDInputs
+from csd_mm.datasets.transforms import CopyPaste, DecodePriorMask, PackCAMInputs, PackCSDInputs
 
 CROP = (48, 48)
 TARGET_PIPELINE = [
@@ -32,6 +32,7 @@ SOURCE_PIPELINE = [
     dict(type=RandomFlip, prob=0.5),
     dict(type=RandomCrop, crop_size=CROP),
     dict(type=Pad, size=CROP, pad_val=dict(img=0, seg=255)),
+    dict(type=DecodePriorMask),
 ]
 PASTE_PIPELINE = [dict(type=CopyPaste, soft_edge_sigma=0.0), dict(type=PackCSDInputs)]
 
@@ -129,7 +130,7 @@ def test_view_pipelines_derived_from_the_baseline(toy):
     names = lambda pipe: [type(t).__name__ for t in pipe.transforms]  # noqa: E731
     augmentation = ['RandomResize', 'RandomFlip', 'RandomCrop', 'Pad']
     assert names(ds.pipeline) == ['LoadImageFromFile'] + augmentation
-    assert names(ds.source_pipeline) == ['LoadImageFromFile', 'LoadAnnotations'] + augmentation
+    assert names(ds.source_pipeline) == ['LoadImageFromFile', 'LoadAnnotations'] + augmentation + ['DecodePriorMask']
     assert names(ds.paste_pipeline) == ['CopyPaste', 'PackCSDInputs']
     out = ds[0]  # the derived pipelines produce a real pair
     assert out['inputs'].shape == (4, 3, *CROP)
@@ -236,3 +237,12 @@ def test_missing_bank_index(toy, tmp_path):
                 label_file='cls_labels.npy', metainfo=dict(classes=toy['classes']))
     with pytest.raises(FileNotFoundError, match='no source bank index'):
         CSDDataset(dataset=base, source_bank=str(tmp_path), pipeline=[], source_pipeline=[], paste_pipeline=[])
+
+
+def test_a_source_pipeline_without_prior_decoding_is_refused(toy):
+    base = dict(type=ImageLevelDataset, ann_file='ImageSets/Segmentation/train_aug.txt', data_root=toy['root'],
+                label_file='cls_labels.npy', metainfo=dict(classes=toy['classes']))
+    ds = CSDDataset(dataset=base, source_bank=toy['bank'], pipeline=TARGET_PIPELINE,
+                    source_pipeline=SOURCE_PIPELINE[:-1], paste_pipeline=PASTE_PIPELINE, pair='all')
+    with pytest.raises(KeyError, match='DecodePriorMask'):
+        ds[0]

@@ -1,5 +1,6 @@
 from .copy_paste import CopyPaste
 from .copy_paste_functional import paste, soften_mask
+from .decode_prior_mask import DecodePriorMask
 from .mask_aware_functional import nearest_resize
 from .mask_aware_rand_augment import MaskAwareRandAugment
 from .mask_aware_random_resized_crop import MaskAwareRandomResizedCrop
@@ -11,7 +12,6 @@ from .pack_csd_inputs import PackCSDInputs
 from .random_crop_or_pad import RandomCropOrPad
 from .random_crop_or_pad_functional import crop_or_pad, shift_range
 
-__all__ = ['PackCAMInputs', 'PackCSDInputs', 'CopyPaste', 'paste', 'soften_mask', 'RandomCropOrPad', 'crop_or_pad',
-           'shift_range']
-__all__ += ['MaskAwareRandomResizedCrop', 'MaskAwareRandAugment', 'MaskAwareRotate', 'MaskAwareShear',
-            'MaskAwareTranslate', 'nearest_resize']
+__all__ = ['PackCAMInputs', 'PackCSDInputs', 'CopyPaste', 'paste', 'soften_mask', 'DecodePriorMask',
+           'RandomCropOrPad', 'crop_or_pad', 'shift_range', 'MaskAwareRandomResizedCrop', 'MaskAwareRandAugment',
+           'MaskAwareRotate', 'MaskAwareShear', 'MaskAwareTranslate', 'nearest_resize']
