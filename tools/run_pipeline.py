@@ -282,7 +282,7 @@ class Pipeline:
                                 f'param_scheduler.0.end={it}']
                 train(osp.join(REPO, SEG_CONFIG), seg_dir, options)
             run_tool('test.py', [osp.join(REPO, SEG_CONFIG), last_checkpoint(seg_dir), '--work-dir', seg_dir,
-                                 '--no-save-cams', '--out-metrics', metrics_file, '--cfg-options', *data], seg_dir)
+                                 '--out-metrics', metrics_file, '--cfg-options', *data], seg_dir)
         with open(metrics_file) as f:
             metrics = json.load(f)
         return dict(seg_miou=float(metrics['mIoU']), seg_dir=seg_dir)

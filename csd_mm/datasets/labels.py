@@ -104,14 +104,16 @@ def _as_label_vector(value: Any, key: Any, path: str) -> np.ndarray:
 
 
 def load_cls_labels(path: str) -> Dict[str, np.ndarray]:
-    """Loads a ``cls_labels.npy`` file (image id -> multi-hot ``float32[C]``) without running pickled code.
+    """Loads a ``cls_labels.npy`` / ``.npz`` file (image id -> multi-hot ``float32[C]``) without running code.
 
-    The file is the one shipped with IRN / MCTformer (a dict saved with ``np.save``). The ``.npy`` header is
+    A ``.npz`` file (this repository's compact form, ``voc12/cls_labels.npz``: arrays ``ids`` (str) and
+    ``labels`` (``uint8 [N, C]``), loaded with ``allow_pickle=False``) is read directly. Otherwise the file is
+    the one shipped with IRN / MCTformer (a dict saved with ``np.save``). The ``.npy`` header is
     read with :mod:`numpy.lib.format` and the payload with an unpickler that admits only numpy array,
     dtype and scalar reconstruction and plain builtins; anything else is rejected.
 
     Args:
-        path (str): Path of the ``.npy`` file.
+        path (str): Path of the ``.npy`` or ``.npz`` file.
 
     Returns:
         dict[str, np.ndarray]: Image id -> ``float32[C]`` label vector.
@@ -123,6 +125,8 @@ def load_cls_labels(path: str) -> Dict[str, np.ndarray]:
     path = str(path)
     if not osp.isfile(path):
         raise LabelFileError(f'label file not found: {path}')
+    if path.endswith('.npz'):
+        return _load_npz_labels(path)
     try:
         obj = _restricted_load_npy_object(path)
     except (ValueError, pickle.UnpicklingError, EOFError, TypeError, AttributeError, IndexError,
@@ -143,8 +147,24 @@ def load_cls_labels(path: str) -> Dict[str, np.ndarray]:
     return labels
 
 
+def _load_npz_labels(path: str) -> Dict[str, np.ndarray]:
+    """The ``.npz`` form: ``ids`` ``[N]`` and ``labels`` ``[N, C]`` (no pickle)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            ids, vectors = data['ids'], data['labels']
+    except (ValueError, KeyError, OSError, EOFError) as e:
+        raise LabelFileError(f'{path} is not a valid cls_labels .npz file (arrays ids [N] and labels [N, C]): '
+                             f'{type(e).__name__}: {e}') from e
+    if ids.ndim != 1 or vectors.ndim != 2 or len(ids) != len(vectors):
+        raise LabelFileError(f'{path}: expected ids [N] and labels [N, C], got shapes {ids.shape} and '
+                             f'{vectors.shape}')
+    return {str(k): _as_label_vector(v, str(k), path) for k, v in zip(ids.tolist(), vectors)}
+
+
 def save_cls_labels(path: str, labels: Mapping[str, Any]) -> None:
     """Saves image-level labels as the community's ``cls_labels.npy`` (``np.save`` of a dict), atomically.
+
+    A path ending in ``.npz`` gets the compact, pickle-free form instead (``ids`` and ``uint8`` ``labels``).
 
     Args:
         path (str): Destination path (written exactly as given; ``.npy`` is not appended).
@@ -164,7 +184,11 @@ def save_cls_labels(path: str, labels: Mapping[str, Any]) -> None:
                              f'others have {length}')
         out[str(key)] = vec
     buf = io.BytesIO()
-    np.save(buf, np.array(out, dtype=object), allow_pickle=True)
+    if str(path).endswith('.npz'):  # compact, pickle-free form
+        np.savez_compressed(buf, ids=np.array(list(out), dtype=str),
+                            labels=np.stack(list(out.values())).astype(np.uint8) if out else np.zeros((0, 0), np.uint8))
+    else:
+        np.save(buf, np.array(out, dtype=object), allow_pickle=True)
     atomic_write_bytes(str(path), buf.getvalue())
 
 

@@ -19,7 +19,7 @@ LABELS = np.array([[1, 1, 0], [1, 0, 0], [1, 0, 0], [0, 1, 1], [0, 0, 0], [1, 1,
 
 @pytest.fixture(scope='module')
 def voc_train_aug():
-    labels = load_cls_labels(VOC12 / 'cls_labels.npy')
+    labels = load_cls_labels(VOC12 / 'cls_labels.npz')
     return labels_for_split(labels, read_split(VOC12 / 'train_aug.txt'), 20)
 
 

@@ -13,7 +13,7 @@ VOC12 = Path(__file__).resolve().parents[2] / 'voc12'  # the project's tracked c
 
 @pytest.fixture(scope='module')
 def voc_labels():
-    labels = load_cls_labels(VOC12 / 'cls_labels.npy')
+    labels = load_cls_labels(VOC12 / 'cls_labels.npz')
     return {name: labels_for_split(labels, read_split(VOC12 / f'{name}.txt'), 20)
             for name in ('train_aug', 'train')}
 

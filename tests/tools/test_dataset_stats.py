@@ -22,7 +22,7 @@ def _module():
 @pytest.mark.slow
 def test_cli_on_real_voc_train_aug():
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(VOC12 / 'cls_labels.npy'), str(VOC12 / 'train_aug.txt')],
+        [sys.executable, str(SCRIPT), str(VOC12 / 'cls_labels.npz'), str(VOC12 / 'train_aug.txt')],
         capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -42,15 +42,15 @@ def test_cli_on_real_voc_train_aug():
 def test_cli_reports_missing_split_id(tmp_path):
     split = tmp_path / 'split.txt'
     split.write_text('2007_000032\nnot_an_image\n')
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(VOC12 / 'cls_labels.npy'), str(split)],
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(VOC12 / 'cls_labels.npz'), str(split)],
                           capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 1
-    assert 'cls_labels.npy' in proc.stderr and 'not_an_image' in proc.stderr
+    assert 'cls_labels.npz' in proc.stderr and 'not_an_image' in proc.stderr
 
 
 def test_main_train_probs_and_custom_classes(tmp_path, capsys):
     module = _module()
-    assert module.main([str(VOC12 / 'cls_labels.npy'), str(VOC12 / 'train.txt'), '--probs', '--no-self']) == 0
+    assert module.main([str(VOC12 / 'cls_labels.npz'), str(VOC12 / 'train.txt'), '--probs', '--no-self']) == 0
     out = capsys.readouterr().out
     assert 'S (|y| = 1): 933' in out and 'T (|y| >= 2): 531' in out
     assert 'diagonal = 0' in out and 'P = N / row sum' in out

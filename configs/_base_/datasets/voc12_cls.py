@@ -1,5 +1,5 @@
 # PASCAL VOC 2012 with image-level labels (docs/data_preparation.md says how to lay it out).
-# train: train_aug (10,582 images; VOC train + SBD minus VOC val), labels from cls_labels.npy.
+# train: train_aug (10,582 images; VOC train + SBD minus VOC val), labels from cls_labels.npz (voc12/).
 # test (seed evaluation, the WSSS convention): train (1,464) against SegmentationClassAug.
 # cam: every train_aug image, for the CAMs that the source bank and the pseudo masks need.
 from mmcv.transforms import LoadImageFromFile, RandomFlip, RandomResize
@@ -11,7 +11,7 @@ from csd_mm.datasets.transforms import PackCAMInputs, RandomCropOrPad
 from csd_mm.evaluation import SeedMetric
 
 data_root = 'data/VOCdevkit/VOC2012'
-label_file = 'cls_labels.npy'  # relative to data_root, like ann_file
+label_file = 'cls_labels.npz'  # relative to data_root, like ann_file (voc12/cls_labels.npz; the community's .npy loads too)
 crop_size = (512, 512)
 # ImageNet mean (103.53, 116.28, 123.675) rounded, in the BGR order of the uint8 images the pipeline carries: the
 # colour that IRN's normalise-then-fill-with-0 gives to the padding.
