@@ -18,8 +18,6 @@ from torch import Tensor
 
 __all__ = ['normalize_cams', 'strided_up_size', 'aggregate_multiscale', 'select_classes']
 
-_FILE = 'csd_mm/models/cam.py'
-
 
 def normalize_cams(cams: Tensor, eps: float = 1e-5) -> Tensor:
     """Max-normalises each CAM to [0, 1] as IRN does.
@@ -34,10 +32,10 @@ def normalize_cams(cams: Tensor, eps: float = 1e-5) -> Tensor:
         Tensor: The normalised maps, same shape and dtype as ``cams``.
     """
     if not isinstance(cams, Tensor) or cams.dim() != 3:
-        raise ValueError(f'{_FILE}: normalize_cams expects a tensor of shape (K, H, W), got '
+        raise ValueError('normalize_cams expects a tensor of shape (K, H, W), got '
                          f'{tuple(cams.shape) if isinstance(cams, Tensor) else type(cams).__name__}')
     if eps <= 0:
-        raise ValueError(f'{_FILE}: normalize_cams needs eps > 0, got {eps}')
+        raise ValueError(f'normalize_cams needs eps > 0, got {eps}')
     cams = F.relu(cams)
     if cams.numel() == 0:
         return cams
@@ -60,10 +58,10 @@ def strided_up_size(size: Tuple[int, int], stride: int) -> Tuple[int, int]:
         tuple[int, int]: The stride-aligned ``(H', W')`` with ``H <= H' < H + stride`` (same for W).
     """
     if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f'{_FILE}: output_stride must be a positive integer, got {stride!r}')
+        raise ValueError(f'strided_up_size: output_stride must be a positive integer, got {stride!r}')
     h, w = (int(v) for v in size)
     if h < 1 or w < 1:
-        raise ValueError(f'{_FILE}: strided_up_size needs a non-empty size, got {tuple(size)}')
+        raise ValueError(f'strided_up_size needs a non-empty size, got {tuple(size)}')
     return ((h - 1) // stride + 1) * stride, ((w - 1) // stride + 1) * stride
 
 
@@ -121,17 +119,17 @@ def aggregate_multiscale(score_fn: Callable[[Tensor], Tensor],
         Tensor: The summed, non-negative maps, shape ``(C, H_out, W_out)``.
     """
     if not isinstance(img, Tensor) or img.dim() != 4 or img.shape[0] != 1:
-        raise ValueError(f'{_FILE}: aggregate_multiscale expects one image of shape (1, 3, H, W), got '
+        raise ValueError('aggregate_multiscale expects one image of shape (1, 3, H, W), got '
                          f'{tuple(img.shape) if isinstance(img, Tensor) else type(img).__name__}')
     scales = tuple(float(s) for s in scales)
     if len(scales) == 0 or any(s <= 0 for s in scales):
-        raise ValueError(f'{_FILE}: aggregate_multiscale needs a non-empty list of positive scales, '
+        raise ValueError('aggregate_multiscale needs a non-empty list of positive scales, '
                          f'got {scales}')
     if out_size is None:
         out_size = tuple(img.shape[-2:])
     out_size = (int(out_size[0]), int(out_size[1]))
     if min(out_size) < 1:
-        raise ValueError(f'{_FILE}: aggregate_multiscale got an empty out_size {out_size}')
+        raise ValueError(f'aggregate_multiscale got an empty out_size {out_size}')
     up_size = out_size if output_stride is None else strided_up_size(out_size, output_stride)
 
     total = None
@@ -141,7 +139,7 @@ def aggregate_multiscale(score_fn: Callable[[Tensor], Tensor],
             x = torch.cat([x, x.flip(-1)], dim=0)
         maps = score_fn(x)
         if not isinstance(maps, Tensor) or maps.dim() != 4 or maps.shape[0] != x.shape[0]:
-            raise ValueError(f'{_FILE}: score_fn must return a tensor (B, C, h, w) with B = {x.shape[0]}, '
+            raise ValueError(f'aggregate_multiscale: score_fn must return a tensor (B, C, h, w) with B = {x.shape[0]}, '
                              f'got {tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__}')
         maps = F.relu(maps)
         # bilinear resizing is linear and commutes with the flip, so the flip pair is summed first
@@ -163,11 +161,11 @@ def select_classes(cams: Tensor, label: Tensor) -> Tuple[Tensor, Tensor]:
         (long ``[K]``, ascending, on ``cams``' device).
     """
     if not isinstance(cams, Tensor) or cams.dim() != 3:
-        raise ValueError(f'{_FILE}: select_classes expects cams of shape (C, H, W), got '
+        raise ValueError('select_classes expects cams of shape (C, H, W), got '
                          f'{tuple(cams.shape) if isinstance(cams, Tensor) else type(cams).__name__}')
     label = torch.as_tensor(label)
     if label.dim() != 1 or label.shape[0] != cams.shape[0]:
-        raise ValueError(f'{_FILE}: select_classes needs a label of shape [{cams.shape[0]}] (one entry per '
+        raise ValueError(f'select_classes needs a label of shape [{cams.shape[0]}] (one entry per '
                          f'CAM), got {tuple(label.shape)}')
     keys = torch.nonzero(label.to(cams.device) > 0, as_tuple=False).flatten().long()
     return cams[keys], keys

@@ -24,23 +24,21 @@ from torch import Tensor
 __all__ = ['class_to_patch_attention', 'patch_to_patch_attention', 'refine_with_patch_attention',
            'mctformer_cams', 'patch_maps_to_pixels']
 
-_FILE = 'csd_mm/models/mctformer_cam.py'
 
-
-def _check_attn(attn_maps: Sequence[Tensor], num_classes: int) -> Tuple[int, int, int]:
+def _check_attn(attn_maps: Sequence[Tensor], num_classes: int, owner: str) -> Tuple[int, int, int]:
     """Validates the per-block attention maps; returns (num_blocks, N, number of patches)."""
     if isinstance(attn_maps, Tensor):
         attn_maps = list(attn_maps)
     if len(attn_maps) == 0:
-        raise ValueError(f'{_FILE}: no attention maps given (the backbone must run with need_weights=True)')
+        raise ValueError(f'{owner}: no attention maps given (the backbone must run with need_weights=True)')
     shape = tuple(attn_maps[0].shape)
     for i, a in enumerate(attn_maps):
         if a.dim() != 4 or a.shape[-1] != a.shape[-2] or tuple(a.shape) != shape:
-            raise ValueError(f'{_FILE}: attention map {i} has shape {tuple(a.shape)}; every block must give '
+            raise ValueError(f'{owner}: attention map {i} has shape {tuple(a.shape)}; every block must give '
                              f'(N, heads, T, T) of one shape (first: {shape})')
     num_patches = shape[-1] - num_classes
     if num_classes < 1 or num_patches < 1:
-        raise ValueError(f'{_FILE}: attention maps with T = {shape[-1]} tokens cannot hold {num_classes} class '
+        raise ValueError(f'{owner}: attention maps with T = {shape[-1]} tokens cannot hold {num_classes} class '
                          'tokens and at least one patch')
     return len(attn_maps), shape[0], num_patches
 
@@ -58,9 +56,10 @@ def class_to_patch_attention(attn_maps: Sequence[Tensor], num_classes: int, num_
     Returns:
         Tensor: ``(N, C, P)``.
     """
-    num_blocks, _, _ = _check_attn(attn_maps, num_classes)
+    num_blocks, _, _ = _check_attn(attn_maps, num_classes, 'class_to_patch_attention')
     if not 1 <= num_layers <= num_blocks:
-        raise ValueError(f'{_FILE}: num_layers must be in [1, {num_blocks}] (number of blocks), got {num_layers}')
+        raise ValueError(f'class_to_patch_attention: num_layers must be in [1, {num_blocks}] (number of blocks), '
+                         f'got {num_layers}')
     out = None
     for a in list(attn_maps)[num_blocks - num_layers:]:
         part = a[:, :, :num_classes, num_classes:].mean(dim=1)
@@ -80,7 +79,7 @@ def patch_to_patch_attention(attn_maps: Sequence[Tensor], num_classes: int) -> T
     Returns:
         Tensor: ``(N, P, P)``.
     """
-    _check_attn(attn_maps, num_classes)
+    _check_attn(attn_maps, num_classes, 'patch_to_patch_attention')
     out = None
     for a in attn_maps:
         part = a[:, :, num_classes:, num_classes:].mean(dim=1)
@@ -99,11 +98,11 @@ def refine_with_patch_attention(cams: Tensor, patch_attn: Tensor) -> Tensor:
         Tensor: ``(N, C, h, w)``.
     """
     if cams.dim() != 4:
-        raise ValueError(f'{_FILE}: cams must be (N, C, h, w), got {tuple(cams.shape)}')
+        raise ValueError(f'refine_with_patch_attention: cams must be (N, C, h, w), got {tuple(cams.shape)}')
     n, c, h, w = cams.shape
     if tuple(patch_attn.shape) != (n, h * w, h * w):
-        raise ValueError(f'{_FILE}: patch attention must be (N, h*w, h*w) = {(n, h * w, h * w)}, got '
-                         f'{tuple(patch_attn.shape)}')
+        raise ValueError('refine_with_patch_attention: patch attention must be (N, h*w, h*w) = '
+                         f'{(n, h * w, h * w)}, got {tuple(patch_attn.shape)}')
     return torch.einsum('nij,ncj->nci', patch_attn, cams.flatten(2)).reshape(n, c, h, w)
 
 
@@ -124,11 +123,11 @@ def mctformer_cams(attn_maps: Sequence[Tensor], score_map: Tensor, num_layers: i
         Tensor: ``(N, C, h, w)``.
     """
     if score_map.dim() != 4:
-        raise ValueError(f'{_FILE}: score_map must be (N, C, h, w), got {tuple(score_map.shape)}')
+        raise ValueError(f'mctformer_cams: score_map must be (N, C, h, w), got {tuple(score_map.shape)}')
     n, c, h, w = score_map.shape
-    _, n_attn, num_patches = _check_attn(attn_maps, c)
+    _, n_attn, num_patches = _check_attn(attn_maps, c, 'mctformer_cams')
     if n_attn != n or num_patches != h * w:
-        raise ValueError(f'{_FILE}: attention maps for N = {n_attn} images with {num_patches} patches do not '
+        raise ValueError(f'mctformer_cams: attention maps for N = {n_attn} images with {num_patches} patches do not '
                          f'match the score map {tuple(score_map.shape)}')
     cams = class_to_patch_attention(attn_maps, c, num_layers).reshape(n, c, h, w) * F.relu(score_map)
     if patch_refine:
@@ -153,11 +152,11 @@ def patch_maps_to_pixels(maps: Tensor, patch_size: int, valid_hw: Tuple[int, int
         Tensor: ``(N, C, H, W)``.
     """
     if maps.dim() != 4:
-        raise ValueError(f'{_FILE}: maps must be (N, C, h, w), got {tuple(maps.shape)}')
+        raise ValueError(f'patch_maps_to_pixels: maps must be (N, C, h, w), got {tuple(maps.shape)}')
     h, w = maps.shape[-2:]
     H, W = int(valid_hw[0]), int(valid_hw[1])
     if not ((h - 1) * patch_size < H <= h * patch_size and (w - 1) * patch_size < W <= w * patch_size):
-        raise ValueError(f'{_FILE}: an input of {(H, W)} pixels does not give a {(h, w)} grid of '
+        raise ValueError(f'patch_maps_to_pixels: an input of {(H, W)} pixels does not give a {(h, w)} grid of '
                          f'{patch_size}-pixel patches')
     up = F.interpolate(maps, size=(h * patch_size, w * patch_size), mode='bilinear', align_corners=False)
     return up[..., :H, :W]

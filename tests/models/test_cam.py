@@ -17,7 +17,7 @@ def test_normalize_cams_hand_numbers():
 
 def test_normalize_cams_empty_and_errors():
     assert normalize_cams(torch.zeros(0, 3, 4)).shape == (0, 3, 4)
-    with pytest.raises(ValueError, match='cam.py.*\\(K, H, W\\)'):
+    with pytest.raises(ValueError, match='normalize_cams expects.*\\(K, H, W\\)'):
         normalize_cams(torch.zeros(3, 4))
 
 
@@ -89,9 +89,9 @@ def test_strided_up_size_hand_numbers():
     assert strided_up_size((5, 8), 4) == (8, 8)
     assert strided_up_size((7, 3), 1) == (7, 3)
     for stride in (0, -16, 2.0, True, None):
-        with pytest.raises(ValueError, match='cam.py: output_stride must be a positive integer'):
+        with pytest.raises(ValueError, match='strided_up_size: output_stride must be a positive integer'):
             strided_up_size((5, 5), stride)
-    with pytest.raises(ValueError, match='cam.py.*non-empty size'):
+    with pytest.raises(ValueError, match='strided_up_size needs a non-empty size'):
         strided_up_size((0, 5), 16)
 
 
@@ -136,16 +136,16 @@ def test_aggregate_output_stride_with_scales_and_out_size():
                              out_size=(7, 5), output_stride=4)
     axis = torch.tensor([1.0, 1.0, 0.875, 0.625, 0.375, 0.125, 0.0])
     assert torch.allclose(c[0], axis[:, None] * axis[None, :5])
-    with pytest.raises(ValueError, match='cam.py: output_stride'):
+    with pytest.raises(ValueError, match='strided_up_size: output_stride'):
         aggregate_multiscale(_const(1.0), img, output_stride=0)
 
 
 def test_aggregate_errors():
-    with pytest.raises(ValueError, match='cam.py.*\\(1, 3, H, W\\)'):
+    with pytest.raises(ValueError, match='aggregate_multiscale expects one image of shape \\(1, 3, H, W\\)'):
         aggregate_multiscale(_const(1.0), torch.zeros(2, 3, 4, 4))
-    with pytest.raises(ValueError, match='cam.py.*positive scales'):
+    with pytest.raises(ValueError, match='aggregate_multiscale needs.*positive scales'):
         aggregate_multiscale(_const(1.0), torch.zeros(1, 3, 4, 4), scales=(1.0, 0.0))
-    with pytest.raises(ValueError, match='cam.py.*score_fn'):
+    with pytest.raises(ValueError, match='aggregate_multiscale: score_fn'):
         aggregate_multiscale(lambda x: x[0], torch.zeros(1, 3, 4, 4))
 
 
@@ -156,5 +156,5 @@ def test_select_classes():
     assert torch.equal(kept, cams[1:])
     kept, keys = select_classes(cams, torch.zeros(3))
     assert kept.shape == (0, 2, 2) and keys.numel() == 0
-    with pytest.raises(ValueError, match='cam.py.*label of shape \\[3\\]'):
+    with pytest.raises(ValueError, match='select_classes needs a label of shape \\[3\\]'):
         select_classes(cams, torch.ones(4))

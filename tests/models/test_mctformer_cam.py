@@ -54,7 +54,7 @@ def test_refine_with_patch_attention_hand_numbers():
     affinity = torch.tensor([[[2., 1.], [1., 1.]]])
     # out[c, i] = sum_j A[i, j] cam[c, j]: c0 -> [6, 6], c1 -> [12, 6]
     assert torch.equal(refine_with_patch_attention(cams, affinity), torch.tensor([[[[6., 6.]], [[12., 6.]]]]))
-    with pytest.raises(ValueError, match='mctformer_cam.py.*patch attention'):
+    with pytest.raises(ValueError, match='refine_with_patch_attention: patch attention'):
         refine_with_patch_attention(cams, torch.zeros(1, 3, 3))
 
 

@@ -14,7 +14,6 @@ from .copy_paste_functional import paste, soften_mask
 
 __all__ = ['CopyPaste', 'resolve_blend_prob']
 
-_FILE = 'csd_mm/datasets/transforms/copy_paste.py'
 _IGNORE = 255
 
 
@@ -36,9 +35,9 @@ def resolve_blend_prob(soft_edge_sigma: float, random_blend_prob: Optional[float
     if random_blend_prob is None:
         return 1.0 if soft_edge_sigma > 0 else 0.0
     if not 0.0 <= random_blend_prob <= 1.0:
-        raise ValueError(f'{_FILE}: random_blend_prob must be in [0, 1] (or None), got {random_blend_prob}')
+        raise ValueError(f'CopyPaste: random_blend_prob must be in [0, 1] (or None), got {random_blend_prob}')
     if random_blend_prob > 0 and soft_edge_sigma == 0:
-        raise ValueError(f'{_FILE}: random_blend_prob={random_blend_prob} has no effect with '
+        raise ValueError(f'CopyPaste: random_blend_prob={random_blend_prob} has no effect with '
                          'soft_edge_sigma=0; set soft_edge_sigma > 0 (e.g. 3.0) for random blending')
     return float(random_blend_prob)
 
@@ -78,7 +77,7 @@ class CopyPaste(BaseTransform):
 
     def __init__(self, soft_edge_sigma: float = 0.0, random_blend_prob: Optional[float] = None) -> None:
         if not soft_edge_sigma >= 0:
-            raise ValueError(f'{_FILE}: soft_edge_sigma must be >= 0, got {soft_edge_sigma}')
+            raise ValueError(f'CopyPaste: soft_edge_sigma must be >= 0, got {soft_edge_sigma}')
         self.soft_edge_sigma = float(soft_edge_sigma)
         self.random_blend_prob = resolve_blend_prob(self.soft_edge_sigma, random_blend_prob)
 
@@ -94,10 +93,10 @@ class CopyPaste(BaseTransform):
     @staticmethod
     def _get(results: Dict, key: str) -> np.ndarray:
         if key not in results:
-            raise KeyError(f'{_FILE}: CopyPaste needs results[{key!r}]; keys present: {sorted(results)}')
+            raise KeyError(f'CopyPaste needs results[{key!r}]; keys present: {sorted(results)}')
         value = results[key]
         if not isinstance(value, np.ndarray):
-            raise TypeError(f'{_FILE}: results[{key!r}] must be a numpy array, got {type(value).__name__}')
+            raise TypeError(f'CopyPaste: results[{key!r}] must be a numpy array, got {type(value).__name__}')
         return value
 
     @staticmethod
@@ -107,21 +106,21 @@ class CopyPaste(BaseTransform):
             return mask
         bad = (mask != 0) & (mask != 1) & (mask != _IGNORE)
         if bad.any():
-            raise ValueError(f'{_FILE}: results[{key!r}] must hold 0 (outside), 1 (inside) or 255 (padding), '
+            raise ValueError(f'CopyPaste: results[{key!r}] must hold 0 (outside), 1 (inside) or 255 (padding), '
                              f'found {np.unique(mask[bad])[:10].tolist()}')
         return mask == 1
 
     def _check_shapes(self, img: np.ndarray, src_img: np.ndarray, fg: np.ndarray,
                       bg: np.ndarray) -> Tuple[int, int]:
         if img.shape != src_img.shape:
-            raise ValueError(f"{_FILE}: results['img'] {img.shape} and results['src_img'] {src_img.shape} "
+            raise ValueError(f"CopyPaste: results['img'] {img.shape} and results['src_img'] {src_img.shape} "
                              'must have the same shape (crop both views to the same size)')
         if img.dtype != src_img.dtype:
-            raise ValueError(f"{_FILE}: results['img'] ({img.dtype}) and results['src_img'] "
+            raise ValueError(f"CopyPaste: results['img'] ({img.dtype}) and results['src_img'] "
                              f'({src_img.dtype}) must have the same dtype')
         for key, mask in (('src_fg_mask', fg), ('src_bg_mask', bg)):
             if mask.shape != src_img.shape[:2]:
-                raise ValueError(f"{_FILE}: results[{key!r}] has shape {mask.shape} but results['src_img'] "
+                raise ValueError(f"CopyPaste: results[{key!r}] has shape {mask.shape} but results['src_img'] "
                                  f'has size {src_img.shape[:2]}; the masks must follow the source geometry')
         return img.shape[0], img.shape[1]
 

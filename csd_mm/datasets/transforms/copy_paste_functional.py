@@ -13,21 +13,19 @@ import numpy as np
 
 __all__ = ['paste', 'soften_mask']
 
-_FILE = 'csd_mm/datasets/transforms/copy_paste_functional.py'
 
-
-def _check_mask(mask: np.ndarray, name: str = 'mask') -> None:
+def _check_mask(mask: np.ndarray, owner: str, name: str = 'mask') -> None:
     if not isinstance(mask, np.ndarray):
-        raise TypeError(f'{_FILE}: {name} must be a numpy array, got {type(mask).__name__}')
+        raise TypeError(f'{owner}: {name} must be a numpy array, got {type(mask).__name__}')
     if mask.ndim != 2:
-        raise ValueError(f'{_FILE}: {name} must have shape [H, W], got {mask.shape}')
+        raise ValueError(f'{owner}: {name} must have shape [H, W], got {mask.shape}')
     if mask.dtype == bool or mask.size == 0:
         return
     if not (np.issubdtype(mask.dtype, np.integer) or np.issubdtype(mask.dtype, np.floating)):
-        raise TypeError(f'{_FILE}: {name} must be bool, integer or float, got dtype {mask.dtype}')
+        raise TypeError(f'{owner}: {name} must be bool, integer or float, got dtype {mask.dtype}')
     lo, hi = mask.min(), mask.max()
     if not (lo >= 0 and hi <= 1):  # also rejects NaN
-        raise ValueError(f'{_FILE}: {name} values must lie in [0, 1] ({{0, 1}} for hard masks), got range '
+        raise ValueError(f'{owner}: {name} values must lie in [0, 1] ({{0, 1}} for hard masks), got range '
                          f'[{lo}, {hi}]')
 
 
@@ -48,19 +46,19 @@ def paste(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarra
         np.ndarray: The pasted image, a new array of ``target``'s shape and dtype.
     """
     if not isinstance(target, np.ndarray) or not isinstance(source, np.ndarray):
-        raise TypeError(f'{_FILE}: target and source must be numpy arrays, got {type(target).__name__} and '
+        raise TypeError(f'paste: target and source must be numpy arrays, got {type(target).__name__} and '
                         f'{type(source).__name__}')
     if target.shape != source.shape:
-        raise ValueError(f'{_FILE}: target and source must have the same shape, got {target.shape} and '
+        raise ValueError(f'paste: target and source must have the same shape, got {target.shape} and '
                          f'{source.shape}')
     if target.dtype != source.dtype:
-        raise ValueError(f'{_FILE}: target and source must have the same dtype, got {target.dtype} and '
+        raise ValueError(f'paste: target and source must have the same dtype, got {target.dtype} and '
                          f'{source.dtype}')
     if target.ndim not in (2, 3):
-        raise ValueError(f'{_FILE}: images must be [H, W] or [H, W, K], got {target.shape}')
-    _check_mask(mask)
+        raise ValueError(f'paste: images must be [H, W] or [H, W, K], got {target.shape}')
+    _check_mask(mask, 'paste')
     if mask.shape != target.shape[:2]:
-        raise ValueError(f'{_FILE}: mask shape {mask.shape} does not match the image size {target.shape[:2]}')
+        raise ValueError(f'paste: mask shape {mask.shape} does not match the image size {target.shape[:2]}')
     m = mask if target.ndim == 2 else mask[..., None]
     if mask.dtype == bool:
         return np.where(m, source, target)
@@ -89,9 +87,9 @@ def soften_mask(mask: np.ndarray, sigma: float) -> np.ndarray:
     Returns:
         np.ndarray: float32 ``[H, W]`` mask with values in ``[0, 1]``.
     """
-    _check_mask(mask)
+    _check_mask(mask, 'soften_mask')
     if not sigma >= 0:
-        raise ValueError(f'{_FILE}: sigma must be >= 0, got {sigma}')
+        raise ValueError(f'soften_mask: sigma must be >= 0, got {sigma}')
     maskf = mask.astype(np.float32)
     if sigma == 0 or maskf.size == 0:
         return maskf

@@ -20,12 +20,11 @@ import numpy as np
 __all__ = ['check_seg_pad_val', 'seg_keys', 'nearest_resize', 'crop_resize_seg', 'translate_offset', 'rotate_seg',
            'shear_seg', 'translate_seg']
 
-_FILE = 'csd_mm/datasets/transforms/mask_aware_functional.py'
 # dtypes cv2.warpAffine handles directly; others are warped as float64 (exact for nearest sampling)
 _CV2_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
 
 
-def check_seg_pad_val(value: int, owner: str = _FILE) -> int:
+def check_seg_pad_val(value: int, owner: str) -> int:
     """Returns ``value`` as an int if it is an integer label in ``[0, 255]``, else raises a ValueError."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= 255:
         raise ValueError(f'{owner}: seg_pad_val must be an integer label in [0, 255] (255 = ignore), got '
@@ -33,12 +32,12 @@ def check_seg_pad_val(value: int, owner: str = _FILE) -> int:
     return int(value)
 
 
-def seg_keys(results: Dict, owner: str = _FILE) -> List[str]:
+def seg_keys(results: Dict, owner: str) -> List[str]:
     """The label maps of a result dict: every key in ``seg_fields`` and ``gt_seg_map`` (if present).
 
     Args:
         results (dict): A pipeline result dict with ``img``.
-        owner (str): File of the calling transform, for the error messages.
+        owner (str): The calling transform's name, for the error messages.
 
     Returns:
         list[str]: The keys, ``seg_fields`` order first, without duplicates.
@@ -89,7 +88,7 @@ def nearest_resize(seg: np.ndarray, out_hw: Sequence[int]) -> np.ndarray:
     """
     out_h, out_w = (int(v) for v in out_hw)
     if out_h <= 0 or out_w <= 0:
-        raise ValueError(f'{_FILE}: nearest_resize needs a positive output size, got {tuple(out_hw)}')
+        raise ValueError(f'nearest_resize needs a positive output size, got {tuple(out_hw)}')
     in_h, in_w = seg.shape[:2]
     return seg[_nearest_index(in_h, out_h)[:, None], _nearest_index(in_w, out_w)[None, :]]
 
@@ -109,7 +108,7 @@ def crop_resize_seg(seg: np.ndarray, box: Tuple[int, int, int, int], out_hw: Seq
     top, left, height, width = (int(v) for v in box)
     if top < 0 or left < 0 or height <= 0 or width <= 0 or top + height > seg.shape[0] or \
             left + width > seg.shape[1]:
-        raise ValueError(f'{_FILE}: crop box (top, left, h, w)={box} is not inside the label map of shape '
+        raise ValueError(f'crop_resize_seg: crop box (top, left, h, w)={box} is not inside the label map of shape '
                          f'{seg.shape}')
     return nearest_resize(seg[top:top + height, left:left + width], out_hw)
 
@@ -126,7 +125,7 @@ def translate_offset(magnitude: float, img_hw: Sequence[int], direction: str) ->
         float: Signed offset in pixels.
     """
     if direction not in ('horizontal', 'vertical'):
-        raise ValueError(f"{_FILE}: direction must be 'horizontal' or 'vertical', got {direction!r}")
+        raise ValueError(f"translate_offset: direction must be 'horizontal' or 'vertical', got {direction!r}")
     return float(magnitude) * (img_hw[1] if direction == 'horizontal' else img_hw[0])
 
 

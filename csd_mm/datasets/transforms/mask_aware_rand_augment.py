@@ -19,7 +19,6 @@ from .mask_aware_translate import MaskAwareTranslate
 
 __all__ = ['MaskAwareRandAugment']
 
-_FILE = 'csd_mm/datasets/transforms/mask_aware_rand_augment.py'
 
 # mmpretrain op -> its mask-aware version (same arguments plus seg_pad_val)
 _GEOMETRIC = {'Rotate': MaskAwareRotate, 'Shear': MaskAwareShear, 'Translate': MaskAwareTranslate}
@@ -74,17 +73,18 @@ class MaskAwareRandAugment(RandAugment):
                 kind = policy.get('type') if isinstance(policy, dict) else None
                 if kind not in _GEOMETRIC and kind not in _PHOTOMETRIC:
                     raise ValueError(
-                        f'{_FILE}: policy type {kind!r} is not supported: the geometric ops with a mask-aware '
+                        f'MaskAwareRandAugment: policy type {kind!r} is not supported: the geometric ops with a '
+                        'mask-aware '
                         f'version are {sorted(_GEOMETRIC)} and the photometric ones {list(_PHOTOMETRIC)} (give '
                         "the type as mmpretrain's op name)")
         super().__init__(policies=policies, num_policies=num_policies, magnitude_level=magnitude_level,
                          magnitude_std=magnitude_std, total_level=total_level, hparams=hparams)
-        self.seg_pad_val = check_seg_pad_val(seg_pad_val, _FILE)
+        self.seg_pad_val = check_seg_pad_val(seg_pad_val, 'MaskAwareRandAugment')
         for i, policy in enumerate(self.policies):  # the merged policy dicts mmpretrain built its ops from
             kind = policy['type']
             if kind in _GEOMETRIC:
                 kwargs = {k: v for k, v in policy.items() if k != 'type'}
                 self.transforms[i] = _GEOMETRIC[kind](seg_pad_val=self.seg_pad_val, **kwargs)
             elif kind not in _PHOTOMETRIC:
-                raise ValueError(f'{_FILE}: preset policy type {kind!r} has no mask-aware version and is not a '
-                                 'photometric op')
+                raise ValueError(f'MaskAwareRandAugment: preset policy type {kind!r} has no mask-aware version and '
+                                 'is not a photometric op')

@@ -15,8 +15,6 @@ from .mask_aware_functional import crop_resize_seg, seg_keys
 
 __all__ = ['MaskAwareRandomResizedCrop']
 
-_FILE = 'csd_mm/datasets/transforms/mask_aware_random_resized_crop.py'
-
 
 @TRANSFORMS.register_module()
 class MaskAwareRandomResizedCrop(RandomResizedCrop):
@@ -56,7 +54,7 @@ class MaskAwareRandomResizedCrop(RandomResizedCrop):
         Raises:
             KeyError, ValueError: See :func:`~.mask_aware_functional.seg_keys`.
         """
-        keys = seg_keys(results, _FILE)
+        keys = seg_keys(results, 'MaskAwareRandomResizedCrop')
         img = results['img']
         top, left, height, width = self.rand_crop_params(img)
         crop = img[top:top + height, left:left + width]  # what mmcv.imcrop returns for a box inside the image

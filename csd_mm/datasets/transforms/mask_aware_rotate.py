@@ -15,8 +15,6 @@ from .mask_aware_functional import check_seg_pad_val, rotate_seg, seg_keys
 
 __all__ = ['MaskAwareRotate']
 
-_FILE = 'csd_mm/datasets/transforms/mask_aware_rotate.py'
-
 
 @TRANSFORMS.register_module()
 class MaskAwareRotate(Rotate):
@@ -40,7 +38,7 @@ class MaskAwareRotate(Rotate):
 
     def __init__(self, *args, seg_pad_val: int = 255, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.seg_pad_val = check_seg_pad_val(seg_pad_val, _FILE)
+        self.seg_pad_val = check_seg_pad_val(seg_pad_val, 'MaskAwareRotate')
 
     def transform(self, results: Dict) -> Dict:
         """Rotates the image and its label maps by one random angle (or leaves them, with ``1 - prob``).
@@ -48,7 +46,7 @@ class MaskAwareRotate(Rotate):
         Raises:
             KeyError, ValueError: See :func:`~.mask_aware_functional.seg_keys`.
         """
-        keys = seg_keys(results, _FILE)
+        keys = seg_keys(results, 'MaskAwareRotate')
         if self.random_disable():
             return results
         angle = self.random_negative(self.angle if self.angle is not None else self.random_magnitude())

@@ -15,8 +15,6 @@ from .mask_aware_functional import check_seg_pad_val, seg_keys, shear_seg
 
 __all__ = ['MaskAwareShear']
 
-_FILE = 'csd_mm/datasets/transforms/mask_aware_shear.py'
-
 
 @TRANSFORMS.register_module()
 class MaskAwareShear(Shear):
@@ -40,7 +38,7 @@ class MaskAwareShear(Shear):
 
     def __init__(self, *args, seg_pad_val: int = 255, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.seg_pad_val = check_seg_pad_val(seg_pad_val, _FILE)
+        self.seg_pad_val = check_seg_pad_val(seg_pad_val, 'MaskAwareShear')
 
     def transform(self, results: Dict) -> Dict:
         """Shears the image and its label maps by one random factor (or leaves them, with ``1 - prob``).
@@ -48,7 +46,7 @@ class MaskAwareShear(Shear):
         Raises:
             KeyError, ValueError: See :func:`~.mask_aware_functional.seg_keys`.
         """
-        keys = seg_keys(results, _FILE)
+        keys = seg_keys(results, 'MaskAwareShear')
         if self.random_disable():
             return results
         magnitude = self.random_negative(

@@ -16,8 +16,6 @@ from .mask_aware_functional import check_seg_pad_val, seg_keys, translate_offset
 
 __all__ = ['MaskAwareTranslate']
 
-_FILE = 'csd_mm/datasets/transforms/mask_aware_translate.py'
-
 
 @TRANSFORMS.register_module()
 class MaskAwareTranslate(Translate):
@@ -42,7 +40,7 @@ class MaskAwareTranslate(Translate):
 
     def __init__(self, *args, seg_pad_val: int = 255, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.seg_pad_val = check_seg_pad_val(seg_pad_val, _FILE)
+        self.seg_pad_val = check_seg_pad_val(seg_pad_val, 'MaskAwareTranslate')
 
     def transform(self, results: Dict) -> Dict:
         """Shifts the image and its label maps by one random offset (or leaves them, with ``1 - prob``).
@@ -50,7 +48,7 @@ class MaskAwareTranslate(Translate):
         Raises:
             KeyError, ValueError: See :func:`~.mask_aware_functional.seg_keys`.
         """
-        keys = seg_keys(results, _FILE)
+        keys = seg_keys(results, 'MaskAwareTranslate')
         if self.random_disable():
             return results
         magnitude = self.random_negative(

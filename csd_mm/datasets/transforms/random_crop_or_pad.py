@@ -15,13 +15,11 @@ from .random_crop_or_pad_functional import crop_or_pad, shift_range
 
 __all__ = ['RandomCropOrPad']
 
-_FILE = 'csd_mm/datasets/transforms/random_crop_or_pad.py'
-
 
 def _check_pad_val(name: str, value: Union[Real, Sequence[Real]]) -> Union[float, Tuple[float, ...]]:
     values = np.asarray(value, dtype=np.float64) if not isinstance(value, str) else None
     if values is None or values.ndim > 1 or values.size == 0 or not np.all(np.isfinite(values)):
-        raise ValueError(f'{_FILE}: {name} must be a finite number or a sequence of them (one per channel), '
+        raise ValueError(f'RandomCropOrPad: {name} must be a finite number or a sequence of them (one per channel), '
                          f'got {value!r}')
     return float(values) if values.ndim == 0 else tuple(float(v) for v in values)
 
@@ -62,9 +60,10 @@ class RandomCropOrPad(BaseTransform):
                  seg_pad_val: int = 255) -> None:
         size = (crop_size, crop_size) if isinstance(crop_size, Integral) else tuple(crop_size)
         if len(size) != 2 or not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in size):
-            raise ValueError(f'{_FILE}: crop_size must be a positive int or a pair (h, w) of them, got {crop_size!r}')
+            raise ValueError('RandomCropOrPad: crop_size must be a positive int or a pair (h, w) of them, got '
+                             f'{crop_size!r}')
         if not isinstance(seg_pad_val, Integral) or isinstance(seg_pad_val, bool) or not 0 <= seg_pad_val <= 255:
-            raise ValueError(f'{_FILE}: seg_pad_val must be an integer in [0, 255], got {seg_pad_val!r}')
+            raise ValueError(f'RandomCropOrPad: seg_pad_val must be an integer in [0, 255], got {seg_pad_val!r}')
         self.crop_size = (int(size[0]), int(size[1]))
         self.img_pad_val = _check_pad_val('img_pad_val', img_pad_val)
         self.seg_pad_val = int(seg_pad_val)
@@ -100,15 +99,15 @@ class RandomCropOrPad(BaseTransform):
         """
         where = results.get('img_path', '<unknown image>')
         if 'img' not in results:
-            raise KeyError(f'{_FILE}: RandomCropOrPad needs results["img"] ({where})')
+            raise KeyError(f'RandomCropOrPad needs results["img"] ({where})')
         img = results['img']
         seg_keys = self._seg_keys(results)
         for key in seg_keys:
             if results.get(key) is None:
-                raise KeyError(f'{_FILE}: seg_fields names {key!r} but results has no {key!r} ({where})')
+                raise KeyError(f'RandomCropOrPad: seg_fields names {key!r} but results has no {key!r} ({where})')
             if results[key].shape[:2] != img.shape[:2]:
-                raise ValueError(f'{_FILE}: results[{key!r}] has size {results[key].shape[:2]} but the image has '
-                                 f'{img.shape[:2]} ({where}); label maps must be aligned with the image')
+                raise ValueError(f'RandomCropOrPad: results[{key!r}] has size {results[key].shape[:2]} but the '
+                                 f'image has {img.shape[:2]} ({where}); label maps must be aligned with the image')
         shift = self._draw_shift(img.shape[:2])
         results['img'] = crop_or_pad(img, self.crop_size, shift, self.img_pad_val)
         for key in seg_keys:

@@ -21,7 +21,6 @@ import numpy as np
 
 __all__ = ['shift_range', 'crop_or_pad']
 
-_FILE = 'csd_mm/datasets/transforms/random_crop_or_pad_functional.py'
 
 PadValue = Union[Real, Sequence[Real]]
 
@@ -41,7 +40,7 @@ def shift_range(size: int, crop: int) -> Tuple[int, int]:
     """
     for name, value in (('size', size), ('crop', crop)):
         if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
-            raise ValueError(f'{_FILE}: shift_range needs a positive integer {name}, got {value!r}')
+            raise ValueError(f'shift_range needs a positive integer {name}, got {value!r}')
     diff = int(crop) - int(size)
     return min(0, diff), max(0, diff)
 
@@ -50,7 +49,7 @@ def _axis_slices(size: int, crop: int, shift: int) -> Tuple[slice, slice]:
     """(container slice, image slice) of one axis for a valid ``shift``."""
     lo, hi = shift_range(size, crop)
     if not isinstance(shift, Integral) or isinstance(shift, bool) or not lo <= shift <= hi:
-        raise ValueError(f'{_FILE}: a shift for an axis of length {size} in a container of length {crop} must be '
+        raise ValueError(f'crop_or_pad: a shift for an axis of length {size} in a container of length {crop} must be '
                          f'an integer in [{lo}, {hi}], got {shift!r}')
     shift = int(shift)
     length = min(size, crop)
@@ -63,16 +62,16 @@ def _fill_value(pad_val: PadValue, arr: np.ndarray) -> np.ndarray:
     values = np.asarray(pad_val, dtype=np.float64)
     channels = arr.shape[2] if arr.ndim == 3 else None
     if values.ndim > 1 or (values.ndim == 1 and values.shape[0] != channels):
-        raise ValueError(f'{_FILE}: pad_val must be one number or one number per channel '
+        raise ValueError('crop_or_pad: pad_val must be one number or one number per channel '
                          f'({channels if channels is not None else "the array has no channel axis"}), '
                          f'got {pad_val!r} for an array of shape {arr.shape}')
     if not np.all(np.isfinite(values)):
-        raise ValueError(f'{_FILE}: pad_val must be finite, got {pad_val!r}')
+        raise ValueError(f'crop_or_pad: pad_val must be finite, got {pad_val!r}')
     if np.issubdtype(arr.dtype, np.integer):
         info = np.iinfo(arr.dtype)
         if np.any(values != np.round(values)) or np.any(values < info.min) or np.any(values > info.max):
-            raise ValueError(f'{_FILE}: pad_val {pad_val!r} is not representable in the {arr.dtype} array (integers '
-                             f'in [{info.min}, {info.max}]); round it first, e.g. the ImageNet mean in BGR '
+            raise ValueError(f'crop_or_pad: pad_val {pad_val!r} is not representable in the {arr.dtype} array '
+                             f'(integers in [{info.min}, {info.max}]); round it first, e.g. the ImageNet mean in BGR '
                              f'order is (104, 116, 124)')
     return values.astype(arr.dtype)
 
@@ -102,10 +101,10 @@ def crop_or_pad(arr: np.ndarray, crop_size: Tuple[int, int], shift: Tuple[int, i
         np.ndarray: A new ``crop_size`` (+ channels) array of ``arr``'s dtype.
     """
     if not isinstance(arr, np.ndarray) or arr.ndim not in (2, 3):
-        raise ValueError(f'{_FILE}: crop_or_pad expects an [H, W] or [H, W, C] numpy array, got '
+        raise ValueError('crop_or_pad expects an [H, W] or [H, W, C] numpy array, got '
                          f'{arr.shape if isinstance(arr, np.ndarray) else type(arr).__name__}')
     if len(crop_size) != 2 or len(shift) != 2:
-        raise ValueError(f'{_FILE}: crop_size and shift must be (h, w) pairs, got {crop_size!r} and {shift!r}')
+        raise ValueError(f'crop_or_pad: crop_size and shift must be (h, w) pairs, got {crop_size!r} and {shift!r}')
     (dst_y, src_y), (dst_x, src_x) = (_axis_slices(arr.shape[0], crop_size[0], shift[0]),
                                       _axis_slices(arr.shape[1], crop_size[1], shift[1]))
     out = np.empty((int(crop_size[0]), int(crop_size[1])) + arr.shape[2:], dtype=arr.dtype)

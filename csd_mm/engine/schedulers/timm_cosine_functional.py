@@ -17,8 +17,6 @@ import math
 
 __all__ = ['timm_cosine_lr', 'deit_epoch_lr']
 
-_FILE = 'csd_mm/engine/schedulers/timm_cosine_functional.py'
-
 
 def timm_cosine_lr(t: float, base_lr: float, t_initial: int, lr_min: float = 0.0, warmup_t: int = 0,
                    warmup_lr_init: float = 0.0) -> float:
@@ -37,7 +35,7 @@ def timm_cosine_lr(t: float, base_lr: float, t_initial: int, lr_min: float = 0.0
         float: The learning rate.
     """
     if t < 0 or t_initial <= 0 or warmup_t < 0:
-        raise ValueError(f'{_FILE}: need t >= 0, t_initial > 0 and warmup_t >= 0, got t={t}, '
+        raise ValueError(f'timm_cosine_lr: need t >= 0, t_initial > 0 and warmup_t >= 0, got t={t}, '
                          f't_initial={t_initial}, warmup_t={warmup_t}')
     if t < warmup_t:
         return warmup_lr_init + t * (base_lr - warmup_lr_init) / warmup_t
@@ -61,6 +59,6 @@ def deit_epoch_lr(epoch: int, base_lr: float, t_initial: int, lr_min: float = 0.
         float: The learning rate of that epoch.
     """
     if epoch < 0:
-        raise ValueError(f'{_FILE}: epoch must be >= 0, got {epoch}')
+        raise ValueError(f'deit_epoch_lr: epoch must be >= 0, got {epoch}')
     t = max(epoch - 1, 0) if step_after_epoch else epoch
     return timm_cosine_lr(t, base_lr, t_initial, lr_min=lr_min, warmup_t=warmup_t, warmup_lr_init=warmup_lr_init)

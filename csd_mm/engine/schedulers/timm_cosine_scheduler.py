@@ -15,8 +15,6 @@ from .timm_cosine_functional import deit_epoch_lr
 
 __all__ = ['TimmCosineLR']
 
-_FILE = 'csd_mm/engine/schedulers/timm_cosine_scheduler.py'
-
 
 @PARAM_SCHEDULERS.register_module()
 class TimmCosineLR(LRSchedulerMixin, _ParamScheduler):
@@ -46,7 +44,7 @@ class TimmCosineLR(LRSchedulerMixin, _ParamScheduler):
                  warmup_lr_init: float = 0.0, step_after_epoch: bool = True, begin: int = 0,
                  end: int = int(1e9), last_step: int = -1, by_epoch: bool = True, verbose: bool = False) -> None:
         if t_initial <= 0 or warmup_t < 0 or lr_min < 0 or warmup_lr_init < 0:
-            raise ValueError(f'{_FILE}: need t_initial > 0 and warmup_t, lr_min, warmup_lr_init >= 0, got '
+            raise ValueError('TimmCosineLR: need t_initial > 0 and warmup_t, lr_min, warmup_lr_init >= 0, got '
                              f't_initial={t_initial}, warmup_t={warmup_t}, lr_min={lr_min}, '
                              f'warmup_lr_init={warmup_lr_init}')
         self.t_initial = t_initial

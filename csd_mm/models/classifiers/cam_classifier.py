@@ -16,7 +16,6 @@ from torch import Tensor
 
 from .base_cam_classifier import BaseCAMClassifier
 
-_FILE = 'csd_mm/models/classifiers/cam_classifier.py'
 
 _DEFAULT_TEST_CFG = dict(scales=(1.0, 0.5, 1.5, 2.0), flip=True, resize_mode='bicubic', output_stride=None)
 
@@ -85,12 +84,12 @@ class CAMClassifier(BaseCAMClassifier):
         test_cfg = dict(test_cfg or {})
         unknown = set(test_cfg) - set(_DEFAULT_TEST_CFG)
         if unknown:
-            raise ValueError(f'{_FILE}: unknown test_cfg keys {sorted(unknown)}; allowed: '
+            raise ValueError(f'CAMClassifier: unknown test_cfg keys {sorted(unknown)}; allowed: '
                              f'{sorted(_DEFAULT_TEST_CFG)}')
         self.test_cfg = {**_DEFAULT_TEST_CFG, **test_cfg}
         stride = self.test_cfg['output_stride']
         if stride is not None and (isinstance(stride, bool) or not isinstance(stride, int) or stride < 1):
-            raise ValueError(f'{_FILE}: test_cfg output_stride must be None or a positive int (the backbone\'s '
+            raise ValueError('CAMClassifier: test_cfg output_stride must be None or a positive int (the backbone\'s '
                              f'output stride, 16 for IRN\'s ResNet-50), got {stride!r}')
 
     def extract_feat(self, inputs: Tensor) -> Tensor:

@@ -19,7 +19,6 @@ from torch import Tensor
 from ..mctformer_cam import mctformer_cams, patch_maps_to_pixels
 from .base_cam_classifier import BaseCAMClassifier
 
-_FILE = 'csd_mm/models/classifiers/mctformer_classifier.py'
 
 _DEFAULT_TEST_CFG = dict(scales=(1.0, ), flip=True, num_cam_layers=3, patch_refine=True,
                          resize_mode='bilinear')
@@ -86,22 +85,22 @@ class MCTformerV2Classifier(BaseCAMClassifier):
         self.head = MODELS.build(head)
         for attr in ('num_classes', 'embed_dims', 'patch_size'):
             if not hasattr(self.backbone, attr):
-                raise TypeError(f'{_FILE}: the backbone must be an MCTformerViT (needs .{attr}), got '
+                raise TypeError(f'MCTformerV2Classifier: the backbone must be an MCTformerViT (needs .{attr}), got '
                                 f'{type(self.backbone).__name__}')
         if self.backbone.num_classes != self.head.num_classes:
-            raise ValueError(f'{_FILE}: backbone has {self.backbone.num_classes} class tokens but the head '
-                             f'{self.head.num_classes} classes')
+            raise ValueError(f'MCTformerV2Classifier: backbone has {self.backbone.num_classes} class tokens but the '
+                             f'head {self.head.num_classes} classes')
         if self.head.in_channels != self.backbone.embed_dims:
-            raise ValueError(f'{_FILE}: head in_channels {self.head.in_channels} != backbone embed_dims '
+            raise ValueError(f'MCTformerV2Classifier: head in_channels {self.head.in_channels} != backbone embed_dims '
                              f'{self.backbone.embed_dims}')
         test_cfg = dict(test_cfg or {})
         unknown = set(test_cfg) - set(_DEFAULT_TEST_CFG)
         if unknown:
-            raise ValueError(f'{_FILE}: unknown test_cfg keys {sorted(unknown)}; allowed: '
+            raise ValueError(f'MCTformerV2Classifier: unknown test_cfg keys {sorted(unknown)}; allowed: '
                              f'{sorted(_DEFAULT_TEST_CFG)}')
         self.test_cfg = {**_DEFAULT_TEST_CFG, **test_cfg}
         if not 1 <= int(self.test_cfg['num_cam_layers']) <= self.backbone.num_layers:
-            raise ValueError(f"{_FILE}: test_cfg num_cam_layers {self.test_cfg['num_cam_layers']} not in "
+            raise ValueError(f"MCTformerV2Classifier: test_cfg num_cam_layers {self.test_cfg['num_cam_layers']} not in "
                              f'[1, {self.backbone.num_layers}]')
 
     def forward_maps(self, inputs: Tensor) -> Tuple[List[Tensor], Tensor]:

@@ -16,8 +16,6 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import Tensor
 
-_FILE = 'csd_mm/models/heads/cam_head.py'
-
 
 @MODELS.register_module()
 class CAMHead(BaseModule):
@@ -49,9 +47,9 @@ class CAMHead(BaseModule):
         for name, value in (('in_channels', in_channels), ('num_classes', num_classes),
                             ('kernel_size', kernel_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f'{_FILE}: CAMHead needs a positive integer {name}, got {value!r}')
+                raise ValueError(f'CAMHead needs a positive integer {name}, got {value!r}')
         if kernel_size % 2 != 1:
-            raise ValueError(f'{_FILE}: CAMHead needs an odd kernel_size (the score map keeps the feature '
+            raise ValueError('CAMHead needs an odd kernel_size (the score map keeps the feature '
                              f'size), got {kernel_size}')
         self.in_channels = in_channels
         self.num_classes = num_classes
@@ -71,7 +69,7 @@ class CAMHead(BaseModule):
             Tensor: Score map ``(N, num_classes, h, w)`` (before pooling, no ReLU).
         """
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'{_FILE}: CAMHead expects features (N, {self.in_channels}, h, w), got '
+            raise ValueError(f'CAMHead expects features (N, {self.in_channels}, h, w), got '
                              f'{tuple(x.shape)}')
         return self.classifier(x)
 
@@ -86,7 +84,7 @@ class CAMHead(BaseModule):
             Tensor: Logits ``(N, C)``.
         """
         if score_map.dim() != 4:
-            raise ValueError(f'{_FILE}: CAMHead.pool expects a score map (N, C, h, w), got '
+            raise ValueError('CAMHead.pool expects a score map (N, C, h, w), got '
                              f'{tuple(score_map.shape)}')
         return score_map.mean(dim=(2, 3))
 
@@ -101,7 +99,7 @@ class CAMHead(BaseModule):
             Tensor: ``loss_weight * multilabel_soft_margin_loss(logits, gt_labels)`` (a scalar, mean over N).
         """
         if logits.dim() != 2 or tuple(gt_labels.shape) != tuple(logits.shape):
-            raise ValueError(f'{_FILE}: CAMHead.loss needs logits (N, C) and labels of the same shape, got '
+            raise ValueError('CAMHead.loss needs logits (N, C) and labels of the same shape, got '
                              f'{tuple(logits.shape)} and {tuple(gt_labels.shape)}')
         return self.loss_weight * F.multilabel_soft_margin_loss(logits, gt_labels.to(logits.dtype))
 
@@ -122,6 +120,6 @@ class CAMHead(BaseModule):
             dict[str, Tensor]: ``loss_fg`` and ``loss_bg`` (already weighted by lambda_1 / lambda_2).
         """
         if self.consistency_loss is None:
-            raise RuntimeError(f'{_FILE}: the head has no consistency_loss configured; CSD views need '
+            raise RuntimeError('CAMHead: the head has no consistency_loss configured; CSD views need '
                                'head.consistency_loss=dict(type=CSDConsistencyLoss, ...)')
         return self.consistency_loss(src_scores, fg_scores, bg_scores, fg_mask, bg_mask, cur_iter=cur_iter)

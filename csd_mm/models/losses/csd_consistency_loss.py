@@ -14,8 +14,6 @@ from .masked_kl import _BG_MODES, _REDUCTIONS, background_consistency, foregroun
 
 __all__ = ['CSDConsistencyLoss']
 
-_FILE = 'csd_mm/models/losses/csd_consistency_loss.py'
-
 
 @MODELS.register_module()
 class CSDConsistencyLoss(nn.Module):
@@ -51,15 +49,15 @@ class CSDConsistencyLoss(nn.Module):
                  warmup_iters: int = 0) -> None:
         super().__init__()
         if lambda_fg < 0 or lambda_bg < 0:
-            raise ValueError(f'{_FILE}: lambda_fg and lambda_bg must be >= 0, got {lambda_fg}, {lambda_bg}')
+            raise ValueError(f'CSDConsistencyLoss: lambda_fg and lambda_bg must be >= 0, got {lambda_fg}, {lambda_bg}')
         if bg_mode not in _BG_MODES:
-            raise ValueError(f'{_FILE}: bg_mode must be one of {_BG_MODES}, got {bg_mode!r}')
+            raise ValueError(f'CSDConsistencyLoss: bg_mode must be one of {_BG_MODES}, got {bg_mode!r}')
         if reduction not in _REDUCTIONS:
-            raise ValueError(f'{_FILE}: reduction must be one of {_REDUCTIONS}, got {reduction!r}')
+            raise ValueError(f'CSDConsistencyLoss: reduction must be one of {_REDUCTIONS}, got {reduction!r}')
         if not 0.0 < fg_ratio <= 1.0:
-            raise ValueError(f'{_FILE}: fg_ratio must be in (0, 1], got {fg_ratio}')
+            raise ValueError(f'CSDConsistencyLoss: fg_ratio must be in (0, 1], got {fg_ratio}')
         if int(warmup_iters) != warmup_iters or warmup_iters < 0:
-            raise ValueError(f'{_FILE}: warmup_iters must be a non-negative integer, got {warmup_iters}')
+            raise ValueError(f'CSDConsistencyLoss: warmup_iters must be a non-negative integer, got {warmup_iters}')
         self.lambda_fg = float(lambda_fg)
         self.lambda_bg = float(lambda_bg)
         self.bg_score = float(bg_score)
@@ -73,7 +71,7 @@ class CSDConsistencyLoss(nn.Module):
         if self.warmup_iters == 0:
             return False
         if cur_iter is None:
-            raise ValueError(f'{_FILE}: warmup_iters={self.warmup_iters} needs the current iteration; pass '
+            raise ValueError(f'CSDConsistencyLoss: warmup_iters={self.warmup_iters} needs the current iteration; pass '
                              'cur_iter (e.g. runner.iter / message_hub "iter") to forward()')
         return cur_iter < self.warmup_iters
 

@@ -24,7 +24,6 @@ import torch.nn.functional as F
 __all__ = ['downsample_mask', 'masked_kl', 'add_background_channel', 'foreground_consistency',
            'background_consistency']
 
-_FILE = 'csd_mm/models/losses/masked_kl.py'
 _REDUCTIONS = ('mean', 'sum')
 _BG_MODES = ('class', 'saliency')
 # Tolerance of the ``>= fg_ratio`` test: area fractions such as 2/3 are not exact in floating point.
@@ -33,7 +32,7 @@ _RATIO_EPS = 1e-6
 
 def _check_reduction(reduction: str) -> None:
     if reduction not in _REDUCTIONS:
-        raise ValueError(f'{_FILE}: reduction must be one of {_REDUCTIONS}, got {reduction!r}')
+        raise ValueError(f'masked_kl: reduction must be one of {_REDUCTIONS}, got {reduction!r}')
 
 
 def downsample_mask(mask: torch.Tensor,
@@ -61,19 +60,19 @@ def downsample_mask(mask: torch.Tensor,
         torch.Tensor: bool ``[N, h, w]`` mask on the input's device.
     """
     if not isinstance(mask, torch.Tensor):
-        raise TypeError(f'{_FILE}: mask must be a torch.Tensor, got {type(mask).__name__}')
+        raise TypeError(f'downsample_mask: mask must be a torch.Tensor, got {type(mask).__name__}')
     if mask.dim() != 3:
-        raise ValueError(f'{_FILE}: mask must have shape [N, H, W], got {tuple(mask.shape)}')
+        raise ValueError(f'downsample_mask: mask must have shape [N, H, W], got {tuple(mask.shape)}')
     size = tuple(int(s) for s in size)
     if len(size) != 2 or min(size) <= 0:
-        raise ValueError(f'{_FILE}: size must be a positive (h, w), got {size}')
+        raise ValueError(f'downsample_mask: size must be a positive (h, w), got {size}')
     if not 0.0 < float(fg_ratio) <= 1.0:
-        raise ValueError(f'{_FILE}: fg_ratio must be in (0, 1], got {fg_ratio}')
+        raise ValueError(f'downsample_mask: fg_ratio must be in (0, 1], got {fg_ratio}')
     maskf = mask.detach().float()
     if maskf.numel():
         lo, hi = torch.aminmax(maskf)
         if lo < 0 or hi > 1:
-            raise ValueError(f'{_FILE}: mask values must lie in [0, 1] (0/1 region masks), got range '
+            raise ValueError('downsample_mask: mask values must lie in [0, 1] (0/1 region masks), got range '
                              f'[{lo.item()}, {hi.item()}]; convert e.g. 0/255 masks first')
     if tuple(maskf.shape[-2:]) == size:
         frac = maskf
@@ -105,11 +104,11 @@ def masked_kl(target_logits: torch.Tensor,
     """
     _check_reduction(reduction)
     if target_logits.dim() != 4 or target_logits.shape != pred_logits.shape:
-        raise ValueError(f'{_FILE}: target_logits and pred_logits must both be [N, C, h, w] of the same '
+        raise ValueError('masked_kl: target_logits and pred_logits must both be [N, C, h, w] of the same '
                          f'shape, got {tuple(target_logits.shape)} and {tuple(pred_logits.shape)}')
     n, _, h, w = pred_logits.shape
     if tuple(mask.shape) != (n, h, w):
-        raise ValueError(f'{_FILE}: mask must have shape [N, h, w] = {(n, h, w)} to match the logits, got '
+        raise ValueError(f'masked_kl: mask must have shape [N, h, w] = {(n, h, w)} to match the logits, got '
                          f'{tuple(mask.shape)}')
     mask = mask.to(device=pred_logits.device, dtype=torch.bool)
     # at least float32 (half-precision logits are upcast; float64 stays float64)
@@ -139,18 +138,18 @@ def add_background_channel(scores: torch.Tensor, bg_score: float = 0.0,
         torch.Tensor: ``[N, C + 1, h, w]`` or ``[N, 2, h, w]``.
     """
     if mode not in _BG_MODES:
-        raise ValueError(f'{_FILE}: bg mode must be one of {_BG_MODES}, got {mode!r}')
+        raise ValueError(f'add_background_channel: bg mode must be one of {_BG_MODES}, got {mode!r}')
     if scores.dim() != 4:
-        raise ValueError(f'{_FILE}: scores must be [N, C, h, w], got {tuple(scores.shape)}')
+        raise ValueError(f'add_background_channel: scores must be [N, C, h, w], got {tuple(scores.shape)}')
     if mode == 'saliency':
         scores = scores.sum(dim=1, keepdim=True)
     dummy = torch.full_like(scores[:, :1], float(bg_score))
     return torch.cat([dummy, scores], dim=1)
 
 
-def _check_pair(src_scores: torch.Tensor, pasted_scores: torch.Tensor, name: str) -> Tuple[int, int]:
+def _check_pair(src_scores: torch.Tensor, pasted_scores: torch.Tensor, name: str, owner: str) -> Tuple[int, int]:
     if src_scores.dim() != 4 or src_scores.shape != pasted_scores.shape:
-        raise ValueError(f'{_FILE}: src_scores and {name} must both be [N, C, h, w] of the same shape, got '
+        raise ValueError(f'{owner}: src_scores and {name} must both be [N, C, h, w] of the same shape, got '
                          f'{tuple(src_scores.shape)} and {tuple(pasted_scores.shape)}')
     return int(src_scores.shape[-2]), int(src_scores.shape[-1])
 
@@ -177,7 +176,7 @@ def foreground_consistency(src_scores: torch.Tensor,
     Returns:
         torch.Tensor: Scalar loss.
     """
-    size = _check_pair(src_scores, pasted_fg_scores, 'pasted_fg_scores')
+    size = _check_pair(src_scores, pasted_fg_scores, 'pasted_fg_scores', 'foreground_consistency')
     mask = downsample_mask(fg_mask.to(pasted_fg_scores.device), size, fg_ratio)
     return masked_kl(src_scores, pasted_fg_scores, mask, reduction)
 
@@ -208,7 +207,7 @@ def background_consistency(src_scores: torch.Tensor,
     Returns:
         torch.Tensor: Scalar loss.
     """
-    size = _check_pair(src_scores, pasted_bg_scores, 'pasted_bg_scores')
+    size = _check_pair(src_scores, pasted_bg_scores, 'pasted_bg_scores', 'background_consistency')
     mask = downsample_mask(bg_mask.to(pasted_bg_scores.device), size, fg_ratio)
     return masked_kl(add_background_channel(src_scores, bg_score, mode),
                      add_background_channel(pasted_bg_scores, bg_score, mode), mask, reduction)

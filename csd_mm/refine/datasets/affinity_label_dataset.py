@@ -25,8 +25,6 @@ from ..functional.crf import confident_regions
 
 __all__ = ['AffinityLabelDataset']
 
-_FILE = 'csd_mm/refine/datasets/affinity_label_dataset.py'
-
 
 @DATASETS.register_module()
 class AffinityLabelDataset(BaseSegDataset):
@@ -61,7 +59,8 @@ class AffinityLabelDataset(BaseSegDataset):
                  data_prefix: dict = dict(img_path='JPEGImages'),
                  **kwargs) -> None:
         if not low_alpha < high_alpha:
-            raise ValueError(f'{_FILE}: low_alpha ({low_alpha}) must be smaller than high_alpha ({high_alpha})')
+            raise ValueError(f'AffinityLabelDataset: low_alpha ({low_alpha}) must be smaller than high_alpha '
+                             f'({high_alpha})')
         self.cam_dir = osp.normpath(cam_dir)
         self.low_alpha = float(low_alpha)
         self.high_alpha = float(high_alpha)
@@ -83,10 +82,10 @@ class AffinityLabelDataset(BaseSegDataset):
     def load_data_list(self) -> List[dict]:
         """One entry per id of ``ann_file`` (or per CAM file); every CAM and image must exist."""
         if not osp.isdir(self.cam_dir):
-            raise FileNotFoundError(f'{_FILE}: CAM folder {self.cam_dir} does not exist')
+            raise FileNotFoundError(f'AffinityLabelDataset: CAM folder {self.cam_dir} does not exist')
         if self.ann_file:
             if not osp.isfile(self.ann_file):
-                raise FileNotFoundError(f'{_FILE}: split file {self.ann_file} does not exist')
+                raise FileNotFoundError(f'AffinityLabelDataset: split file {self.ann_file} does not exist')
             ids = read_split(self.ann_file)
         else:
             ids = sorted(f[:-len(CAM_SUFFIX)]
@@ -103,10 +102,10 @@ class AffinityLabelDataset(BaseSegDataset):
                 missing.append(img_id)
             data_list.append(info)
         if missing:
-            raise FileNotFoundError(f'{_FILE}: {len(missing)} ids lack a CAM file in {self.cam_dir} or an image in '
-                                    f'{img_dir}, e.g. {missing[:5]}')
+            raise FileNotFoundError(f'AffinityLabelDataset: {len(missing)} ids lack a CAM file in {self.cam_dir} or '
+                                    f'an image in {img_dir}, e.g. {missing[:5]}')
         if not data_list:
-            raise ValueError(f'{_FILE}: no samples (ann_file={self.ann_file!r}, cam_dir={self.cam_dir})')
+            raise ValueError(f'AffinityLabelDataset: no samples (ann_file={self.ann_file!r}, cam_dir={self.cam_dir})')
         return data_list
 
     def confident_label(self, info: dict) -> str:
@@ -115,11 +114,11 @@ class AffinityLabelDataset(BaseSegDataset):
         if not osp.isfile(path):
             img = mmcv.imread(info['img_path'], channel_order='rgb')
             if img is None:
-                raise ValueError(f'{_FILE}: {info["img_path"]} is not a readable image')
+                raise ValueError(f'AffinityLabelDataset: {info["img_path"]} is not a readable image')
             cam, keys = load_cam(info['cam_path'])
             if cam.shape[1:] != img.shape[:2]:
-                raise ValueError(f'{_FILE}: CAM file {info["cam_path"]} has size {cam.shape[1:]} but image '
-                                 f'{info["img_path"]} has {img.shape[:2]}')
+                raise ValueError(f'AffinityLabelDataset: CAM file {info["cam_path"]} has size {cam.shape[1:]} but '
+                                 f'image {info["img_path"]} has {img.shape[:2]}')
             label = confident_regions(img, cam, keys, self.low_alpha, self.high_alpha, **self.crf_cfg)
             write_png(path, label)
         return path

@@ -23,8 +23,6 @@ from ..functional.affinity import confident_label_maps, feature_affinity, pair_l
 
 __all__ = ['AffinityNet']
 
-_FILE = 'csd_mm/refine/models/affinity_net.py'
-
 
 class _AffinityHead(nn.Module):
     """PSA's embedding head: per level 1x1 conv + ELU, resize to the first level, concat, 1x1 conv + ELU."""
@@ -32,7 +30,7 @@ class _AffinityHead(nn.Module):
     def __init__(self, in_channels: Sequence[int], mid_channels: Sequence[int], embed_channels: int) -> None:
         super().__init__()
         if len(in_channels) != len(mid_channels):
-            raise ValueError(f'{_FILE}: in_channels {tuple(in_channels)} and mid_channels '
+            raise ValueError(f'AffinityNet: in_channels {tuple(in_channels)} and mid_channels '
                              f'{tuple(mid_channels)} must have the same length')
         self.reduce = nn.ModuleList(
             nn.Conv2d(c_in, c_mid, 1, bias=False) for c_in, c_mid in zip(in_channels, mid_channels))
@@ -43,7 +41,7 @@ class _AffinityHead(nn.Module):
 
     def forward(self, feats: Sequence[Tensor]) -> Tensor:
         if len(feats) != len(self.reduce):
-            raise ValueError(f'{_FILE}: the head expects {len(self.reduce)} feature levels, got {len(feats)}')
+            raise ValueError(f'AffinityNet: the head expects {len(self.reduce)} feature levels, got {len(feats)}')
         size = feats[0].shape[-2:]
         xs = []
         for x, conv in zip(feats, self.reduce):
@@ -112,7 +110,7 @@ class AffinityNet(BaseModel):
 
     def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
         """PSA's affinity loss of a batch (see the class docstring)."""
-        labels = confident_label_maps(data_samples, _FILE)
+        labels = confident_label_maps(data_samples, 'AffinityNet')
         emb = self.extract_embedding(inputs)
         return pair_loss(feature_affinity(emb, self.radius), resize_labels(labels, emb.shape[-2:]), self.radius,
                          self.ignore_index)
@@ -127,4 +125,4 @@ class AffinityNet(BaseModel):
                     sample.set_field(e, 'aff_embedding')
                 return data_samples
             return emb
-        raise ValueError(f'{_FILE}: unknown mode {mode!r}; use "loss", "predict" or "tensor"')
+        raise ValueError(f'AffinityNet: unknown mode {mode!r}; use "loss", "predict" or "tensor"')

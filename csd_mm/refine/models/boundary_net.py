@@ -33,8 +33,6 @@ from ..functional.boundary_affinity import boundary_affinity
 
 __all__ = ['BoundaryNet']
 
-_FILE = 'csd_mm/refine/models/boundary_net.py'
-
 
 class _BoundaryHead(nn.Module):
     """IRN's edge branch: per level 1x1 conv + GroupNorm + resize to the first level + ReLU; concat; 1x1 conv."""
@@ -42,10 +40,10 @@ class _BoundaryHead(nn.Module):
     def __init__(self, in_channels: Sequence[int], mid_channels: Sequence[int], num_groups: int) -> None:
         super().__init__()
         if len(in_channels) != len(mid_channels) or not in_channels:
-            raise ValueError(f'{_FILE}: in_channels {tuple(in_channels)} and mid_channels {tuple(mid_channels)} '
+            raise ValueError(f'BoundaryNet: in_channels {tuple(in_channels)} and mid_channels {tuple(mid_channels)} '
                              f'must be non-empty and have the same length')
         if any(c % num_groups for c in mid_channels):
-            raise ValueError(f'{_FILE}: every mid_channels entry {tuple(mid_channels)} must be divisible by '
+            raise ValueError(f'BoundaryNet: every mid_channels entry {tuple(mid_channels)} must be divisible by '
                              f'num_groups={num_groups}')
         self.reduce = nn.ModuleList(
             nn.Sequential(nn.Conv2d(c_in, c_mid, 1, bias=False), nn.GroupNorm(num_groups, c_mid))
@@ -54,7 +52,7 @@ class _BoundaryHead(nn.Module):
 
     def forward(self, feats: Sequence[Tensor]) -> Tensor:
         if len(feats) != len(self.reduce):
-            raise ValueError(f'{_FILE}: the head expects {len(self.reduce)} feature levels, got {len(feats)}')
+            raise ValueError(f'BoundaryNet: the head expects {len(self.reduce)} feature levels, got {len(feats)}')
         size = feats[0].shape[-2:]
         xs = []
         for x, reduce in zip(feats, self.reduce):
@@ -120,7 +118,7 @@ class BoundaryNet(BaseModel):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if pretrained is not None:
             if backbone.get('init_cfg'):
-                raise ValueError(f'{_FILE}: give either pretrained or backbone.init_cfg, not both')
+                raise ValueError('BoundaryNet: give either pretrained or backbone.init_cfg, not both')
             backbone = dict(backbone, init_cfg=dict(type='Pretrained', checkpoint=pretrained))
         self.backbone = MODELS.build(backbone)
         in_channels = tuple(int(c) for c in in_channels)
@@ -132,7 +130,7 @@ class BoundaryNet(BaseModel):
         self.radius = int(radius)
         self.ignore_index = int(ignore_index)
         if self.with_stem and not all(hasattr(self.backbone, a) for a in ('maxpool', 'res_layers')):
-            raise ValueError(f'{_FILE}: with_stem needs an mmpretrain ResNet-like backbone (maxpool, res_layers), '
+            raise ValueError('BoundaryNet: with_stem needs an mmpretrain ResNet-like backbone (maxpool, res_layers), '
                              f'got {type(self.backbone).__name__}')
 
     def train(self, mode: bool = True) -> 'BoundaryNet':
@@ -169,7 +167,7 @@ class BoundaryNet(BaseModel):
 
     def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
         """IRN's boundary (inter-pixel affinity) loss of a batch (see the class docstring)."""
-        labels = confident_label_maps(data_samples, _FILE)
+        labels = confident_label_maps(data_samples, 'BoundaryNet')
         bnd = torch.sigmoid(self.boundary_logits(inputs))[:, 0]
         return pair_loss(boundary_affinity(bnd, self.radius), resize_labels(labels, bnd.shape[-2:]), self.radius,
                          self.ignore_index)
@@ -184,4 +182,4 @@ class BoundaryNet(BaseModel):
                     sample.set_field(b, 'boundary')
                 return data_samples
             return bnd
-        raise ValueError(f'{_FILE}: unknown mode {mode!r}; use "loss", "predict" or "tensor"')
+        raise ValueError(f'BoundaryNet: unknown mode {mode!r}; use "loss", "predict" or "tensor"')

@@ -22,8 +22,6 @@ from ..functional.crf import cam_label_scores
 
 __all__ = ['AffinityRandomWalkRefiner']
 
-_FILE = 'csd_mm/refine/refiners/affinity_refiner.py'
-
 
 @REFINERS.register_module()
 class AffinityRandomWalkRefiner:
@@ -68,10 +66,12 @@ class AffinityRandomWalkRefiner:
         """Random-walk label scores ``(K + 1, H, W)`` (background first) of one RGB uint8 image."""
         img = np.asarray(img)
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise ValueError(f'{_FILE}: img must be an (H, W, 3) uint8 RGB image, got {img.shape} {img.dtype}')
+            raise ValueError(f'AffinityRandomWalkRefiner: img must be an (H, W, 3) uint8 RGB image, got {img.shape} '
+                             f'{img.dtype}')
         cam = np.asarray(cam, dtype=np.float32)
         if cam.ndim != 3 or cam.shape[1:] != img.shape[:2]:
-            raise ValueError(f'{_FILE}: cam must be (K, H, W) at the image size {img.shape[:2]}, got {cam.shape}')
+            raise ValueError(f'AffinityRandomWalkRefiner: cam must be (K, H, W) at the image size {img.shape[:2]}, '
+                             f'got {cam.shape}')
         h, w = img.shape[:2]
         # the data preprocessor expects what the loading pipeline gives: BGR uint8 (3, H, W)
         bgr = torch.from_numpy(np.ascontiguousarray(img[..., ::-1].transpose(2, 0, 1)))
@@ -87,7 +87,8 @@ class AffinityRandomWalkRefiner:
         keys = np.asarray(keys).reshape(-1).astype(np.int64)
         cam = np.asarray(cam, dtype=np.float32)
         if cam.ndim != 3 or cam.shape[0] != keys.shape[0]:
-            raise ValueError(f'{_FILE}: cam (K, H, W) and keys [K] disagree: {cam.shape} vs {keys.shape}')
+            raise ValueError(f'AffinityRandomWalkRefiner: cam (K, H, W) and keys [K] disagree: {cam.shape} vs '
+                             f'{keys.shape}')
         if keys.size == 0:
             return np.zeros(np.asarray(img).shape[:2], dtype=np.uint8)
         values = np.concatenate([[0], keys + 1]).astype(np.uint8)

@@ -26,8 +26,6 @@ from ..functional.boundary_affinity import boundary_random_walk
 
 __all__ = ['IRNBoundaryRefiner']
 
-_FILE = 'csd_mm/refine/refiners/boundary_refiner.py'
-
 
 @REFINERS.register_module()
 class IRNBoundaryRefiner:
@@ -68,7 +66,7 @@ class IRNBoundaryRefiner:
                  device: str = 'cpu') -> None:
         self.model = MODELS.build(model) if isinstance(model, dict) else model
         if not hasattr(self.model, 'boundary_logits') or not hasattr(self.model, 'data_preprocessor'):
-            raise TypeError(f'{_FILE}: the model must have boundary_logits() and a data_preprocessor (a '
+            raise TypeError('IRNBoundaryRefiner: the model must have boundary_logits() and a data_preprocessor (a '
                             f'BoundaryNet), got {type(self.model).__name__}')
         if checkpoint is not None:
             load_checkpoint(self.model, checkpoint, map_location='cpu')
@@ -83,7 +81,8 @@ class IRNBoundaryRefiner:
         self.img_scale = int(img_scale)
         self.size_divisor = int(size_divisor)
         if self.size_divisor < 1 or self.img_scale < 1:
-            raise ValueError(f'{_FILE}: size_divisor and img_scale must be >= 1, got {size_divisor}, {img_scale}')
+            raise ValueError(f'IRNBoundaryRefiner: size_divisor and img_scale must be >= 1, got {size_divisor}, '
+                             f'{img_scale}')
 
     @torch.no_grad()
     def boundary(self, img: np.ndarray) -> tuple:
@@ -94,7 +93,8 @@ class IRNBoundaryRefiner:
         """
         img = np.asarray(img)
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise ValueError(f'{_FILE}: img must be an (H, W, 3) uint8 RGB image, got {img.shape} {img.dtype}')
+            raise ValueError(f'IRNBoundaryRefiner: img must be an (H, W, 3) uint8 RGB image, got {img.shape} '
+                             f'{img.dtype}')
         if self.img_scale > 1:
             img = mmcv.imresize(img, (img.shape[1] * self.img_scale, img.shape[0] * self.img_scale),
                                 interpolation='bilinear')
@@ -108,17 +108,17 @@ class IRNBoundaryRefiner:
             inputs = torch.cat([inputs, inputs.flip(-1)])
         logits = self.model.boundary_logits(inputs)
         if logits.dim() != 4 or logits.shape[1] != 1:
-            raise ValueError(f'{_FILE}: boundary_logits must return (N, 1, h, w), got {tuple(logits.shape)}')
+            raise ValueError(f'IRNBoundaryRefiner: boundary_logits must return (N, 1, h, w), got {tuple(logits.shape)}')
         logits = logits[:, 0].float()
         logit = (logits[0] + logits[1].flip(-1)) / 2 if self.flip else logits[0]
         pad_h, pad_w = inputs.shape[-2:]
         stride = pad_h // logit.shape[0]
         if stride < 1 or pad_h != stride * logit.shape[0] or pad_w != stride * logit.shape[1]:
-            raise ValueError(f'{_FILE}: the boundary map {tuple(logit.shape)} is not the padded input '
+            raise ValueError(f'IRNBoundaryRefiner: the boundary map {tuple(logit.shape)} is not the padded input '
                              f'{(pad_h, pad_w)} divided by an integer stride (set size_divisor to a multiple of '
                              f'the stride)')
         if stride % self.img_scale:
-            raise ValueError(f'{_FILE}: the model\'s stride {stride} is not a multiple of img_scale '
+            raise ValueError(f'IRNBoundaryRefiner: the model\'s stride {stride} is not a multiple of img_scale '
                              f'{self.img_scale}')
         return torch.sigmoid(logit[:-(-h // stride), :-(-w // stride)]), stride // self.img_scale
 
@@ -128,9 +128,10 @@ class IRNBoundaryRefiner:
         cam = np.asarray(cam, dtype=np.float32)
         img_shape = np.asarray(img).shape[:2]
         if cam.ndim != 3 or cam.shape[1:] != img_shape:
-            raise ValueError(f'{_FILE}: cam must be (K, H, W) at the image size {img_shape}, got {cam.shape}')
+            raise ValueError(f'IRNBoundaryRefiner: cam must be (K, H, W) at the image size {img_shape}, got '
+                             f'{cam.shape}')
         if not np.all(np.isfinite(cam)):
-            raise ValueError(f'{_FILE}: cam contains NaN or inf values')
+            raise ValueError('IRNBoundaryRefiner: cam contains NaN or inf values')
         bnd, cell = self.boundary(img)
         h, w = img_shape
         bh, bw = bnd.shape
@@ -153,9 +154,9 @@ class IRNBoundaryRefiner:
         keys = np.asarray(keys).reshape(-1)
         cam = np.asarray(cam, dtype=np.float32)
         if cam.ndim != 3 or cam.shape[0] != keys.shape[0]:
-            raise ValueError(f'{_FILE}: cam (K, H, W) and keys [K] disagree: {cam.shape} vs {keys.shape}')
+            raise ValueError(f'IRNBoundaryRefiner: cam (K, H, W) and keys [K] disagree: {cam.shape} vs {keys.shape}')
         if keys.size and (not np.issubdtype(keys.dtype, np.integer) or keys.min() < 0 or keys.max() > 253):
-            raise ValueError(f'{_FILE}: keys must be integers in [0, 253] (mask values keys + 1), got '
+            raise ValueError('IRNBoundaryRefiner: keys must be integers in [0, 253] (mask values keys + 1), got '
                              f'{keys.tolist()}')
         if keys.size == 0:
             return np.zeros(np.asarray(img).shape[:2], dtype=np.uint8)

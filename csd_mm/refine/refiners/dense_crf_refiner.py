@@ -11,8 +11,6 @@ from ..functional.crf import confident_regions, crf_refine_cam
 
 __all__ = ['DenseCRFRefiner']
 
-_FILE = 'csd_mm/refine/refiners/dense_crf_refiner.py'
-
 
 @REFINERS.register_module()
 class DenseCRFRefiner:
@@ -44,7 +42,7 @@ class DenseCRFRefiner:
                  **crf_kwargs) -> None:
         unknown = set(crf_kwargs) - set(self._CRF_KEYS)
         if unknown:
-            raise ValueError(f'{_FILE}: DenseCRFRefiner got unknown arguments {sorted(unknown)}; CRF '
+            raise ValueError(f'DenseCRFRefiner got unknown arguments {sorted(unknown)}; CRF '
                              f'parameters are {list(self._CRF_KEYS)}')
         self.bg_threshold = bg_threshold
         self.alpha = alpha

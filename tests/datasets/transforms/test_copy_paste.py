@@ -126,9 +126,9 @@ def test_random_blend_prob_resolution():
     assert resolve_blend_prob(3.0, 0.25) == 0.25       # mix of hard and soft pastes
     assert resolve_blend_prob(3.0, 0.0) == 0.0         # sigma given but blending switched off explicitly
     assert resolve_blend_prob(0.0, 0.0) == 0.0
-    with pytest.raises(ValueError, match=r'copy_paste\.py.*soft_edge_sigma=0'):
+    with pytest.raises(ValueError, match=r'CopyPaste: .*soft_edge_sigma=0'):
         resolve_blend_prob(0.0, 0.5)
-    with pytest.raises(ValueError, match=r'copy_paste\.py.*\[0, 1\]'):
+    with pytest.raises(ValueError, match=r'CopyPaste: .*\[0, 1\]'):
         resolve_blend_prob(3.0, -0.1)
     # an explicit 0 with a sigma: every sample is a hard paste, with no random draw
     t = CopyPaste(soft_edge_sigma=3.0, random_blend_prob=0.0)

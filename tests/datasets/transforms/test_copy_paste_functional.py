@@ -78,7 +78,7 @@ def test_paste_bad_inputs():
         paste(target, source, MASK * 255)
     with pytest.raises(ValueError, match=r'\[0, 1\]'):
         paste(target, source, np.full((3, 4), np.nan))
-    with pytest.raises(ValueError, match='copy_paste_functional.py'):
+    with pytest.raises(ValueError, match=r'paste: mask must have shape \[H, W\]'):
         paste(target, source, MASK[..., None])
 
 

@@ -20,7 +20,7 @@ def test_nearest_resize_by_hand():
     # both axes, any dtype kept
     out = nearest_resize(GRID.astype(np.int64), (6, 3))
     assert out.dtype == np.int64 and out.tolist() == [[1, 2, 3]] * 2 + [[4, 5, 6]] * 2 + [[7, 8, 9]] * 2
-    with pytest.raises(ValueError, match='mask_aware_functional.py.*positive'):
+    with pytest.raises(ValueError, match='nearest_resize needs a positive'):
         nearest_resize(GRID, (0, 3))
 
 
@@ -82,20 +82,20 @@ def test_translate_seg_by_hand():
 def test_seg_keys_collects_and_checks():
     img = np.zeros((4, 5, 3), np.uint8)
     seg = np.zeros((4, 5), np.uint8)
-    assert seg_keys({'img': img}) == []
-    assert seg_keys({'img': img, 'gt_seg_map': seg}) == ['gt_seg_map']  # even without seg_fields
+    assert seg_keys({'img': img}, 'MyTransform') == []
+    assert seg_keys({'img': img, 'gt_seg_map': seg}, 'MyTransform') == ['gt_seg_map']  # even without seg_fields
     assert seg_keys({'img': img, 'gt_seg_map': seg, 'extra': seg,
-                     'seg_fields': ['extra', 'gt_seg_map', 'extra']}) == ['extra', 'gt_seg_map']
-    with pytest.raises(KeyError, match="owner.py: seg_fields names 'extra'"):
-        seg_keys({'img': img, 'seg_fields': ['extra']}, 'owner.py')
-    with pytest.raises(ValueError, match=r"results\['gt_seg_map'\] has shape \(4, 4\).*a.jpg"):
-        seg_keys({'img': img, 'gt_seg_map': seg[:, :4], 'img_path': 'a.jpg'})
-    with pytest.raises(KeyError, match='no "img"'):
-        seg_keys({'gt_seg_map': seg})
+                     'seg_fields': ['extra', 'gt_seg_map', 'extra']}, 'MyTransform') == ['extra', 'gt_seg_map']
+    with pytest.raises(KeyError, match="MyTransform: seg_fields names 'extra'"):
+        seg_keys({'img': img, 'seg_fields': ['extra']}, 'MyTransform')
+    with pytest.raises(ValueError, match=r"MyTransform: results\['gt_seg_map'\] has shape \(4, 4\).*a.jpg"):
+        seg_keys({'img': img, 'gt_seg_map': seg[:, :4], 'img_path': 'a.jpg'}, 'MyTransform')
+    with pytest.raises(KeyError, match='MyTransform: results has no "img"'):
+        seg_keys({'gt_seg_map': seg}, 'MyTransform')
 
 
 def test_check_seg_pad_val():
-    assert check_seg_pad_val(255) == 255 and check_seg_pad_val(np.uint8(0)) == 0
+    assert check_seg_pad_val(255, 'MyTransform') == 255 and check_seg_pad_val(np.uint8(0), 'MyTransform') == 0
     for bad in (256, -1, 1.5, True, '255'):
-        with pytest.raises(ValueError, match='seg_pad_val'):
-            check_seg_pad_val(bad)
+        with pytest.raises(ValueError, match='MyTransform: seg_pad_val'):
+            check_seg_pad_val(bad, 'MyTransform')

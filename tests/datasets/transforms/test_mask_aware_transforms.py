@@ -129,7 +129,7 @@ def test_photometric_ops_never_change_masks():
 
 def test_rand_augment_refuses_ops_it_cannot_make_mask_aware():
     for bad in ([dict(type='RandomTranslatePad')], [dict(type='Rotate', magnitude_range=(0, 30)), 'Invert']):
-        with pytest.raises(ValueError, match='mask_aware_rand_augment.py: policy type'):
+        with pytest.raises(ValueError, match='MaskAwareRandAugment: policy type'):
             MaskAwareRandAugment(policies=bad, num_policies=1, magnitude_level=9)
     with pytest.raises(ValueError, match='seg_pad_val'):
         MaskAwareRandAugment(policies='timm_increasing', num_policies=2, magnitude_level=9, seg_pad_val=300)
@@ -144,9 +144,9 @@ def test_registered_in_mmseg_and_built_from_config():
     assert 'seg_pad_val=0' in repr(op.transforms[3]) and ', ,' not in repr(op.transforms[3])
 
 
-def test_label_map_size_mismatch_names_the_file():
+def test_label_map_size_mismatch_names_the_transform_and_the_image():
     img, seg = _label_image()
-    with pytest.raises(ValueError, match='mask_aware_rotate.py'):
-        MaskAwareRotate(angle=10.0, prob=1.0)({'img': img, 'gt_seg_map': seg[:, :-1]})
-    with pytest.raises(KeyError, match='mask_aware_random_resized_crop.py'):
+    with pytest.raises(ValueError, match=r"MaskAwareRotate: results\['gt_seg_map'\] has shape .* \(data/a.jpg\)"):
+        MaskAwareRotate(angle=10.0, prob=1.0)({'img': img, 'gt_seg_map': seg[:, :-1], 'img_path': 'data/a.jpg'})
+    with pytest.raises(KeyError, match="MaskAwareRandomResizedCrop: seg_fields names 'gt_seg_map'"):
         MaskAwareRandomResizedCrop(scale=8)({'img': img, 'seg_fields': ['gt_seg_map']})

@@ -99,19 +99,19 @@ def test_packed_output(tmp_path):
 
 
 def test_errors():
-    with pytest.raises(ValueError, match='random_crop_or_pad.py: crop_size'):
+    with pytest.raises(ValueError, match='RandomCropOrPad: crop_size'):
         RandomCropOrPad(crop_size=(4, 0))
-    with pytest.raises(ValueError, match='random_crop_or_pad.py: crop_size'):
+    with pytest.raises(ValueError, match='RandomCropOrPad: crop_size'):
         RandomCropOrPad(crop_size=(4, 4, 4))
-    with pytest.raises(ValueError, match='random_crop_or_pad.py: seg_pad_val'):
+    with pytest.raises(ValueError, match='RandomCropOrPad: seg_pad_val'):
         RandomCropOrPad(crop_size=4, seg_pad_val=256)
-    with pytest.raises(ValueError, match='random_crop_or_pad.py: img_pad_val'):
+    with pytest.raises(ValueError, match='RandomCropOrPad: img_pad_val'):
         RandomCropOrPad(crop_size=4, img_pad_val='mean')
     img = np.zeros((3, 3, 3), np.uint8)
     t = RandomCropOrPad(crop_size=4)
-    with pytest.raises(KeyError, match='random_crop_or_pad.py.*"img"'):
+    with pytest.raises(KeyError, match='RandomCropOrPad needs results\\["img"\\]'):
         t(dict(img_path='a.jpg'))
-    with pytest.raises(ValueError, match=r"random_crop_or_pad.py: results\['gt_seg_map'\] has size \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"RandomCropOrPad: results\['gt_seg_map'\] has size \(2, 3\)"):
         t(dict(img=img, gt_seg_map=np.zeros((2, 3), np.uint8)))
     with pytest.raises(KeyError, match="seg_fields names 'prior'"):
         t(dict(img=img, seg_fields=['prior']))

@@ -14,7 +14,7 @@ def test_shift_range_larger_smaller_equal():
 
 @pytest.mark.parametrize('size, crop', [(0, 3), (3, 0), (2.0, 3), (True, 3)])
 def test_shift_range_rejects_bad_lengths(size, crop):
-    with pytest.raises(ValueError, match='random_crop_or_pad_functional.py.*positive integer'):
+    with pytest.raises(ValueError, match='shift_range needs a positive integer'):
         shift_range(size, crop)
 
 
@@ -83,7 +83,7 @@ def test_mixed_axes_hand_computed_positions():
 
 @pytest.mark.parametrize('shift', [(1, 0), (-3, 0), (0, 3), (0, -1), (0.5, 0)])
 def test_out_of_range_shift_is_an_error(shift):
-    with pytest.raises(ValueError, match='random_crop_or_pad_functional.py.*shift'):
+    with pytest.raises(ValueError, match='crop_or_pad: a shift'):
         crop_or_pad(np.zeros((4, 2), np.uint8), (2, 4), shift, 0)
 
 

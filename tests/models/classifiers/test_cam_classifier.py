@@ -104,7 +104,7 @@ def test_loss_mode_bad_labels():
         model(torch.randn(1, 3, 32, 32), [SegDataSample()], mode='loss')
     with pytest.raises(ValueError, match='CAMClassifier.*invalid mode'):
         model(torch.randn(1, 3, 32, 32), mode='probs')
-    with pytest.raises(ValueError, match='cam_classifier.py.*unknown test_cfg'):
+    with pytest.raises(ValueError, match='CAMClassifier: unknown test_cfg'):
         tiny_model(test_cfg=dict(scale=(1.0, )))
 
 
@@ -215,7 +215,7 @@ def test_output_stride_in_test_cfg_is_validated():
     assert tiny_model().test_cfg['output_stride'] is None  # default: resize straight to the image size
     assert tiny_model(test_cfg=dict(output_stride=16)).test_cfg['output_stride'] == 16
     for bad in (0, 16.0, True, '16'):
-        with pytest.raises(ValueError, match='cam_classifier.py: test_cfg output_stride'):
+        with pytest.raises(ValueError, match='CAMClassifier: test_cfg output_stride'):
             tiny_model(test_cfg=dict(output_stride=bad))
 
 

@@ -57,12 +57,12 @@ def test_loss_hand_numbers_and_weight():
 
 
 def test_bad_input_errors():
-    with pytest.raises(ValueError, match='cam_head.py.*odd kernel_size'):
+    with pytest.raises(ValueError, match='CAMHead.*odd kernel_size'):
         CAMHead(in_channels=2, num_classes=2, kernel_size=2)
-    with pytest.raises(ValueError, match='cam_head.py.*num_classes'):
+    with pytest.raises(ValueError, match='CAMHead.*num_classes'):
         CAMHead(in_channels=2, num_classes=0)
     head = CAMHead(in_channels=2, num_classes=3)
-    with pytest.raises(ValueError, match='cam_head.py.*features'):
+    with pytest.raises(ValueError, match='CAMHead.*features'):
         head(torch.zeros(1, 5, 2, 2))
-    with pytest.raises(ValueError, match='cam_head.py.*same shape'):
+    with pytest.raises(ValueError, match='CAMHead.*same shape'):
         head.loss(torch.zeros(2, 3), torch.zeros(2, 4))

@@ -99,5 +99,5 @@ def test_empty_masks_give_zero_not_nan():
                                     dict(fg_ratio=0.0), dict(fg_ratio=1.5), dict(warmup_iters=-1),
                                     dict(warmup_iters=1.5)])
 def test_bad_arguments(kwargs):
-    with pytest.raises(ValueError, match='csd_consistency_loss.py'):
+    with pytest.raises(ValueError, match='^CSDConsistencyLoss: '):
         CSDConsistencyLoss(**kwargs)
