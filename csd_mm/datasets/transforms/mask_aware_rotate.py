@@ -1,34 +1,26 @@
 """mmpretrain's RandAugment ``Rotate`` that also rotates the label maps (registered in mmseg's TRANSFORMS).
 
-One of the geometric ops of RandAugment (Cubuk et al., NeurIPS 2020) in timm's 'rand-m9-mstd0.5-inc1' policy,
-which MCTformer (Xu et al., CVPR 2022) trains with. In CSD (Yang et al., BMVC 2023) the source image's prior
-mask rides along as ``gt_seg_map``; the label maths is :mod:`.mask_aware_functional`.
+A geometric op of MCTformer's timm RandAugment; the label-map handling is
+:class:`.MaskAwareMixin`'s, the label maths :mod:`.mask_aware_functional`.
 """
-from typing import Dict
-
 import mmcv
+import numpy as np
 from mmpretrain.datasets.transforms import Rotate
 
 from mmseg.registry import TRANSFORMS
 
-from .mask_aware_functional import check_seg_pad_val, rotate_seg, seg_keys
+from .mask_aware_functional import rotate_seg
+from .mask_aware_mixin import MaskAwareMixin
 
 __all__ = ['MaskAwareRotate']
 
 
 @TRANSFORMS.register_module()
-class MaskAwareRotate(Rotate):
-    """Rotates the image and, by the same angle, every label map.
+class MaskAwareRotate(MaskAwareMixin, Rotate):
+    """Rotates the image and, by the same angle, every label map (about the same centre).
 
-    The random draws (apply with ``prob``, magnitude, sign) and the image rotation are mmpretrain's
-    ``Rotate``'s, in the same order, so without label maps the output equals mmpretrain's pixel for pixel for
-    the same random state. Every label map (``gt_seg_map`` and the ``seg_fields`` keys) is rotated about the
-    same centre with nearest-neighbour sampling; the corners rotated in from outside get ``seg_pad_val``.
-
-    Required keys: ``img``. Optional keys: ``gt_seg_map``, ``seg_fields`` and the keys it names (``[H, W]``,
-    the image's size).
-
-    Modified keys: ``img``, ``gt_seg_map`` and the ``seg_fields`` keys.
+    Draws, image maths and label handling: :class:`.MaskAwareMixin` (the output equals mmpretrain's
+    ``Rotate`` for the same random state when there are no label maps).
 
     Args:
         seg_pad_val (int): Label of the pixels rotated in from outside the label map. Defaults to 255 (ignore).
@@ -36,27 +28,11 @@ class MaskAwareRotate(Rotate):
             ``scale``, ``pad_val``, ``prob``, ``random_negative_prob``, ``interpolation``, ...).
     """
 
-    def __init__(self, *args, seg_pad_val: int = 255, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.seg_pad_val = check_seg_pad_val(seg_pad_val, 'MaskAwareRotate')
+    fixed_magnitude_attr = 'angle'
 
-    def transform(self, results: Dict) -> Dict:
-        """Rotates the image and its label maps by one random angle (or leaves them, with ``1 - prob``).
+    def move_image(self, img: np.ndarray, angle: float) -> np.ndarray:
+        return mmcv.imrotate(img, angle, center=self.center, scale=self.scale, border_value=self.pad_val,
+                             interpolation=self.interpolation)
 
-        Raises:
-            KeyError, ValueError: See :func:`~.mask_aware_functional.seg_keys`.
-        """
-        keys = seg_keys(results, 'MaskAwareRotate')
-        if self.random_disable():
-            return results
-        angle = self.random_negative(self.angle if self.angle is not None else self.random_magnitude())
-        img = results['img']
-        results['img'] = mmcv.imrotate(img, angle, center=self.center, scale=self.scale, border_value=self.pad_val,
-                                       interpolation=self.interpolation).astype(img.dtype)
-        for key in keys:
-            results[key] = rotate_seg(results[key], angle, center=self.center, scale=self.scale,
-                                      pad_val=self.seg_pad_val)
-        return results
-
-    def __repr__(self) -> str:
-        return super().__repr__()[:-1].rstrip(', ') + f', seg_pad_val={self.seg_pad_val})'
+    def move_label(self, label: np.ndarray, angle: float) -> np.ndarray:
+        return rotate_seg(label, angle, center=self.center, scale=self.scale, pad_val=self.seg_pad_val)

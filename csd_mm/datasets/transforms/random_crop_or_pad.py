@@ -4,13 +4,14 @@ The pixel maths is :mod:`csd_mm.datasets.transforms.random_crop_or_pad_functiona
 ``BaseTransform`` wrapper.
 """
 from numbers import Integral, Real
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, Sequence, Tuple, Union
 
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 from mmseg.registry import TRANSFORMS
 
+from .mask_aware_functional import seg_keys
 from .random_crop_or_pad_functional import crop_or_pad, shift_range
 
 __all__ = ['RandomCropOrPad']
@@ -77,13 +78,6 @@ class RandomCropOrPad(BaseTransform):
             shift.append(int(np.random.randint(lo, hi + 1)))
         return shift[0], shift[1]
 
-    @staticmethod
-    def _seg_keys(results: Dict) -> List[str]:
-        keys = list(results.get('seg_fields', []))
-        if results.get('gt_seg_map') is not None:
-            keys.append('gt_seg_map')
-        return list(dict.fromkeys(keys))  # each map moves once, even if named twice
-
     def transform(self, results: Dict) -> Dict:
         """Crops / pads the image and its label maps with one random shift.
 
@@ -94,23 +88,14 @@ class RandomCropOrPad(BaseTransform):
             dict: ``results`` with ``img``, ``img_shape`` and the label maps replaced.
 
         Raises:
-            KeyError: ``img`` or a key named in ``seg_fields`` is missing.
-            ValueError: A label map's size differs from the image's.
+            KeyError, ValueError: See :func:`~.mask_aware_functional.seg_keys` (``img`` or a label map
+                missing, a label map not ``[H, W]`` at the image's size).
         """
-        where = results.get('img_path', '<unknown image>')
-        if 'img' not in results:
-            raise KeyError(f'RandomCropOrPad needs results["img"] ({where})')
+        keys = seg_keys(results, 'RandomCropOrPad')
         img = results['img']
-        seg_keys = self._seg_keys(results)
-        for key in seg_keys:
-            if results.get(key) is None:
-                raise KeyError(f'RandomCropOrPad: seg_fields names {key!r} but results has no {key!r} ({where})')
-            if results[key].shape[:2] != img.shape[:2]:
-                raise ValueError(f'RandomCropOrPad: results[{key!r}] has size {results[key].shape[:2]} but the '
-                                 f'image has {img.shape[:2]} ({where}); label maps must be aligned with the image')
         shift = self._draw_shift(img.shape[:2])
         results['img'] = crop_or_pad(img, self.crop_size, shift, self.img_pad_val)
-        for key in seg_keys:
+        for key in keys:
             results[key] = crop_or_pad(results[key], self.crop_size, shift, self.seg_pad_val)
         results['img_shape'] = self.crop_size
         return results

@@ -109,11 +109,11 @@ def test_errors():
         RandomCropOrPad(crop_size=4, img_pad_val='mean')
     img = np.zeros((3, 3, 3), np.uint8)
     t = RandomCropOrPad(crop_size=4)
-    with pytest.raises(KeyError, match='RandomCropOrPad needs results\\["img"\\]'):
+    with pytest.raises(KeyError, match='RandomCropOrPad: results has no "img" \\(a.jpg\\)'):
         t(dict(img_path='a.jpg'))
-    with pytest.raises(ValueError, match=r"RandomCropOrPad: results\['gt_seg_map'\] has size \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"RandomCropOrPad: results\['gt_seg_map'\] has shape \(2, 3\)"):
         t(dict(img=img, gt_seg_map=np.zeros((2, 3), np.uint8)))
-    with pytest.raises(KeyError, match="seg_fields names 'prior'"):
+    with pytest.raises(KeyError, match="RandomCropOrPad: seg_fields names 'prior'"):
         t(dict(img=img, seg_fields=['prior']))
     with pytest.raises(ValueError, match='not representable'):  # unrounded mean on a uint8 image
         RandomCropOrPad(crop_size=4, img_pad_val=(103.53, 116.28, 123.675))(dict(img=img))
