@@ -1,6 +1,9 @@
 """Shared fixtures of the refine tests."""
 import pytest
+import torch
+from mmengine.structures import PixelData
 from mmpretrain.models import ResNet
+from mmseg.structures import SegDataSample
 
 import csd_mm  # noqa: F401
 from csd_mm.refine.models import AffinityNet
@@ -20,3 +23,25 @@ def tiny_affinity_net_cfg(**kwargs) -> dict:
 def tiny_aff_cfg():
     """Config factory of a tiny AffinityNet (call it, optionally with overrides)."""
     return tiny_affinity_net_cfg
+
+
+def confident_label_inputs(n: int = 2, size: int = 32) -> dict:
+    """A model input batch: ``n`` random uint8 images and confident label maps (bg left, class ``1 + i`` right,
+    a 255 band), as AffinityLabelDataset packs them."""
+    g = torch.Generator().manual_seed(0)
+    inputs = [torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=g) for _ in range(n)]
+    samples = []
+    for i in range(n):
+        label = torch.zeros(1, size, size, dtype=torch.long)
+        label[:, :, size // 2:] = 1 + i
+        label[:, size // 4:size // 2, :] = 255
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(data=label)
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+@pytest.fixture
+def confident_label_batch():
+    """Factory of a batch with confident label maps (call it, optionally with ``n`` / ``size``)."""
+    return confident_label_inputs

@@ -1,25 +1,10 @@
 """Tests of csd_mm/refine/models/affinity_net.py: a tiny AffinityNet embeds, and its PSA loss backpropagates."""
 import pytest
 import torch
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import csd_mm  # noqa: F401
-
-
-def _batch(n=2, size=32):
-    g = torch.Generator().manual_seed(0)
-    inputs = [torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=g) for _ in range(n)]
-    samples = []
-    for i in range(n):
-        label = torch.zeros(1, size, size, dtype=torch.long)
-        label[:, :, size // 2:] = 1 + i
-        label[:, size // 4:size // 2, :] = 255
-        s = SegDataSample()
-        s.gt_sem_seg = PixelData(data=label)
-        samples.append(s)
-    return dict(inputs=inputs, data_samples=samples)
 
 
 def test_embedding_shape(tiny_aff_cfg):
@@ -30,11 +15,11 @@ def test_embedding_shape(tiny_aff_cfg):
     assert (emb > -1).all()  # ELU output
 
 
-def test_loss_backpropagates(tiny_aff_cfg):
+def test_loss_backpropagates(tiny_aff_cfg, confident_label_batch):
     torch.manual_seed(0)
     model = MODELS.build(tiny_aff_cfg())
     model.train()
-    data = model.data_preprocessor(_batch(), True)
+    data = model.data_preprocessor(confident_label_batch(), True)
     losses = model(**data, mode='loss')
     assert set(losses) == {'loss_aff', 'aff_bg_pos', 'aff_fg_pos', 'aff_neg'}
     loss = losses['loss_aff']
@@ -48,11 +33,11 @@ def test_loss_backpropagates(tiny_aff_cfg):
     assert stem_grad is not None and stem_grad.abs().sum() > 0
 
 
-def test_train_step_lowers_loss(tiny_aff_cfg):
+def test_train_step_lowers_loss(tiny_aff_cfg, confident_label_batch):
     torch.manual_seed(0)
     model = MODELS.build(tiny_aff_cfg())
     optim = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    batch = _batch()
+    batch = confident_label_batch()
     first = last = None
     for _ in range(8):
         data = model.data_preprocessor(batch, True)

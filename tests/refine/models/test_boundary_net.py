@@ -1,7 +1,6 @@
 """Tests of csd_mm/refine/models/boundary_net.py: a tiny BoundaryNet predicts a boundary map; IRN's loss trains it."""
 import pytest
 import torch
-from mmengine.structures import PixelData
 from mmpretrain.models import ResNet
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
@@ -20,20 +19,6 @@ def tiny_cfg(**kwargs) -> dict:
     return cfg
 
 
-def _batch(n=2, size=32):
-    g = torch.Generator().manual_seed(0)
-    inputs = [torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=g) for _ in range(n)]
-    samples = []
-    for i in range(n):
-        label = torch.zeros(1, size, size, dtype=torch.long)
-        label[:, :, size // 2:] = 1 + i
-        label[:, size // 4:size // 2, :] = 255
-        s = SegDataSample()
-        s.gt_sem_seg = PixelData(data=label)
-        samples.append(s)
-    return dict(inputs=inputs, data_samples=samples)
-
-
 def test_boundary_map_shape_and_range():
     torch.manual_seed(0)
     model = MODELS.build(tiny_cfg())
@@ -48,11 +33,11 @@ def test_boundary_map_shape_and_range():
     assert model(torch.randn(1, 3, 32, 32), mode='tensor').shape == (1, 1, 4, 4)
 
 
-def test_loss_backpropagates_to_head_and_trainable_backbone():
+def test_loss_backpropagates_to_head_and_trainable_backbone(confident_label_batch):
     torch.manual_seed(0)
     model = MODELS.build(tiny_cfg())
     model.train()
-    data = model.data_preprocessor(_batch(), True)
+    data = model.data_preprocessor(confident_label_batch(), True)
     losses = model(**data, mode='loss')
     assert set(losses) == {'loss_aff', 'aff_bg_pos', 'aff_fg_pos', 'aff_neg'}
     loss = losses['loss_aff']
@@ -64,12 +49,12 @@ def test_loss_backpropagates_to_head_and_trainable_backbone():
     assert model.backbone.conv1.weight.grad.abs().sum() > 0
 
 
-def test_frozen_backbone_gets_no_gradient_and_stays_in_eval():
+def test_frozen_backbone_gets_no_gradient_and_stays_in_eval(confident_label_batch):
     torch.manual_seed(0)
     model = MODELS.build(tiny_cfg(freeze_backbone=True))
     model.train()
     assert model.training and not model.backbone.training and model.head.training
-    data = model.data_preprocessor(_batch(), True)
+    data = model.data_preprocessor(confident_label_batch(), True)
     running = model.backbone.norm1.running_mean.clone()
     model(**data, mode='loss')['loss_aff'].backward()
     assert all(p.grad is None for p in model.backbone.parameters())
@@ -77,12 +62,12 @@ def test_frozen_backbone_gets_no_gradient_and_stays_in_eval():
     torch.testing.assert_close(model.backbone.norm1.running_mean, running)  # batch norms not updated
 
 
-def test_train_steps_lower_the_loss():
+def test_train_steps_lower_the_loss(confident_label_batch):
     torch.manual_seed(0)
     model = MODELS.build(tiny_cfg())
     model.train()
     optim = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    batch = _batch()
+    batch = confident_label_batch()
     values = []
     for _ in range(8):
         data = model.data_preprocessor(batch, True)
