@@ -91,37 +91,45 @@ class CopyPaste(BaseTransform):
         return bool(np.random.rand() < self.random_blend_prob)
 
     @staticmethod
+    def _where(results: Dict) -> str:
+        """The images of an item, for the error messages."""
+        return (f"target {results.get('img_path', '<unknown image>')}, "
+                f"source {results.get('src_img_id', '<unknown image>')}")
+
+    @staticmethod
     def _get(results: Dict, key: str) -> np.ndarray:
         if key not in results:
-            raise KeyError(f'CopyPaste needs results[{key!r}]; keys present: {sorted(results)}')
+            raise KeyError(f'CopyPaste needs results[{key!r}] ({CopyPaste._where(results)}); keys present: '
+                           f'{sorted(results)}')
         value = results[key]
         if not isinstance(value, np.ndarray):
-            raise TypeError(f'CopyPaste: results[{key!r}] must be a numpy array, got {type(value).__name__}')
+            raise TypeError(f'CopyPaste: results[{key!r}] must be a numpy array, got {type(value).__name__} '
+                            f'({CopyPaste._where(results)})')
         return value
 
     @staticmethod
-    def _region(mask: np.ndarray, key: str) -> np.ndarray:
+    def _region(mask: np.ndarray, key: str, where: str) -> np.ndarray:
         """Hard bool region (value 1) of a 0/1/255 mask; 255 (padding) counts as outside."""
         if mask.dtype == bool:
             return mask
         bad = (mask != 0) & (mask != 1) & (mask != _IGNORE)
         if bad.any():
             raise ValueError(f'CopyPaste: results[{key!r}] must hold 0 (outside), 1 (inside) or 255 (padding), '
-                             f'found {np.unique(mask[bad])[:10].tolist()}')
+                             f'found {np.unique(mask[bad])[:10].tolist()} ({where})')
         return mask == 1
 
-    def _check_shapes(self, img: np.ndarray, src_img: np.ndarray, fg: np.ndarray,
-                      bg: np.ndarray) -> Tuple[int, int]:
+    def _check_shapes(self, img: np.ndarray, src_img: np.ndarray, fg: np.ndarray, bg: np.ndarray,
+                      where: str) -> Tuple[int, int]:
         if img.shape != src_img.shape:
             raise ValueError(f"CopyPaste: results['img'] {img.shape} and results['src_img'] {src_img.shape} "
-                             'must have the same shape (crop both views to the same size)')
+                             f'must have the same shape (crop both views to the same size; {where})')
         if img.dtype != src_img.dtype:
             raise ValueError(f"CopyPaste: results['img'] ({img.dtype}) and results['src_img'] "
-                             f'({src_img.dtype}) must have the same dtype')
+                             f'({src_img.dtype}) must have the same dtype ({where})')
         for key, mask in (('src_fg_mask', fg), ('src_bg_mask', bg)):
             if mask.shape != src_img.shape[:2]:
                 raise ValueError(f"CopyPaste: results[{key!r}] has shape {mask.shape} but results['src_img'] "
-                                 f'has size {src_img.shape[:2]}; the masks must follow the source geometry')
+                                 f'has size {src_img.shape[:2]}; the masks must follow the source geometry ({where})')
         return img.shape[0], img.shape[1]
 
     def transform(self, results: Dict) -> Dict:
@@ -140,9 +148,10 @@ class CopyPaste(BaseTransform):
         src_img = self._get(results, 'src_img')
         fg = self._get(results, 'src_fg_mask')
         bg = self._get(results, 'src_bg_mask')
-        self._check_shapes(img, src_img, fg, bg)
-        fg_region = self._region(fg, 'src_fg_mask')
-        bg_region = self._region(bg, 'src_bg_mask')
+        where = self._where(results)
+        self._check_shapes(img, src_img, fg, bg, where)
+        fg_region = self._region(fg, 'src_fg_mask', where)
+        bg_region = self._region(bg, 'src_bg_mask', where)
         if self._draw_soft():
             fg_blend = soften_mask(fg_region, self.soft_edge_sigma)
             bg_blend = soften_mask(bg_region, self.soft_edge_sigma)

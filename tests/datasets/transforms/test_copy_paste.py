@@ -179,6 +179,14 @@ def test_bad_mask_values_and_missing_keys():
         CopyPaste()(results)
 
 
+def test_errors_name_the_item_images():
+    results = dict(_results(), img_path='data/JPEGImages/t.jpg', src_img_id='s_0001')
+    results['src_fg_mask'][0, 0] = 2
+    with pytest.raises(ValueError, match=r"^CopyPaste: results\['src_fg_mask'\].*\(target data/JPEGImages/t.jpg, "
+                                         r"source s_0001\)$"):
+        CopyPaste()(results)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match='soft_edge_sigma'):
         CopyPaste(random_blend_prob=0.5)
