@@ -13,6 +13,7 @@ from mmengine.utils import ProgressBar
 from mmseg.registry import HOOKS
 
 from csd_mm.utils.cam_io import cam_path, save_cam
+from csd_mm.utils.fileio import remove_stale_temp_files
 
 __all__ = ['CAMGenerationHook']
 
@@ -75,6 +76,11 @@ class CAMGenerationHook(Hook):
             save_cam(cam_path(out_dir, sample.metainfo['img_id']),
                      sample.cam.detach().cpu().float().numpy(),
                      sample.cam_keys.detach().cpu().numpy())
+
+    def before_test(self, runner: Runner) -> None:
+        # a killed tools/test.py leaves temporary files; its rerun writes every CAM again (the metric needs them)
+        if self.save_in_test and get_dist_info()[0] == 0:
+            remove_stale_temp_files(self._resolve_out_dir(runner))
 
     def after_test_iter(self, runner: Runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if self.save_in_test and outputs:
@@ -149,6 +155,8 @@ class CAMGenerationHook(Hook):
         dataset = self._build_dataset(dataloader_cfg)
         cfg = {k: copy.deepcopy(v) for k, v in dataloader_cfg.items() if k != 'dataset'}
         barrier()  # every rank lists the finished files before any rank writes new ones
+        if get_dist_info()[0] == 0:
+            remove_stale_temp_files(out_dir)  # a killed run's temporary files (live writers' are kept)
         todo = list(range(len(dataset)))
         if self.skip_existing:
             todo = [i for i in todo
