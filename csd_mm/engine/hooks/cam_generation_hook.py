@@ -6,7 +6,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 from mmengine.dataset import DefaultSampler
-from mmengine.dist import barrier, get_dist_info
+from mmengine.dist import all_reduce, barrier, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
@@ -62,6 +62,7 @@ class CAMGenerationHook(Hook):
         self.dataloader_cfg = dataloader
         self.save_in_test = save_in_test
         self.skip_existing = skip_existing
+        self._written_in_test = 0
 
     @staticmethod
     def _resolve(runner: Runner, path: str) -> str:
@@ -85,6 +86,23 @@ class CAMGenerationHook(Hook):
     def after_test_iter(self, runner: Runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if self.save_in_test and outputs:
             self._write_outputs(self._resolve_out_dir(runner), outputs)
+            self._written_in_test += len(outputs)
+
+    def after_test_epoch(self, runner: Runner, metrics=None) -> None:
+        if self.save_in_test:
+            counts = self._count_per_rank(self._written_in_test)
+            runner.logger.info(f'CAM files written per rank: {counts} ({sum(counts)} in all) to '
+                               f'{self._resolve_out_dir(runner)}')
+            self._written_in_test = 0
+
+    @staticmethod
+    def _count_per_rank(done: int) -> list:
+        """How many files each rank wrote (every rank takes part; a list of ``world_size`` ints)."""
+        rank, world_size = get_dist_info()
+        counts = torch.zeros(world_size, dtype=torch.int64)
+        counts[rank] = done
+        all_reduce(counts)
+        return counts.tolist()
 
     def after_train(self, runner: Runner) -> None:
         if self.dataloader_cfg is None:
@@ -182,5 +200,8 @@ class CAMGenerationHook(Hook):
                 done += len(outputs)
                 if progress is not None:
                     progress.update()
-        barrier()
+        counts = self._count_per_rank(done)
+        runner.logger.info(f'CAM generation: written per rank {counts}')
+        if sum(counts) != len(todo):  # the non-padding sampler gives each image to exactly one rank
+            raise RuntimeError(f'CAM generation wrote {sum(counts)} files for {len(todo)} images to {out_dir}')
         return done
