@@ -10,7 +10,6 @@ one there. Two guards, both kept by the kernel and therefore effective after SIG
   by the kernel when it ends, however it ends; a second process asking for it is refused with the holder's pid.
 """
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
@@ -26,6 +25,9 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 #: The lock files this process holds, by path: kept open (and so locked) until the process ends.
 _HELD = {}
+#: The C library (the interpreter's own symbols), loaded here in the parent: loading a library between fork and
+#: exec (in ``preexec_fn``) can deadlock.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith('linux') else None
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
@@ -35,11 +37,10 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
     and survives the exec. If the parent died before the call took effect the child is an orphan already, so it
     checks for that and exits.
     """
-    if not sys.platform.startswith('linux'):
+    if _LIBC is None:
         return
-    libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
     parent = os.getppid()
-    if libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+    if _LIBC.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), 'prctl(PR_SET_PDEATHSIG) failed')
     if os.getppid() != parent:  # the parent died before prctl: nobody will signal us
         os.kill(os.getpid(), sig)
