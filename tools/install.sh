@@ -35,7 +35,8 @@ overlay="$root/.venv"
 if [ -L "$overlay" ]; then
   rm "$overlay"
 fi
-if [ ! -x "$overlay/bin/python" ]; then
+# rebuilt when missing or made for another cached environment (other requirements may mean another Python)
+if [ ! -x "$overlay/bin/python" ] || [ "$(cat "$overlay/base_environment" 2>/dev/null)" != "$venv" ]; then
   rm -rf "$overlay"
   "$venv/bin/python" -m venv --without-pip "$overlay"
 fi
