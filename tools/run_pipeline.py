@@ -52,7 +52,7 @@ from csd_mm.evaluation.functional import (confusion_to_iou, cooccurrence_confusi
 from csd_mm.refine import SeedRefiner, export_pseudo_masks, mask_miou  # noqa: E402
 from csd_mm.utils.cam_io import is_complete  # noqa: E402
 from csd_mm.utils.fileio import atomic_write_bytes  # noqa: E402
-from csd_mm.utils.process import die_with_parent  # noqa: E402
+from csd_mm.utils.process import WorkDirLockedError, die_with_parent, lock_work_dir  # noqa: E402
 
 #: model -> (baseline config, CSD config) on the toy dataset
 MODELS = {
@@ -336,6 +336,10 @@ def markdown_table(rows: List[Dict]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = parse_args(argv)
+    try:  # one pipeline per work dir (a rerun while the previous one still runs is refused, naming its pid)
+        lock_work_dir(args.work_dir, what='pipeline')
+    except WorkDirLockedError as e:
+        raise SystemExit(f'error: {e}')
     start = time.time()
     pipeline = Pipeline(args)
     rows = []

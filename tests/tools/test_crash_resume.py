@@ -174,3 +174,25 @@ def test_killed_pipeline_ends_its_training_and_a_rerun_completes(tmp_path):
     _no_temp_files(base / 'cams')
     assert source_bank_complete(str(base / 'source_bank'))
     assert (work / 'results.json').is_file() and (work / 'seed0/resnet/csd/cams').is_dir()
+
+
+def test_a_second_pipeline_in_a_held_work_dir_is_refused_naming_the_holder(tmp_path):
+    """While a live process holds the pipeline's work-dir lock, tools/run_pipeline.py stops before doing anything
+    and names the holder (the holder stands in for a running pipeline: it takes the same lock)."""
+    from csd_mm.utils import process
+    work, ready = tmp_path / 'work', tmp_path / 'ready'
+    load = (f'import importlib.util; spec = importlib.util.spec_from_file_location("process", {process.__file__!r});'
+            ' process = importlib.util.module_from_spec(spec); spec.loader.exec_module(process)')
+    holder = subprocess.Popen([sys.executable, '-c', f'{load}; process.lock_work_dir({str(work)!r}); '
+                               f'open({str(ready)!r}, "w").write("1"); import time; time.sleep(120)'])
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        out = subprocess.run([sys.executable, str(REPO / 'tools/run_pipeline.py'), '--work-dir', str(work),
+                              '--data-root', str(tmp_path / 'data')], env=_env(), capture_output=True, text=True)
+    finally:
+        holder.kill()
+    assert out.returncode != 0
+    assert 'is in use by another pipeline' in out.stderr and f'held by pid {holder.pid}' in out.stderr
+    assert not (tmp_path / 'data').exists()  # refused before generating anything
