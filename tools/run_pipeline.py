@@ -52,6 +52,7 @@ from csd_mm.evaluation.functional import (confusion_to_iou, cooccurrence_confusi
 from csd_mm.refine import SeedRefiner, export_pseudo_masks, mask_miou  # noqa: E402
 from csd_mm.utils.cam_io import is_complete  # noqa: E402
 from csd_mm.utils.fileio import atomic_write_bytes  # noqa: E402
+from csd_mm.utils.process import WorkDirLockedError, die_with_parent, lock_work_dir  # noqa: E402
 
 #: model -> (baseline config, CSD config) on the toy dataset
 MODELS = {
@@ -113,12 +114,17 @@ def log(msg: str) -> None:
 
 
 def run_tool(tool: str, args: Sequence[str], work_dir: str) -> None:
-    """Runs ``tools/<tool>`` in a subprocess, its output appended to ``<work_dir>/pipeline_stage.log``."""
+    """Runs ``tools/<tool>`` in a subprocess, its output appended to ``<work_dir>/pipeline_stage.log``.
+
+    The child dies with this process (``PR_SET_PDEATHSIG``), also when this one is killed with SIGKILL, so a
+    rerun never finds the previous run's training still writing into the work dir (tools/train.py also locks
+    the work dir)."""
     cmd = [sys.executable, osp.join(REPO, 'tools', tool), *args]
     log(' '.join(cmd[1:]))
     os.makedirs(work_dir, exist_ok=True)
     with open(osp.join(work_dir, 'pipeline_stage.log'), 'a') as out:
-        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=os.getcwd())
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=os.getcwd(),
+                              preexec_fn=die_with_parent)
     if proc.returncode != 0:
         raise SystemExit(f'stage failed ({proc.returncode}); see {work_dir}/pipeline_stage.log. '
                          'Rerun the same command to resume.')
@@ -330,6 +336,10 @@ def markdown_table(rows: List[Dict]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = parse_args(argv)
+    try:  # one pipeline per work dir (a rerun while the previous one still runs is refused, naming its pid)
+        lock_work_dir(args.work_dir, what='pipeline')
+    except WorkDirLockedError as e:
+        raise SystemExit(f'error: {e}')
     start = time.time()
     pipeline = Pipeline(args)
     rows = []

@@ -22,6 +22,7 @@ from mmengine.runner import Runner
 
 import csd_mm  # noqa: F401  (adapts third-party breakages and registers every part)
 from csd_mm.compat import setup_cpu_distributed
+from csd_mm.utils.process import WorkDirLockedError, lock_work_dir
 
 
 def parse_args() -> argparse.Namespace:
@@ -91,6 +92,14 @@ def check_amp_device() -> None:
                          'Train without --amp on CPU.')
 
 
+def launch_rank() -> int:
+    """This process's global rank as its launcher set it (torchrun, slurm, mpi); 0 when not distributed."""
+    for var in ('RANK', 'SLURM_PROCID', 'OMPI_COMM_WORLD_RANK'):
+        if var in os.environ:
+            return int(os.environ[var])
+    return 0
+
+
 def main() -> None:
     args = parse_args()
     cfg = Config.fromfile(args.config)
@@ -111,6 +120,13 @@ def main() -> None:
             enable_amp(cfg, args.config)
             check_amp_device()
         except ValueError as e:
+            raise SystemExit(f'error: {e}')
+    if launch_rank() == 0:
+        # one training per work dir: a second one (e.g. a rerun while a killed parent's training still runs)
+        # would overwrite the first's checkpoints and CAMs; the kernel drops the lock when this process ends
+        try:
+            lock_work_dir(cfg.work_dir)
+        except WorkDirLockedError as e:
             raise SystemExit(f'error: {e}')
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)

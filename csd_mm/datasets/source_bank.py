@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from csd_mm.utils.cam_io import cam_path, load_cam
-from csd_mm.utils.fileio import atomic_write_bytes, read_png, write_png
+from csd_mm.utils.fileio import atomic_write_bytes, read_png, remove_stale_temp_files, write_png
 
 __all__ = ['FG_VALUE', 'BG_VALUE', 'UNSURE_VALUE', 'masks_from_cam', 'masks_from_pseudo_mask',
            'encode_masks', 'build_source_bank', 'load_source_bank', 'source_bank_complete',
@@ -189,6 +189,8 @@ def build_source_bank(out_dir: str,
     single = np.flatnonzero(labels.sum(1) == 1)
     mask_dir = osp.join(out_dir, 'masks')
     _claim_partial_bank(out_dir, mask_dir, settings)
+    for folder in (out_dir, mask_dir):  # the temporary files of a killed previous run
+        remove_stale_temp_files(folder)
     entries: List[Dict] = []
     bar = None
     if progress:

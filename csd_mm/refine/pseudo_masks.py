@@ -20,7 +20,8 @@ from mmengine.utils import track_parallel_progress, track_progress
 from mmseg.evaluation.metrics import IoUMetric
 
 from ..utils.cam_io import cam_path, load_cam
-from ..utils.fileio import read_png, write_png
+from ..utils.fileio import read_png, remove_stale_temp_files, write_png
+from ..utils.process import die_with_parent
 from .refiners.builder import RefinerType, build_refiner
 
 __all__ = ['refine_one', 'export_pseudo_masks', 'mask_miou']
@@ -59,7 +60,10 @@ _WORKER: Dict[str, Any] = {}
 
 
 def _init_worker(refiner: Callable, cam_dir: str, img_dir: str, out_dir: str, img_suffix: str) -> None:
-    """Pool initializer: one torch thread per worker; the refiner and folders are passed once, not per task."""
+    """Pool initializer: one torch thread per worker; the refiner and folders are passed once, not per task.
+
+    A worker dies with the exporting process (killed or not), so no orphan keeps writing after a crash."""
+    die_with_parent()
     torch.set_num_threads(1)
     _WORKER.update(refiner=refiner, cam_dir=cam_dir, img_dir=img_dir, out_dir=out_dir, img_suffix=img_suffix)
 
@@ -78,6 +82,9 @@ def export_pseudo_masks(cam_dir: str,
                         progress: bool = True,
                         img_suffix: str = '.jpg') -> Dict[str, int]:
     """Writes ``<out_dir>/<id>.png`` for every id (atomically), skipping files that exist.
+
+    A run that was killed is resumed by calling it again: finished masks are skipped, the temporary files the
+    killed writers left are removed.
 
     The images are processed with mmengine's ``track_progress`` (in this process) or ``track_parallel_progress``
     (a ``multiprocessing`` pool of ``num_workers`` processes with one torch thread each; completion order).
@@ -99,6 +106,7 @@ def export_pseudo_masks(cam_dir: str,
     refiner = build_refiner(refiner)
     ids = [str(i) for i in ids]
     os.makedirs(out_dir, exist_ok=True)
+    remove_stale_temp_files(out_dir)  # the temporary files of a killed previous export
     todo = [i for i in ids if not osp.isfile(osp.join(out_dir, i + '.png'))]
     if not todo:
         return dict(written=0, skipped=len(ids))

@@ -1,19 +1,102 @@
 """Small file helpers: atomic writes (so an interrupted run never leaves a half-written file) and PNG masks."""
+import errno
 import os
 import os.path as osp
+import re
+import socket
 import tempfile
-from typing import Any, Callable
+from typing import Any, Callable, List
 
 import cv2
 import mmcv
 import numpy as np
 
-__all__ = ['atomic_write', 'atomic_write_bytes', 'write_png', 'read_png']
+__all__ = ['atomic_write', 'atomic_write_bytes', 'write_png', 'read_png', 'current_umask', 'new_file_mode',
+           'remove_stale_temp_files']
+
+
+#: ``.<file name>~<host>~<pid>~<random><suffix>``: the writer's host and pid in the temporary file's name let
+#: :func:`remove_stale_temp_files` tell the leftovers of a killed writer from a file being written right now.
+_TEMP_NAME = re.compile(r'^\..*~(?P<host>[^~]*)~(?P<pid>\d+)~[^~]*\.tmp$')
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it (``/proc/self/status`` on Linux >= 4.7).
+
+    Elsewhere it falls back to setting and restoring it with :func:`os.umask`, which another thread creating a
+    file in between could observe; the fallback is only taken where ``/proc`` does not report it.
+    """
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode(umask: int) -> int:
+    """The permission bits ``open(path, 'w')`` gives a new file: ``0o666 & ~umask`` (0o644 for umask 022)."""
+    return 0o666 & ~umask
+
+
+def _host() -> str:
+    return socket.gethostname().replace('~', '-')
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: str, suffix: str = '.tmp') -> List[str]:
+    """Deletes the temporary files that killed writers of :func:`atomic_write` left in ``folder``.
+
+    Only files whose name records this host and a process id that no longer runs are removed, so files being
+    written by live processes (other ranks, other tools) are kept. Leftovers are harmless otherwise: every
+    reader looks for final names only.
+
+    Args:
+        folder (str): The folder to clean (nothing happens when it does not exist).
+        suffix (str): The temporary files' suffix. Defaults to '.tmp'.
+
+    Returns:
+        list[str]: The removed paths.
+    """
+    if not osp.isdir(folder):
+        return []
+    host, removed = _host(), []
+    for name in os.listdir(folder):
+        match = _TEMP_NAME.match(name)
+        if not name.endswith(suffix) or match is None or match['host'] != host:
+            continue
+        if _pid_alive(int(match['pid'])):
+            continue
+        path = osp.join(folder, name)
+        try:
+            os.remove(path)
+            removed.append(path)
+        except OSError as e:  # another process cleaned it first
+            if e.errno != errno.ENOENT:
+                raise
+    return removed
 
 
 def atomic_write(path: str, write: Callable[[Any], None], suffix: str = '.tmp') -> None:
     """Writes a file atomically: ``write(fileobj)`` fills a temporary file in the same folder, which then
     replaces ``path`` with :func:`os.replace`, so a crash never leaves a half-written file behind.
+
+    The file gets the permission bits a plain ``open()`` would give a new file (``0o666 & ~umask``), not the
+    0o600 of :func:`tempfile.mkstemp`, so the group / other users can read the outputs as the umask allows. The
+    temporary file's name records the host and process id (see :func:`remove_stale_temp_files`).
 
     Args:
         path (str): The final path. Its folder is created if needed.
@@ -22,8 +105,10 @@ def atomic_write(path: str, write: Callable[[Any], None], suffix: str = '.tmp') 
     """
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path) + '.', suffix=suffix)
+    fd, tmp = tempfile.mkstemp(
+        dir=folder, prefix=f'.{osp.basename(path)}~{_host()}~{os.getpid()}~', suffix=suffix)
     try:
+        os.fchmod(fd, new_file_mode(current_umask()))
         with os.fdopen(fd, 'wb') as f:
             write(f)
         os.replace(tmp, path)

@@ -3,7 +3,8 @@
 tools/train.py (baseline) -> CAM hook writes CAMs + source bank -> tools/test.py writes CAMs, draws them
 (--show-dir) and reports the seed sweep -> resume from a checkpoint (weights_only loading) -> CSD training on the
 bank -> 2-process (gloo) training with tools/dist_train.sh and with tools/slurm_train.sh, each CAM written
-exactly once; tools/slurm_test.sh.
+exactly once; tools/slurm_test.sh; 2-process CAM pass, source bank, tools/dist_test.sh CAMs, seed sweep and
+pseudo masks equal to the 1-process ones.
 """
 import json
 import os
@@ -61,12 +62,18 @@ def test_train_writes_checkpoints_cams_and_source_bank(workspace, baseline):
     assert all((work / 'source_bank' / e['mask']).is_file() for e in index['entries'])
 
 
-def test_test_tool_writes_cams_and_reports_seed_miou(workspace, baseline, run_tool):
+@pytest.fixture(scope='module')
+def single_test(workspace, baseline, run_tool):
+    """tools/test.py in one process on the baseline's checkpoint: its CAM folder and log."""
     work, _ = baseline
     cam_dir, show_dir = workspace / 'test_cams', workspace / 'test_vis'
     log = run_tool([REPO / 'tools/test.py', BASE_CFG, work / 'iter_4.pth', '--work-dir', workspace / 'work_dirs/test',
                    '--cam-dir', cam_dir, '--show-dir', show_dir], cwd=workspace)
-    out = log
+    return cam_dir, show_dir, log
+
+
+def test_test_tool_writes_cams_and_reports_seed_miou(workspace, single_test):
+    cam_dir, show_dir, out = single_test
     miou = float(re.search(r'seed/mIoU: ([0-9.]+)', out).group(1))
     assert 0.0 < miou <= 100.0
     ids = _ids(workspace, 'train')
@@ -154,6 +161,85 @@ def test_dist_train_two_cpu_processes(workspace, baseline):
     done = [int(n) for n in re.findall(r'CAM generation: (\d+) of', log)]
     assert sum(done) == len(_ids(workspace, 'train_aug')) and len(done) == 1  # logged by rank 0 only
     assert sorted(p.stem for p in (work / 'cams').glob('*.npz')) == sorted(_ids(workspace, 'train_aug'))
+
+
+def _same_cams(dir_a: Path, dir_b: Path, ids) -> None:
+    """The same CAM files (names, keys, maps; bit-identical float16 maps: same weights, same batches of 1)."""
+    from csd_mm.utils.cam_io import load_cam
+    assert sorted(p.name for p in dir_a.iterdir()) == sorted(p.name for p in dir_b.iterdir())
+    assert sorted(p.stem for p in dir_a.glob('*.npz')) == sorted(ids)
+    for img_id in ids:
+        cam_a, keys_a = load_cam(str(dir_a / f'{img_id}.npz'))
+        cam_b, keys_b = load_cam(str(dir_b / f'{img_id}.npz'))
+        np.testing.assert_array_equal(keys_a, keys_b)
+        np.testing.assert_array_equal(cam_a, cam_b, err_msg=img_id)
+
+
+def _per_rank(log: str, pattern: str) -> list:
+    counts = re.findall(pattern + r'\[(\d+), (\d+)\]', log)
+    assert len(counts) == 1, log[-3000:]  # logged once, by rank 0
+    return [int(c) for c in counts[0]]
+
+
+def test_dist_cam_pass_and_source_bank_match_one_process(workspace, baseline):
+    """The after-training CAM pass and the source bank with 2 gloo processes (tools/dist_train.sh resuming the
+    1-process baseline's last checkpoint, so no iteration runs) equal the 1-process ones, each CAM written by
+    exactly one rank."""
+    work, _ = baseline
+    dist = workspace / 'work_dirs/dist_cams'
+    dist.mkdir(parents=True)
+    (dist / 'iter_4.pth').write_bytes((work / 'iter_4.pth').read_bytes())
+    (dist / 'last_checkpoint').write_text(str(dist / 'iter_4.pth'))
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(_free_port()), OMP_NUM_THREADS='1')
+    proc = subprocess.run(['bash', str(REPO / 'tools/dist_train.sh'), str(BASE_CFG), '2', '--work-dir', str(dist),
+                           '--resume', '--cfg-options', *TINY], cwd=workspace, capture_output=True, text=True,
+                          env=env, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    assert 'Distributed training: True' in log and 'resumed epoch: 0, iter: 4' in log
+    ids = _ids(workspace, 'train_aug')
+    counts = _per_rank(log, r'CAM generation: written per rank ')
+    assert sum(counts) == len(ids) and min(counts) > 0  # both ranks worked, no image twice
+    _same_cams(work / 'cams', dist / 'cams', ids)
+    index = json.loads((dist / 'source_bank/index.json').read_text())
+    reference = json.loads((work / 'source_bank/index.json').read_text())
+    assert index['entries'] == reference['entries']
+    from csd_mm.utils.fileio import read_png
+    for entry in index['entries']:
+        np.testing.assert_array_equal(read_png(str(dist / 'source_bank' / entry['mask'])),
+                                      read_png(str(work / 'source_bank' / entry['mask'])))
+
+
+def test_dist_test_matches_one_process_cams_seeds_and_pseudo_masks(workspace, baseline, single_test):
+    """tools/dist_test.sh with 2 gloo processes writes the CAMs of tools/test.py in one process, reports the
+    same seed sweep, and the pseudo masks of both folders are the same."""
+    work, _ = baseline
+    single_cams, _, single_log = single_test
+    cam_dir = workspace / 'dist_test_cams'
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(_free_port()), OMP_NUM_THREADS='1')
+    proc = subprocess.run(['bash', str(REPO / 'tools/dist_test.sh'), str(BASE_CFG), str(work / 'iter_4.pth'), '2',
+                           '--work-dir', str(workspace / 'work_dirs/dist_test'), '--cam-dir', str(cam_dir)],
+                          cwd=workspace, capture_output=True, text=True, env=env, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    ids = _ids(workspace, 'train')
+    counts = _per_rank(log, r'CAM files written per rank: ')
+    assert sum(counts) == len(ids) and min(counts) > 0
+    _same_cams(single_cams, cam_dir, ids)
+    for key in ('mIoU', 'best_threshold'):  # the seed sweep, gathered over the ranks
+        pattern = rf'seed/{key}: ([0-9.]+)'
+        assert re.search(pattern, log).group(1) == re.search(pattern, single_log).group(1)
+    from csd_mm.refine import export_pseudo_masks
+    from csd_mm.refine.refiners import DenseCRFRefiner
+    from csd_mm.utils.fileio import read_png
+    refiner = dict(type=DenseCRFRefiner, bg_threshold=0.3)
+    img_dir = str(workspace / 'data/toy_voc/JPEGImages')
+    export_pseudo_masks(str(single_cams), img_dir, ids, str(workspace / 'masks_1'), refiner, progress=False)
+    export_pseudo_masks(str(cam_dir), img_dir, ids, str(workspace / 'masks_2'), refiner, num_workers=2,
+                        progress=False)
+    for img_id in ids:
+        np.testing.assert_array_equal(read_png(str(workspace / 'masks_1' / f'{img_id}.png')),
+                                      read_png(str(workspace / 'masks_2' / f'{img_id}.png')), err_msg=img_id)
 
 
 # Stand-ins for slurm's srun and scontrol (this machine has no slurm): srun starts --ntasks copies of the command

@@ -6,13 +6,14 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 from mmengine.dataset import DefaultSampler
-from mmengine.dist import barrier, get_dist_info
+from mmengine.dist import all_reduce, barrier, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 from mmseg.registry import HOOKS
 
 from csd_mm.utils.cam_io import cam_path, save_cam
+from csd_mm.utils.fileio import remove_stale_temp_files
 
 __all__ = ['CAMGenerationHook']
 
@@ -61,6 +62,7 @@ class CAMGenerationHook(Hook):
         self.dataloader_cfg = dataloader
         self.save_in_test = save_in_test
         self.skip_existing = skip_existing
+        self._written_in_test = 0
 
     @staticmethod
     def _resolve(runner: Runner, path: str) -> str:
@@ -76,9 +78,31 @@ class CAMGenerationHook(Hook):
                      sample.cam.detach().cpu().float().numpy(),
                      sample.cam_keys.detach().cpu().numpy())
 
+    def before_test(self, runner: Runner) -> None:
+        # a killed tools/test.py leaves temporary files; its rerun writes every CAM again (the metric needs them)
+        if self.save_in_test and get_dist_info()[0] == 0:
+            remove_stale_temp_files(self._resolve_out_dir(runner))
+
     def after_test_iter(self, runner: Runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if self.save_in_test and outputs:
             self._write_outputs(self._resolve_out_dir(runner), outputs)
+            self._written_in_test += len(outputs)
+
+    def after_test_epoch(self, runner: Runner, metrics=None) -> None:
+        if self.save_in_test:
+            counts = self._count_per_rank(self._written_in_test)
+            runner.logger.info(f'CAM files written per rank: {counts} ({sum(counts)} in all) to '
+                               f'{self._resolve_out_dir(runner)}')
+            self._written_in_test = 0
+
+    @staticmethod
+    def _count_per_rank(done: int) -> list:
+        """How many files each rank wrote (every rank takes part; a list of ``world_size`` ints)."""
+        rank, world_size = get_dist_info()
+        counts = torch.zeros(world_size, dtype=torch.int64)
+        counts[rank] = done
+        all_reduce(counts)
+        return counts.tolist()
 
     def after_train(self, runner: Runner) -> None:
         if self.dataloader_cfg is None:
@@ -149,6 +173,8 @@ class CAMGenerationHook(Hook):
         dataset = self._build_dataset(dataloader_cfg)
         cfg = {k: copy.deepcopy(v) for k, v in dataloader_cfg.items() if k != 'dataset'}
         barrier()  # every rank lists the finished files before any rank writes new ones
+        if get_dist_info()[0] == 0:
+            remove_stale_temp_files(out_dir)  # a killed run's temporary files (live writers' are kept)
         todo = list(range(len(dataset)))
         if self.skip_existing:
             todo = [i for i in todo
@@ -174,5 +200,8 @@ class CAMGenerationHook(Hook):
                 done += len(outputs)
                 if progress is not None:
                     progress.update()
-        barrier()
+        counts = self._count_per_rank(done)
+        runner.logger.info(f'CAM generation: written per rank {counts}')
+        if sum(counts) != len(todo):  # the non-padding sampler gives each image to exactly one rank
+            raise RuntimeError(f'CAM generation wrote {sum(counts)} files for {len(todo)} images to {out_dir}')
         return done

@@ -1,0 +1,86 @@
+"""csd_mm.utils.process: children that die with their parent, and the work-dir lock."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from csd_mm.utils import process
+from csd_mm.utils.process import LOCK_FILE, WorkDirLockedError, lock_work_dir
+
+# the helper processes load csd_mm/utils/process.py alone (importing csd_mm would take seconds)
+_LOAD = (f'import importlib.util; spec = importlib.util.spec_from_file_location("process", {process.__file__!r}); '
+         'process = importlib.util.module_from_spec(spec); spec.loader.exec_module(process)')
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _wait_file(path, timeout: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.isfile(path) and open(path).read().strip():
+            return open(path).read().strip()
+        time.sleep(0.05)
+    raise AssertionError(f'{path} was not written within {timeout} s')
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='PR_SET_PDEATHSIG is Linux only')
+def test_child_started_with_die_with_parent_ends_when_the_parent_is_killed(tmp_path):
+    """A parent (its own process) starts a sleeping child with die_with_parent, writes the child's pid and is
+    killed with SIGKILL: the kernel ends the child too."""
+    pid_file = tmp_path / 'child.pid'
+    parent_code = textwrap.dedent(f'''
+        import subprocess, sys, time
+        {_LOAD}
+        child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],
+                                 preexec_fn=process.die_with_parent)
+        open({str(pid_file)!r}, 'w').write(str(child.pid))
+        time.sleep(60)
+    ''')
+    parent = subprocess.Popen([sys.executable, '-c', parent_code])
+    try:
+        child_pid = int(_wait_file(pid_file))
+        os.kill(child_pid, 0)  # running
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        assert _wait_gone(child_pid), f'child {child_pid} outlived its killed parent'
+    finally:
+        parent.kill()
+
+
+def test_lock_refuses_a_second_process_naming_the_holder_and_frees_on_sigkill(tmp_path):
+    work = tmp_path / 'work'
+    ready = tmp_path / 'ready'
+    holder_code = textwrap.dedent(f'''
+        import time
+        {_LOAD}
+        process.lock_work_dir({str(work)!r})
+        open({str(ready)!r}, 'w').write('1')
+        time.sleep(60)
+    ''')
+    holder = subprocess.Popen([sys.executable, '-c', holder_code])
+    try:
+        _wait_file(ready)
+        with pytest.raises(WorkDirLockedError, match=rf'{work}.*held by pid {holder.pid}'):
+            lock_work_dir(str(work))
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        # the lock file stays behind, but the kernel released the lock with the process
+        assert (work / LOCK_FILE).is_file()
+        f = lock_work_dir(str(work))
+        assert f is not None and f'pid {os.getpid()}' in (work / LOCK_FILE).read_text()
+        assert lock_work_dir(str(work)) is f  # a process may ask again for a lock it holds
+    finally:
+        holder.kill()
