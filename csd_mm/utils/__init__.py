@@ -1,5 +1,10 @@
-from .cam_io import cam_path, is_complete, load_cam, missing_ids, save_cam
-from .fileio import atomic_write, atomic_write_bytes, read_png, write_png
+from .cam_io import (cam_path, check_cam_folder, is_complete, load_cam, load_cam_keys, missing_ids,
+                     save_cam)
+from .checkpoint import check_checkpoint_matches
+from .fileio import (atomic_write, atomic_write_bytes, raise_if_unreadable_image, read_image, read_png,
+                     write_png)
+from .paths import check_image_id, resolve_inside
 
-__all__ = ['cam_path', 'is_complete', 'load_cam', 'missing_ids', 'save_cam', 'atomic_write', 'atomic_write_bytes',
-           'read_png', 'write_png']
+__all__ = ['cam_path', 'check_cam_folder', 'is_complete', 'load_cam', 'load_cam_keys', 'missing_ids', 'save_cam',
+           'check_checkpoint_matches', 'atomic_write', 'atomic_write_bytes', 'raise_if_unreadable_image',
+           'read_image', 'read_png', 'write_png', 'check_image_id', 'resolve_inside']
