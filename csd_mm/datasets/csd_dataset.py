@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from .cooccurrence import CORSampler, cooccurrence_counts, cooccurrence_probs
 from .domain import split_domains
-from .source_bank import load_source_bank
+from .source_bank import check_source_bank_labels, load_source_bank
 from .transforms import CopyPaste, DecodePriorMask, PackCSDInputs
 
 __all__ = ['CSDDataset', 'derive_view_pipelines', 'ITERATE_OVER', 'PAIR']
@@ -161,9 +161,12 @@ class CSDDataset(Dataset):
         ids = [self.dataset.get_data_info(i)['img_id'] for i in range(len(self.dataset))]
         index_of = {img_id: i for i, img_id in enumerate(ids)}
         bank = load_source_bank(self.source_bank)
-        entries = [e for e in bank['entries'] if e['img_id'] in index_of]
+        check_source_bank_labels(self.source_bank, bank, ids, labels,
+                                 f'the labels of {type(self.dataset).__name__} '
+                                 f'({getattr(self.dataset, "label_file", None) or "its label source"})')
+        entries = bank['entries']
         if not entries:
-            raise ValueError(f'{self.source_bank}: no source bank entry belongs to the training dataset')
+            raise ValueError(f'source bank {self.source_bank} has no entry: no single-label image to paste')
         self._bank_entries = entries
         self._bank_dataset_index = np.array([index_of[e['img_id']] for e in entries], np.int64)
         source_classes = np.array([e['class'] for e in entries], np.int64)
