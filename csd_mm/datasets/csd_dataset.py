@@ -11,6 +11,7 @@ from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS
 from torch.utils.data import Dataset
 
+from csd_mm.utils.fileio import raise_if_unreadable_image
 from .cooccurrence import CORSampler, cooccurrence_counts, cooccurrence_probs
 from .domain import split_domains
 from .source_bank import check_source_bank_labels, load_source_bank
@@ -210,15 +211,24 @@ class CSDDataset(Dataset):
         self.full_init()
         return bool(self._paired[idx])
 
+    @staticmethod
+    def _run(pipeline: Compose, info: Dict) -> Dict:
+        """``pipeline(info)``; a failure on an unreadable image names the image file (see ``ImageLevelDataset``)."""
+        try:
+            return pipeline(info)
+        except Exception as e:
+            raise_if_unreadable_image(info['img_path'], e)
+            raise
+
     def __getitem__(self, idx: int) -> Dict:
         self.full_init()
-        target = self.pipeline(copy.deepcopy(self.dataset.get_data_info(int(self._items[idx]))))
+        target = self._run(self.pipeline, copy.deepcopy(self.dataset.get_data_info(int(self._items[idx]))))
         if target is None:
             raise RuntimeError(f'a pipeline returned None for item {idx}; CSD pipelines must not filter')
         if not self._paired[idx]:
             target['csd_paired'] = False
             return self.paste_pipeline(target)
-        source = self.source_pipeline(self._source_info(self.draw_source(idx)))
+        source = self._run(self.source_pipeline, self._source_info(self.draw_source(idx)))
         if source is None:
             raise RuntimeError(f'a pipeline returned None for item {idx}; CSD pipelines must not filter')
         missing = [k for k in ('fg_mask', 'bg_mask') if k not in source]

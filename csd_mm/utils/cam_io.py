@@ -202,6 +202,5 @@ def check_cam_folder(cam_dir: str,
                 raise ValueError(f'{label_file}: no label for {img_id!r}, whose CAM file is {path}')
             expected = np.flatnonzero(np.asarray(labels[img_id]).reshape(-1) > 0)
             if keys.tolist() != expected.tolist():
-                raise ValueError(f'CAM file {path} has class ids {keys.tolist()} but {label_file} gives '
-                                 f'{img_id!r} the classes {expected.tolist()}: CAMs of another dataset or '
-                                 'other labels?')
+                raise ValueError(f'CAM file {path} has class ids {keys.tolist()} but by {label_file} {img_id!r} '
+                                 f'has the classes {expected.tolist()}: CAMs of another dataset or other labels?')

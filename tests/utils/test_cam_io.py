@@ -162,7 +162,7 @@ def test_check_cam_folder_refuses_cams_of_another_dataset(tmp_path):
                                          r'classes \(ids 0\.\.4\): CAMs of another dataset\?'):
         check_cam_folder(cam_dir, ['a', 'b'], num_fg_classes=5)
     labels = dict(a=np.array([0, 1] + [0] * 13), b=np.zeros(15))
-    with pytest.raises(ValueError, match=r"a\.npz has class ids \[0\] but cls\.npy gives 'a' the classes \[1\]"):
+    with pytest.raises(ValueError, match=r"a\.npz has class ids \[0\] but by cls\.npy 'a' has the classes \[1\]"):
         check_cam_folder(cam_dir, ['a', 'b'], num_fg_classes=15, labels=labels, label_file='cls.npy')
     with pytest.raises(ValueError, match=r"image id '\.\./a' from CAM folder .* is not a plain file name"):
         check_cam_folder(cam_dir, ['../a'])
