@@ -212,16 +212,16 @@ def build_source_bank(out_dir: str,
                 fg, bg = masks_from_pseudo_mask(read_png(src), cls)
             write_png(dst, encode_masks(fg, bg))
         if not (read_png(dst) == FG_VALUE).any():
-            empty.append(img_id)  # nothing to paste: kept out of the index (below)
-        else:
-            entries.append(dict(img_id=img_id, **{'class': cls}, mask=rel))
+            empty.append(img_id)  # nothing to paste (e.g. an all-zero CAM): said once, below
+        entries.append(dict(img_id=img_id, **{'class': cls}, mask=rel))
         if bar is not None:
             bar.update()
     if empty:
         from mmengine.logging import print_log
-        print_log(f'source bank {out_dir}: {len(empty)} single-label images have an empty foreground mask (nothing '
-                  f'to paste) and are left out of the bank, e.g. {empty[0]!r} ({mask_dir}/{empty[0]}.png)',
-                  logger='current', level=logging.WARNING)
+        print_log(f'source bank {out_dir}: {len(empty)} of {len(single)} single-label images have an empty '
+                  f'foreground mask, so pasting them pastes nothing (their consistency terms are 0), e.g. '
+                  f'{empty[0]!r} ({mask_dir}/{empty[0]}.png); an all-zero CAM or a pseudo mask without the class '
+                  'gives this', logger='current', level=logging.WARNING)
     index = dict(entries=entries, settings=settings, num_classes=int(labels.shape[1]))
     atomic_write_bytes(osp.join(out_dir, INDEX_FILE), json.dumps(index, indent=1).encode())
     marker = osp.join(out_dir, PARTIAL_FILE)

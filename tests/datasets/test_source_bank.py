@@ -250,7 +250,7 @@ def test_bank_that_disagrees_with_the_labels_is_refused(tmp_path):
         check_source_bank_labels(bank, index, IDS, other)
 
 
-def test_empty_foreground_masks_are_left_out_with_a_warning(tmp_path):
+def test_empty_foreground_masks_are_named_in_a_warning(tmp_path):
     from mmengine.logging import MMLogger
     mask_dir, out = tmp_path / 'pm', str(tmp_path / 'bank')
     write_png(str(mask_dir / 'a.png'), np.array([[3, 0], [0, 0]], np.uint8))  # class 2 -> value 3: has fg
@@ -264,6 +264,6 @@ def test_empty_foreground_masks_are_left_out_with_a_warning(tmp_path):
         index = build_source_bank(out, IDS, LABELS, pseudo_mask_dir=str(mask_dir), progress=False)
     finally:
         logger.removeHandler(handler)
-    assert [e['img_id'] for e in index['entries']] == ['a']
-    assert any("1 single-label images have an empty foreground mask (nothing to paste) and are left out of the "
-               "bank, e.g. 'c'" in m for m in messages)
+    assert [e['img_id'] for e in index['entries']] == ['a', 'c']
+    assert any("1 of 2 single-label images have an empty foreground mask, so pasting them pastes nothing (their "
+               "consistency terms are 0), e.g. 'c'" in m for m in messages)
