@@ -267,3 +267,25 @@ def test_empty_foreground_masks_are_named_in_a_warning(tmp_path):
     assert [e['img_id'] for e in index['entries']] == ['a', 'c']
     assert any("1 of 2 single-label images have an empty foreground mask, so pasting them pastes nothing (their "
                "consistency terms are 0), e.g. 'c'" in m for m in messages)
+
+
+class _TouchMarker:
+    """Unpickling this would create the marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+def test_malicious_source_bank_index_runs_no_code(tmp_path):
+    """The index is JSON (never unpickled): a pickle in its place is a malformed index, and runs nothing."""
+    import pickle
+    marker = tmp_path / 'marker'
+    bank = tmp_path / 'bank'
+    bank.mkdir()
+    (bank / 'index.json').write_bytes(pickle.dumps(dict(entries=[_TouchMarker(marker)])))
+    with pytest.raises(ValueError, match=r'index\.json: malformed source bank index'):
+        load_source_bank(str(bank))
+    assert not marker.exists()

@@ -168,3 +168,26 @@ def test_check_cam_folder_refuses_cams_of_another_dataset(tmp_path):
         check_cam_folder(cam_dir, ['../a'])
     with pytest.raises(FileNotFoundError, match='CAM folder .*nope does not exist'):
         check_cam_folder(str(tmp_path / 'nope'), ['a'])
+
+
+class _TouchMarker:
+    """Unpickling this would create the marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+def test_malicious_cam_file_runs_no_code(tmp_path):
+    marker = tmp_path / 'marker'
+    path = str(tmp_path / 'evil.npz')
+    np.savez(path, cam=np.array([_TouchMarker(marker)], dtype=object), keys=np.array([_TouchMarker(marker)]))
+    with pytest.raises(ValueError, match=r'CAM file .*evil\.npz cannot be read as a CAM archive'):
+        load_cam(path)
+    with pytest.raises(ValueError, match=r'CAM file .*evil\.npz cannot be read as a CAM archive'):
+        load_cam_keys(path)
+    with pytest.raises(ValueError, match=r'evil\.npz cannot be read'):
+        check_cam_folder(str(tmp_path), ['evil'])
+    assert not marker.exists()
