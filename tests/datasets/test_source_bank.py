@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from csd_mm.datasets.source_bank import (BG_VALUE, FG_VALUE, UNSURE_VALUE, build_source_bank,
-                                         check_source_bank_labels, check_source_bank_settings, encode_masks, load_source_bank,
-                                         masks_from_cam, masks_from_pseudo_mask, source_bank_complete,
-                                         source_bank_settings)
+                                         check_source_bank_labels, check_source_bank_settings, encode_masks,
+                                         load_source_bank, masks_from_cam, masks_from_pseudo_mask,
+                                         source_bank_complete, source_bank_settings)
 from csd_mm.utils.cam_io import cam_path, save_cam
 from csd_mm.utils.fileio import read_png, write_png
 
