@@ -48,7 +48,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--img-suffix', default='.jpg', help='image file suffix')
     parser.add_argument('--num-workers', type=int, default=0, help='worker processes')
     parser.add_argument('--gt-dir', help='ground-truth mask folder: print the mask mIoU')
-    parser.add_argument('--num-classes', type=int, default=21, help='classes incl. background (mIoU)')
+    parser.add_argument('--num-classes', type=int, default=21,
+                        help='classes incl. background: CAM files with other class ids are refused; the mIoU')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='config file only: overrides, e.g. refiner.checkpoint=work_dirs/aff/iter_200.pth')
@@ -92,9 +93,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if not ids:
         raise SystemExit(f'no ids to process (split {args.ids}, CAM folder {args.cam_dir})')
     refiner = refiner_from_args(args)
-    counts = export_pseudo_masks(args.cam_dir, args.img_dir, ids, args.out_dir, refiner,
-                                 num_workers=args.num_workers, progress=not args.no_progress,
-                                 img_suffix=args.img_suffix)
+    try:
+        counts = export_pseudo_masks(args.cam_dir, args.img_dir, ids, args.out_dir, refiner,
+                                     num_workers=args.num_workers, progress=not args.no_progress,
+                                     img_suffix=args.img_suffix, num_fg_classes=args.num_classes - 1)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f'error: {err}') from None
     print(f'pseudo masks in {args.out_dir}: {counts["written"]} written, {counts["skipped"]} already there')
     result = dict(counts=counts)
     if args.gt_dir:

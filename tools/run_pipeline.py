@@ -264,7 +264,8 @@ class Pipeline:
         out = osp.join(work, f'pseudo_masks_{self.args.refiner}')
         refiner = self.refiner_config(work, seed, threshold)
         counts = export_pseudo_masks(osp.join(work, 'cams'), osp.join(self.data_root, 'JPEGImages'),
-                                     self.train_aug, out, refiner, num_workers=self.args.workers, progress=False)
+                                     self.train_aug, out, refiner, num_workers=self.args.workers, progress=False,
+                                     num_fg_classes=self.num_classes - 1)
         if counts['written']:
             log(f'{work}: {counts["written"]} pseudo masks written to {out} ({counts["skipped"]} already there)')
         res = mask_miou(out, self.gt_dir, self.eval_ids, self.num_classes)

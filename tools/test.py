@@ -38,6 +38,7 @@ from mmengine.runner import Runner
 import csd_mm  # noqa: F401  (adapts third-party breakages and registers every part)
 from csd_mm.compat import setup_cpu_distributed
 from csd_mm.engine.hooks import CAMGenerationHook
+from csd_mm.utils.checkpoint import check_checkpoint_matches
 from csd_mm.utils.fileio import atomic_write_bytes
 
 
@@ -148,6 +149,7 @@ def _configure_cam_hook(cfg: Config, cam_dir, save: bool) -> None:
         hook.pop('source_bank', None)
         if cam_dir is not None:
             hook['out_dir'] = osp.abspath(cam_dir)
+            hook['out_dir_from_cli'] = True  # the user named it, so it may lie outside the work dir
     cfg.custom_hooks = hooks
 
 
@@ -214,6 +216,10 @@ def main() -> None:
         configure_segmentation_options(cfg, args)
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
+    try:  # mmengine loads load_from non-strictly: a checkpoint of another model would test random weights
+        check_checkpoint_matches(runner.model, args.checkpoint)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f'error: {e}')
     metrics = runner.test()
     if args.out_metrics and runner.rank == 0:
         write_metrics(args.out_metrics, metrics)

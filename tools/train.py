@@ -23,6 +23,7 @@ from mmengine.runner import Runner
 import csd_mm  # noqa: F401  (adapts third-party breakages and registers every part)
 from csd_mm.compat import setup_cpu_distributed
 from csd_mm.utils.process import WorkDirLockedError, lock_work_dir
+from csd_mm.utils.checkpoint import check_checkpoint_matches
 
 
 def parse_args() -> argparse.Namespace:
@@ -130,6 +131,11 @@ def main() -> None:
             raise SystemExit(f'error: {e}')
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
+    if cfg.get('load_from', None):
+        try:  # mmengine loads load_from non-strictly: a checkpoint of another model would load nothing, silently
+            check_checkpoint_matches(runner.model, cfg.load_from)
+        except (FileNotFoundError, ValueError) as e:
+            raise SystemExit(f'error: {e}')
     runner.train()
 
 

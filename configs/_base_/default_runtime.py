@@ -4,6 +4,8 @@ from mmengine.hooks import (CheckpointHook, DistSamplerSeedHook, IterTimerHook, 
 from mmengine.runner import LogProcessor
 from mmengine.visualization import LocalVisBackend, Visualizer
 
+from csd_mm.engine.hooks import FiniteLossHook, NumClassesCheckHook
+
 default_scope = None
 env_cfg = dict(
     cudnn_benchmark=False,
@@ -17,6 +19,10 @@ default_hooks = dict(
     param_scheduler=dict(type=ParamSchedulerHook),
     checkpoint=dict(type=CheckpointHook, by_epoch=False, interval=1000, max_keep_ckpts=2, save_last=True),
     sampler_seed=dict(type=DistSamplerSeedHook),
+    # bad input: a non-finite loss stops training (naming iteration and loss); a model / dataset class count
+    # mismatch is refused before training or testing (docs/troubleshooting.md)
+    finite_loss=dict(type=FiniteLossHook),
+    num_classes_check=dict(type=NumClassesCheckHook),
 )
 vis_backends = [dict(type=LocalVisBackend)]
 visualizer = dict(type=Visualizer, vis_backends=vis_backends, name='visualizer')

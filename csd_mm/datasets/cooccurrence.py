@@ -9,9 +9,11 @@ without resampling" ablation) draws the source image uniformly from all of S.
 
 All functions are pure numpy; :class:`CORSampler` only keeps the arrays and a random generator.
 """
+import logging
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
+from mmengine.logging import print_log
 
 from .domain import source_class_of, split_domains
 
@@ -154,6 +156,11 @@ class CORSampler:
         bounds = np.searchsorted(source_classes[order], np.arange(num_classes + 1))
         self._by_class = [order[bounds[c]:bounds[c + 1]] for c in range(num_classes)]
         self.has_source = np.array([len(p) > 0 for p in self._by_class], dtype=bool)
+        if len(source_classes) and not self.has_source.all():
+            # said once, here: sampling never draws these classes (target_class_distribution zeroes them)
+            missing = ', '.join(self._name(c) for c in np.flatnonzero(~self.has_source))
+            print_log(f'CORSampler: no single-label (source) image of class(es) {missing}; they are never pasted',
+                      logger='current', level=logging.WARNING)
 
     @classmethod
     def from_labels(cls,

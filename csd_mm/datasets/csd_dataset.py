@@ -11,9 +11,10 @@ from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS
 from torch.utils.data import Dataset
 
+from csd_mm.utils.fileio import raise_if_unreadable_image
 from .cooccurrence import CORSampler, cooccurrence_counts, cooccurrence_probs
 from .domain import split_domains
-from .source_bank import load_source_bank
+from .source_bank import check_source_bank_labels, load_source_bank
 from .transforms import CopyPaste, DecodePriorMask, PackCSDInputs
 
 __all__ = ['CSDDataset', 'derive_view_pipelines', 'ITERATE_OVER', 'PAIR']
@@ -161,9 +162,12 @@ class CSDDataset(Dataset):
         ids = [self.dataset.get_data_info(i)['img_id'] for i in range(len(self.dataset))]
         index_of = {img_id: i for i, img_id in enumerate(ids)}
         bank = load_source_bank(self.source_bank)
-        entries = [e for e in bank['entries'] if e['img_id'] in index_of]
+        check_source_bank_labels(self.source_bank, bank, ids, labels,
+                                 f'the labels of {type(self.dataset).__name__} '
+                                 f'({getattr(self.dataset, "label_file", None) or "its label source"})')
+        entries = bank['entries']
         if not entries:
-            raise ValueError(f'{self.source_bank}: no source bank entry belongs to the training dataset')
+            raise ValueError(f'source bank {self.source_bank} has no entry: no single-label image to paste')
         self._bank_entries = entries
         self._bank_dataset_index = np.array([index_of[e['img_id']] for e in entries], np.int64)
         source_classes = np.array([e['class'] for e in entries], np.int64)
@@ -207,15 +211,24 @@ class CSDDataset(Dataset):
         self.full_init()
         return bool(self._paired[idx])
 
+    @staticmethod
+    def _run(pipeline: Compose, info: Dict) -> Dict:
+        """``pipeline(info)``; a failure on an unreadable image names the image file (see ``ImageLevelDataset``)."""
+        try:
+            return pipeline(info)
+        except Exception as e:
+            raise_if_unreadable_image(info['img_path'], e)
+            raise
+
     def __getitem__(self, idx: int) -> Dict:
         self.full_init()
-        target = self.pipeline(copy.deepcopy(self.dataset.get_data_info(int(self._items[idx]))))
+        target = self._run(self.pipeline, copy.deepcopy(self.dataset.get_data_info(int(self._items[idx]))))
         if target is None:
             raise RuntimeError(f'a pipeline returned None for item {idx}; CSD pipelines must not filter')
         if not self._paired[idx]:
             target['csd_paired'] = False
             return self.paste_pipeline(target)
-        source = self.source_pipeline(self._source_info(self.draw_source(idx)))
+        source = self._run(self.source_pipeline, self._source_info(self.draw_source(idx)))
         if source is None:
             raise RuntimeError(f'a pipeline returned None for item {idx}; CSD pipelines must not filter')
         missing = [k for k in ('fg_mask', 'bg_mask') if k not in source]

@@ -14,6 +14,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.datasets.voc import PascalVOCDataset
 from mmseg.registry import DATASETS
 
+from csd_mm.utils.fileio import raise_if_unreadable_image
 from .domain import split_domains
 from .labels import (labels_for_split, labels_from_masks, labels_from_xml, load_cls_labels,
                      read_split)
@@ -182,6 +183,18 @@ class ImageLevelDataset(BaseSegDataset):
             if missing:
                 shown = ', '.join(missing[:3]) + (f' ... ({len(missing)} in all)' if len(missing) > 3 else '')
                 raise FileNotFoundError(f'{what} file(s) listed in {self.ann_file} not found: {shown}')
+
+    def prepare_data(self, idx: int):
+        """Runs the pipeline on sample ``idx``; a failure on an unreadable image names the image file.
+
+        (mmcv's ``LoadImageFromFile`` stops on an empty file with a bare ``cv2.error``; other failures are raised
+        unchanged.)
+        """
+        try:
+            return super().prepare_data(idx)
+        except Exception as e:
+            raise_if_unreadable_image(self.get_data_info(idx)['img_path'], e)
+            raise
 
     def get_labels(self) -> np.ndarray:
         """The ``float32 [N, C]`` label matrix of the dataset, in index order (for COR)."""

@@ -15,6 +15,7 @@ The bank is written once and reused only with the same settings: asking a finish
 error naming both (delete the folder or choose another ``out_dir``), never a silent reuse.
 """
 import json
+import logging
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -26,7 +27,7 @@ from csd_mm.utils.fileio import atomic_write_bytes, read_png, remove_stale_temp_
 
 __all__ = ['FG_VALUE', 'BG_VALUE', 'UNSURE_VALUE', 'masks_from_cam', 'masks_from_pseudo_mask',
            'encode_masks', 'build_source_bank', 'load_source_bank', 'source_bank_complete',
-           'source_bank_settings', 'check_source_bank_settings']
+           'source_bank_settings', 'check_source_bank_settings', 'check_source_bank_labels']
 
 FG_VALUE = 1
 BG_VALUE = 0
@@ -192,6 +193,7 @@ def build_source_bank(out_dir: str,
     for folder in (out_dir, mask_dir):  # the temporary files of a killed previous run
         remove_stale_temp_files(folder)
     entries: List[Dict] = []
+    empty: List[str] = []
     bar = None
     if progress:
         from mmengine.utils import ProgressBar
@@ -211,9 +213,17 @@ def build_source_bank(out_dir: str,
                 src = osp.join(pseudo_mask_dir, img_id + '.png')
                 fg, bg = masks_from_pseudo_mask(read_png(src), cls)
             write_png(dst, encode_masks(fg, bg))
+        if not (read_png(dst) == FG_VALUE).any():
+            empty.append(img_id)  # nothing to paste (e.g. an all-zero CAM): said once, below
         entries.append(dict(img_id=img_id, **{'class': cls}, mask=rel))
         if bar is not None:
             bar.update()
+    if empty:
+        from mmengine.logging import print_log
+        print_log(f'source bank {out_dir}: {len(empty)} of {len(single)} single-label images have an empty '
+                  f'foreground mask, so pasting them pastes nothing (their consistency terms are 0), e.g. '
+                  f'{empty[0]!r} ({mask_dir}/{empty[0]}.png); an all-zero CAM or a pseudo mask without the class '
+                  'gives this', logger='current', level=logging.WARNING)
     index = dict(entries=entries, settings=settings, num_classes=int(labels.shape[1]))
     atomic_write_bytes(osp.join(out_dir, INDEX_FILE), json.dumps(index, indent=1).encode())
     marker = osp.join(out_dir, PARTIAL_FILE)
@@ -267,3 +277,43 @@ def load_source_bank(out_dir: str) -> Dict:
         if not {'img_id', 'class', 'mask'} <= set(e):
             raise ValueError(f'{path}: entry {e} lacks img_id / class / mask')
     return index
+
+
+def check_source_bank_labels(bank_dir: str, index: Dict, ids: Sequence[str], labels: np.ndarray,
+                             label_source: str = 'the training labels') -> None:
+    """Refuses a bank whose entries disagree with the current labels (a bank of another dataset or labels).
+
+    Every entry's image must be one of ``ids``, be single-label under ``labels`` and have the class the entry is
+    stored under; the bank's ``num_classes`` (when recorded) must be the labels' C.
+
+    Args:
+        bank_dir (str): The bank folder (named in the messages).
+        index (dict): Its index (:func:`load_source_bank`).
+        ids (Sequence[str]): The training dataset's image ids.
+        labels (np.ndarray): ``[len(ids), C]`` multi-hot labels aligned with ``ids``.
+        label_source (str): Name of the labels (e.g. the label file), for the messages.
+
+    Raises:
+        ValueError: Naming the bank folder, the problem, an example id and how many entries are affected.
+    """
+    labels = np.asarray(labels)
+    how = f'Rebuild the bank from these labels (delete {bank_dir} and rerun stage 0), or point to the right one.'
+    stored = index.get('num_classes')
+    if stored is not None and labels.ndim == 2 and int(stored) != labels.shape[1]:
+        raise ValueError(f'source bank {bank_dir} was built for {stored} foreground classes but {label_source} '
+                         f'have {labels.shape[1]}. {how}')
+    row_of = {img_id: i for i, img_id in enumerate(ids)}
+    unknown = [e['img_id'] for e in index['entries'] if e['img_id'] not in row_of]
+    if unknown:
+        raise ValueError(f'source bank {bank_dir}: {len(unknown)} of {len(index["entries"])} entries name images '
+                         f'that are not in the training dataset (e.g. {unknown[0]!r}). {how}')
+    wrong = []
+    for e in index['entries']:
+        present = np.flatnonzero(labels[row_of[e['img_id']]] > 0).tolist()
+        if present != [int(e['class'])]:
+            wrong.append((e['img_id'], int(e['class']), present))
+    if wrong:
+        img_id, cls, present = wrong[0]
+        raise ValueError(f'source bank {bank_dir}: {len(wrong)} entries are not single-label images of the class '
+                         f'they are stored under, by {label_source} (e.g. {img_id!r} is stored under class {cls} '
+                         f'but labelled {present}). {how}')

@@ -11,16 +11,16 @@ import os
 import os.path as osp
 import sys
 from functools import partial
-from typing import Any, Callable, Dict, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
-import mmcv
 import numpy as np
 import torch
 from mmengine.utils import track_parallel_progress, track_progress
 from mmseg.evaluation.metrics import IoUMetric
 
-from ..utils.cam_io import cam_path, load_cam
-from ..utils.fileio import read_png, remove_stale_temp_files, write_png
+from ..utils.cam_io import cam_path, check_cam_folder, load_cam
+from ..utils.fileio import read_image, read_png, remove_stale_temp_files, write_png
+from ..utils.paths import check_image_id
 from ..utils.process import die_with_parent
 from .refiners.builder import RefinerType, build_refiner
 
@@ -37,15 +37,13 @@ def _find_image(img_dir: str, img_id: str, img_suffix: str) -> str:
 def refine_one(refiner: Callable, cam_dir: str, img_dir: str, img_id: str, out_dir: str,
                img_suffix: str = '.jpg') -> bool:
     """Refines one image and writes ``<out_dir>/<img_id>.png``; returns False if it already existed."""
-    out = osp.join(out_dir, img_id + '.png')
+    out = osp.join(out_dir, check_image_id(img_id) + '.png')
     if osp.isfile(out):
         return False
     cpath = cam_path(cam_dir, img_id)
     cam, keys = load_cam(cpath)
     ipath = _find_image(img_dir, img_id, img_suffix)
-    img = mmcv.imread(ipath, channel_order='rgb')
-    if img is None:
-        raise ValueError(f'{ipath}: not a readable image')
+    img = read_image(ipath, channel_order='rgb')  # a corrupt / empty file: an error naming it
     if cam.shape[1:] != img.shape[:2]:
         raise ValueError(f'CAM file {cpath} has size {cam.shape[1:]} but image {ipath} has {img.shape[:2]}')
     mask = np.asarray(refiner(img, cam, keys))
@@ -80,11 +78,14 @@ def export_pseudo_masks(cam_dir: str,
                         refiner: RefinerType,
                         num_workers: int = 0,
                         progress: bool = True,
-                        img_suffix: str = '.jpg') -> Dict[str, int]:
+                        img_suffix: str = '.jpg',
+                        num_fg_classes: Optional[int] = None) -> Dict[str, int]:
     """Writes ``<out_dir>/<id>.png`` for every id (atomically), skipping files that exist.
 
     A run that was killed is resumed by calling it again: finished masks are skipped, the temporary files the
-    killed writers left are removed.
+    killed writers left are removed. Before anything is written, the inputs are checked
+    (:func:`~csd_mm.utils.cam_io.check_cam_folder`): every id is a plain file name and has a CAM file whose class
+    ids lie in ``0..num_fg_classes-1``, and an image.
 
     The images are processed with mmengine's ``track_progress`` (in this process) or ``track_parallel_progress``
     (a ``multiprocessing`` pool of ``num_workers`` processes with one torch thread each; completion order).
@@ -99,15 +100,27 @@ def export_pseudo_masks(cam_dir: str,
         num_workers (int): Worker processes (0: in this process). Defaults to 0.
         progress (bool): Show a progress bar on stdout. Defaults to True.
         img_suffix (str): Image file suffix. Defaults to '.jpg'.
+        num_fg_classes (int, optional): C, the dataset's foreground classes: CAM files with other class ids
+            (another dataset's) are refused. None: not checked.
 
     Returns:
         dict: ``written`` and ``skipped`` counts.
+
+    Raises:
+        FileNotFoundError: A CAM file or an image of ``ids`` is missing (checked before any file is written).
+        ValueError: An id is not a plain file name, a CAM file holds class ids outside the classes, or (while
+            writing) an image cannot be decoded or has another size than its CAM.
     """
-    refiner = build_refiner(refiner)
     ids = [str(i) for i in ids]
+    todo = [i for i in ids if not osp.isfile(osp.join(out_dir, check_image_id(i, 'the ids') + '.png'))]
+    check_cam_folder(cam_dir, todo, num_fg_classes)
+    missing = [osp.join(img_dir, i + img_suffix) for i in todo if not osp.isfile(osp.join(img_dir, i + img_suffix))]
+    if missing:
+        raise FileNotFoundError(f'{len(missing)} of {len(todo)} images to refine are missing in {img_dir} (CAMs of '
+                                f'another dataset?): {", ".join(missing[:5])}{" ..." if len(missing) > 5 else ""}')
+    refiner = build_refiner(refiner)
     os.makedirs(out_dir, exist_ok=True)
     remove_stale_temp_files(out_dir)  # the temporary files of a killed previous export
-    todo = [i for i in ids if not osp.isfile(osp.join(out_dir, i + '.png'))]
     if not todo:
         return dict(written=0, skipped=len(ids))
     bar_file = sys.stdout if progress else io.StringIO()  # mmengine's bars always draw; off: into a buffer

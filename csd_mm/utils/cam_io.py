@@ -9,13 +9,15 @@ file that exists is complete and reruns can skip it (:func:`missing_ids`).
 """
 import os
 import zipfile
-from typing import Any, Iterable, List, Tuple
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .fileio import atomic_write
+from .paths import check_image_id
 
-__all__ = ['CAM_SUFFIX', 'save_cam', 'load_cam', 'cam_path', 'missing_ids', 'is_complete']
+__all__ = ['CAM_SUFFIX', 'save_cam', 'load_cam', 'load_cam_keys', 'cam_path', 'missing_ids', 'is_complete',
+           'check_cam_folder']
 
 CAM_SUFFIX = '.npz'
 
@@ -126,3 +128,79 @@ def missing_ids(cam_dir: str, ids: Iterable[str]) -> List[str]:
 def is_complete(cam_dir: str, ids: Iterable[str]) -> bool:
     """Whether every id in ``ids`` has a CAM file in ``cam_dir``."""
     return not missing_ids(cam_dir, ids)
+
+
+def load_cam_keys(path: str) -> np.ndarray:
+    """Reads only the ``keys`` of a CAM file (cheap: the maps are not decompressed; never unpickles).
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If the file is not a CAM archive or its keys are not ascending non-negative integers.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'CAM file {path} does not exist')
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if 'keys' not in archive.files:
+                raise ValueError(f'missing entry keys (has {sorted(archive.files)})')
+            keys = archive['keys']
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError, AttributeError, TypeError) as e:
+        raise ValueError(f'CAM file {path} cannot be read as a CAM archive: {e}') from e
+    if keys.ndim != 1 or (keys.size and not np.issubdtype(keys.dtype, np.integer)):
+        raise ValueError(f'CAM file {path}: keys must be an integer vector, got dtype {keys.dtype} shape '
+                         f'{keys.shape}')
+    if keys.size and (keys.min() < 0 or np.any(np.diff(keys) <= 0)):
+        raise ValueError(f'CAM file {path}: keys must be non-negative and strictly ascending, got {keys.tolist()}')
+    return keys.astype(np.int64)
+
+
+def check_cam_folder(cam_dir: str,
+                     ids: Sequence[str],
+                     num_fg_classes: Optional[int] = None,
+                     labels: Optional[Mapping[str, Any]] = None,
+                     label_file: str = 'the labels') -> None:
+    """Checks up front that a CAM folder belongs to the dataset a tool is run on, before anything is written.
+
+    Every tool that reads CAM files (seed evaluation, pseudo masks, the refiners' training sets, the
+    co-occurrence diagnostic, the CAM drawings) calls this, so CAMs of another dataset (other ids, more
+    classes, other labels) are refused with the file named instead of turning into masks with foreign class
+    values. Only each file's ``keys`` are read (:func:`load_cam_keys`).
+
+    Args:
+        cam_dir (str): Folder of ``<img_id>.npz`` CAM files.
+        ids (Sequence[str]): The ids the tool will read; each must be a plain file name (no ``/``, no ``..``).
+        num_fg_classes (int, optional): C, the number of foreground classes: every key must lie in
+            ``0..C-1``. None: not checked.
+        labels (Mapping[str, array-like], optional): Image id -> ``[C]`` multi-hot label. When given, a CAM
+            file's keys must be exactly its image's classes (the CAM files hold the maps of the label's classes).
+        label_file (str): Name of the label source, for the messages.
+
+    Raises:
+        FileNotFoundError: The folder does not exist or ids have no CAM file (the first ones are named).
+        ValueError: An id is not a plain file name, a file is unreadable, or its keys lie outside the classes
+            or differ from its label (the file, its keys and the expected classes are named).
+    """
+    if not os.path.isdir(cam_dir):
+        raise FileNotFoundError(f'CAM folder {cam_dir} does not exist')
+    ids = list(ids)
+    for img_id in ids:
+        check_image_id(img_id, f'CAM folder {cam_dir}')
+    missing = missing_ids(cam_dir, ids)
+    if missing:
+        shown = ', '.join(cam_path(cam_dir, i) for i in missing[:5])
+        raise FileNotFoundError(f'{len(missing)} of {len(ids)} images have no CAM file in {cam_dir} (CAMs of '
+                                f'another dataset or split?): {shown}{" ..." if len(missing) > 5 else ""}')
+    for img_id in ids:
+        path = cam_path(cam_dir, img_id)
+        keys = load_cam_keys(path)
+        if num_fg_classes is not None and keys.size and keys.max() >= num_fg_classes:
+            raise ValueError(f'CAM file {path} has class ids {keys.tolist()} but the dataset has {num_fg_classes} '
+                             f'foreground classes (ids 0..{num_fg_classes - 1}): CAMs of another dataset?')
+        if labels is not None:
+            if img_id not in labels:
+                raise ValueError(f'{label_file}: no label for {img_id!r}, whose CAM file is {path}')
+            expected = np.flatnonzero(np.asarray(labels[img_id]).reshape(-1) > 0)
+            if keys.tolist() != expected.tolist():
+                raise ValueError(f'CAM file {path} has class ids {keys.tolist()} but by {label_file} {img_id!r} '
+                                 f'has the classes {expected.tolist()}: CAMs of another dataset or other labels?')

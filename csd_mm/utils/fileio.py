@@ -11,8 +11,8 @@ import cv2
 import mmcv
 import numpy as np
 
-__all__ = ['atomic_write', 'atomic_write_bytes', 'write_png', 'read_png', 'current_umask', 'new_file_mode',
-           'remove_stale_temp_files']
+__all__ = ['atomic_write', 'atomic_write_bytes', 'write_png', 'read_png', 'read_image', 'raise_if_unreadable_image',
+           'current_umask', 'new_file_mode', 'remove_stale_temp_files']
 
 
 #: ``.<file name>~<host>~<pid>~<random><suffix>``: the writer's host and pid in the temporary file's name let
@@ -147,3 +147,37 @@ def read_png(path: str) -> np.ndarray:
         raise ValueError(f'mask {path} must be a single-channel image, got shape '
                          f'{None if array is None else array.shape}')
     return array
+
+
+def read_image(path: str, channel_order: str = 'bgr') -> np.ndarray:
+    """Reads a colour image with mmcv; a missing, empty, truncated or non-image file is an error naming it.
+
+    (mmcv's cv2 backend returns None for an undecodable file and raises a bare ``cv2.error`` for an empty one.)
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ValueError: The file cannot be decoded.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'image {path} does not exist')
+    try:
+        img = mmcv.imread(path, channel_order=channel_order)
+    except Exception as e:  # cv2.error for empty files, others from the decoders
+        raise ValueError(f'image {path} cannot be decoded (empty, truncated or not an image file): '
+                         f'{type(e).__name__}: {e}') from e
+    if img is None:
+        raise ValueError(f'image {path} cannot be decoded (empty, truncated or not an image file)')
+    return img
+
+
+def raise_if_unreadable_image(path: str, error: BaseException) -> None:
+    """Called when a data pipeline failed on the sample of image ``path``: raises a ValueError naming the image
+    (chained to ``error``) when the image itself cannot be read; returns otherwise, so the caller re-raises
+    ``error`` unchanged (the failure was elsewhere).
+
+    mmcv's ``LoadImageFromFile`` stops on an empty file with a bare ``cv2.error`` that names no file.
+    """
+    try:
+        read_image(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise type(e)(f'{e} (while loading a training / test sample)') from error

@@ -1,4 +1,5 @@
 """Tests for csd_mm.datasets.cooccurrence (COR, CSD BMVC 2023 Sec. 3.2 / Eq. 1)."""
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +133,37 @@ def test_sampler_explicit_source_classes():
         CORSampler(np.array([[1, 1, 0]]), probs)
     with pytest.raises(ValueError, match='2 source_ids for 3'):
         CORSampler(np.array([0, 2, 0]), probs, source_ids=[1, 2])
+
+
+class _Records(logging.Handler):
+    """Collects the records of mmengine's current logger (it does not propagate to pytest's caplog)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_classes_without_source_image_warned_once_and_never_drawn():
+    from mmengine.logging import MMLogger
+    # 5 classes; classes 1 and 3 have no single-label image (COCO has several such classes)
+    labels = np.array([[1, 0, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 1], [1, 1, 0, 0, 0], [0, 1, 0, 1, 0],
+                       [0, 0, 1, 1, 0]], np.float32)
+    logger = MMLogger.get_current_instance()
+    records = _Records()
+    logger.addHandler(records)
+    try:
+        sampler = CORSampler.from_labels(labels, rng=0, class_names=['a', 'b', 'c', 'd', 'e'])
+        drawn = {sampler.sample(row)[0] for row in labels for _ in range(200)}
+        uniform = CORSampler.from_labels(labels, rng=0, sampling='uniform')
+        drawn |= {uniform.sample(row)[0] for row in labels for _ in range(50)}
+    finally:
+        logger.removeHandler(records)
+    assert drawn == {0, 2, 4}
+    # a target of the two source-less classes still gets a source image of another class
+    assert sampler.class_distribution(labels[4])[[1, 3]].tolist() == [0.0, 0.0]
+    ours = [m for m in records.messages if m.startswith('CORSampler')]
+    assert ours[0] == 'CORSampler: no single-label (source) image of class(es) 1 (b), 3 (d); they are never pasted'
+    assert len(ours) == 2  # once per sampler: its two samplers, no warning per draw

@@ -246,3 +246,23 @@ def test_a_source_pipeline_without_prior_decoding_is_refused(toy):
                     source_pipeline=SOURCE_PIPELINE[:-1], paste_pipeline=PASTE_PIPELINE, pair='all')
     with pytest.raises(KeyError, match='DecodePriorMask'):
         ds[0]
+
+
+def test_a_bank_of_other_labels_is_refused(toy, tmp_path):
+    """A bank built from other labels (here: one entry moved to another class) is refused, naming the bank."""
+    import json
+    import shutil
+    bank = str(tmp_path / 'bank')
+    shutil.copytree(toy['bank'], bank)
+    index = json.loads(open(osp.join(bank, 'index.json')).read())
+    entry = index['entries'][0]
+    entry['class'] = (entry['class'] + 1) % len(toy['labels'][0])
+    with open(osp.join(bank, 'index.json'), 'w') as f:
+        json.dump(index, f)
+    base = dict(type=ImageLevelDataset, ann_file='ImageSets/Segmentation/train_aug.txt', data_root=toy['root'],
+                label_file='cls_labels.npy', metainfo=dict(classes=toy['classes']))
+    with pytest.raises(ValueError, match=rf"source bank {bank}: 1 entries are not single-label images of the "
+                                         rf"class they are stored under, by the labels of ImageLevelDataset "
+                                         rf"\(.*cls_labels\.npy\) \(e\.g\. '{entry['img_id']}'"):
+        CSDDataset(dataset=base, source_bank=bank, pipeline=TARGET_PIPELINE, source_pipeline=SOURCE_PIPELINE,
+                   paste_pipeline=PASTE_PIPELINE)

@@ -121,3 +121,17 @@ def test_helpful_errors(root, tmp_path):
     with pytest.raises(FileNotFoundError, match='mask.*toyva_00002.png'):
         _dataset(broken, data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClassAug'),
                  ann_file='ImageSets/Segmentation/val.txt')
+
+
+@pytest.mark.parametrize('content', [b'', b'\xff\xd8\xff\xe0 truncated jpeg'])
+def test_corrupt_image_is_named_when_loaded(root, tmp_path, content):
+    """mmcv's LoadImageFromFile stops on an empty file with a bare cv2.error; the dataset names the image."""
+    broken = tmp_path / 'broken'
+    shutil.copytree(root, broken)
+    (broken / 'JPEGImages' / 'toytr_00003.jpg').write_bytes(content)
+    ds = _dataset(broken, pipeline=[dict(type=LoadImageFromFile), dict(type=PackCAMInputs)])
+    index = [ds.get_data_info(i)['img_id'] for i in range(len(ds))].index('toytr_00003')
+    with pytest.raises(ValueError, match=r'image .*toytr_00003\.jpg cannot be decoded \(empty, truncated or not '
+                                         r'an image file\)'):
+        ds[index]
+    assert ds[(index + 1) % len(ds)]['inputs'].shape[0] == 3  # the others still load

@@ -177,3 +177,12 @@ def test_labels_for_split():
         labels_for_split(labels, ['a', 'zz'], 3, label_file='cls.npy')
     with pytest.raises(LabelFileError, match="cls.npy: label of 'a' has 3 entries, expected 20"):
         labels_for_split(labels, ['a'], 20, label_file='cls.npy')
+
+
+def test_npz_label_file_with_pickled_objects_runs_no_code(tmp_path):
+    target = str(tmp_path / 'pwned')
+    path = tmp_path / 'evil.npz'
+    np.savez(path, ids=np.array([_Evil(target)], dtype=object), labels=np.ones((1, 3), np.uint8))
+    with pytest.raises(LabelFileError, match=r'evil\.npz is not a valid cls_labels \.npz file'):
+        load_cls_labels(path)
+    assert not os.path.exists(target)

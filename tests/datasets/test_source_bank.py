@@ -1,5 +1,6 @@
 """Tests of csd_mm/datasets/source_bank.py (CSD stage 0: the prior masks of the single-label images)."""
 import json
+import logging
 import os
 import os.path as osp
 
@@ -7,9 +8,9 @@ import numpy as np
 import pytest
 
 from csd_mm.datasets.source_bank import (BG_VALUE, FG_VALUE, UNSURE_VALUE, build_source_bank,
-                                         check_source_bank_settings, encode_masks, load_source_bank,
-                                         masks_from_cam, masks_from_pseudo_mask, source_bank_complete,
-                                         source_bank_settings)
+                                         check_source_bank_labels, check_source_bank_settings, encode_masks,
+                                         load_source_bank, masks_from_cam, masks_from_pseudo_mask,
+                                         source_bank_complete, source_bank_settings)
 from csd_mm.utils.cam_io import cam_path, save_cam
 from csd_mm.utils.fileio import read_png, write_png
 
@@ -176,8 +177,8 @@ def test_crashed_run_resumes(tmp_path):
     assert not source_bank_complete(out)
     assert os.listdir(osp.join(out, 'masks')) == ['a.png']
     assert json.loads((tmp_path / 'bank' / 'settings.partial.json').read_text())['prior'] == 'cam'
-    # the kept mask of a (a marker value nobody would compute) is used when the run resumes
-    write_png(osp.join(out, 'masks', 'a.png'), np.full((2, 2), 7, np.uint8))
+    # the kept mask of a (all foreground: what its CAM would not give) is used when the run resumes
+    write_png(osp.join(out, 'masks', 'a.png'), np.full((2, 2), 1, np.uint8))
     os.rename(str(tmp_path / 'c.npz'), cam_path(cam_dir, 'c'))
     os.remove(cam_path(cam_dir, 'a'))  # so a cannot be recomputed: the kept file must be used
     # resuming with other settings would mix them: refused
@@ -186,7 +187,7 @@ def test_crashed_run_resumes(tmp_path):
         build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, tau_fg=0.6, progress=False)
     index = build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False)
     assert [e['img_id'] for e in index['entries']] == ['a', 'c']
-    np.testing.assert_array_equal(read_png(osp.join(out, 'masks', 'a.png')), np.full((2, 2), 7))
+    np.testing.assert_array_equal(read_png(osp.join(out, 'masks', 'a.png')), np.full((2, 2), 1))
     np.testing.assert_array_equal(read_png(osp.join(out, 'masks', 'c.png')), [[1, 0], [255, 1]])
     assert source_bank_complete(out) and not osp.exists(osp.join(out, 'settings.partial.json'))
 
@@ -226,3 +227,65 @@ def test_errors(tmp_path):
     (bad / 'index.json').write_text('not json')
     with pytest.raises(ValueError, match='malformed'):
         load_source_bank(str(bad))
+
+
+def test_bank_that_disagrees_with_the_labels_is_refused(tmp_path):
+    bank = str(tmp_path / 'bank')
+    index = dict(entries=[dict(img_id='a', mask='masks/a.png', **{'class': 2}),
+                          dict(img_id='c', mask='masks/c.png', **{'class': 0})], num_classes=3)
+    check_source_bank_labels(bank, index, IDS, LABELS)  # the bank of these labels
+    with pytest.raises(ValueError, match=r'source bank .*bank was built for 3 foreground classes but cls\.npy have '
+                                         r'5\. Rebuild'):
+        check_source_bank_labels(bank, index, IDS, np.zeros((4, 5)), 'cls.npy')
+    with pytest.raises(ValueError, match=r"source bank .*bank: 2 of 2 entries name images that are not in the "
+                                         r"training dataset \(e\.g\. 'a'\)"):
+        check_source_bank_labels(bank, index, ['x', 'y'], LABELS[:2])
+    other = LABELS.copy()
+    other[0] = [0, 1, 0]  # a is single-label of class 1 under these labels
+    with pytest.raises(ValueError, match=r"1 entries are not single-label images of the class they are stored "
+                                         r"under, by new\.npy \(e\.g\. 'a' is stored under class 2 but labelled \[1\]"):
+        check_source_bank_labels(bank, index, IDS, other, 'new.npy')
+    other[0] = [0, 1, 1]  # multi-label now
+    with pytest.raises(ValueError, match=r"'a' is stored under class 2 but labelled \[1, 2\]"):
+        check_source_bank_labels(bank, index, IDS, other)
+
+
+def test_empty_foreground_masks_are_named_in_a_warning(tmp_path):
+    from mmengine.logging import MMLogger
+    mask_dir, out = tmp_path / 'pm', str(tmp_path / 'bank')
+    write_png(str(mask_dir / 'a.png'), np.array([[3, 0], [0, 0]], np.uint8))  # class 2 -> value 3: has fg
+    write_png(str(mask_dir / 'c.png'), np.array([[0, 0], [255, 2]], np.uint8))  # class 0 (value 1) is absent
+    messages = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        index = build_source_bank(out, IDS, LABELS, pseudo_mask_dir=str(mask_dir), progress=False)
+    finally:
+        logger.removeHandler(handler)
+    assert [e['img_id'] for e in index['entries']] == ['a', 'c']
+    assert any("1 of 2 single-label images have an empty foreground mask, so pasting them pastes nothing (their "
+               "consistency terms are 0), e.g. 'c'" in m for m in messages)
+
+
+class _TouchMarker:
+    """Unpickling this would create the marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+def test_malicious_source_bank_index_runs_no_code(tmp_path):
+    """The index is JSON (never unpickled): a pickle in its place is a malformed index, and runs nothing."""
+    import pickle
+    marker = tmp_path / 'marker'
+    bank = tmp_path / 'bank'
+    bank.mkdir()
+    (bank / 'index.json').write_bytes(pickle.dumps(dict(entries=[_TouchMarker(marker)])))
+    with pytest.raises(ValueError, match=r'index\.json: malformed source bank index'):
+        load_source_bank(str(bank))
+    assert not marker.exists()

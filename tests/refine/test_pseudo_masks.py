@@ -77,7 +77,7 @@ def test_export_reports_bad_inputs(tmp_path):
     with pytest.raises(FileNotFoundError, match='zz'):
         export_pseudo_masks(cam_dir, img_dir, ['zz'], str(tmp_path / 'o'), SeedRefiner(), progress=False)
     with pytest.raises(TypeError, match='refiner'):
-        export_pseudo_masks(cam_dir, img_dir, ['a'], str(tmp_path / 'o'), 3, progress=False)
+        export_pseudo_masks(cam_dir, img_dir, ['a'], str(tmp_path / 'o'), 3, progress=False, img_suffix='.png')
 
 
 def test_mask_miou_hand_count(tmp_path):
@@ -97,3 +97,40 @@ def test_mask_miou_hand_count(tmp_path):
     write_png(str(gt_dir / 'c.png'), np.zeros((3, 2), np.uint8))
     with pytest.raises(ValueError, match='c.png'):
         mask_miou(str(pred_dir), str(gt_dir), ['c'], num_classes=3)
+
+
+def test_cams_of_another_dataset_are_refused_before_anything_is_written(tmp_path):
+    cam_dir, img_dir = _write_inputs(tmp_path)  # class ids drawn from 0..19 (VOC-sized)
+    out = tmp_path / 'o'
+    with pytest.raises(ValueError, match=r'b\.npz has class ids \[17\] but the dataset has 5 foreground '
+                                         r'classes'):
+        export_pseudo_masks(cam_dir, img_dir, IDS, str(out), SeedRefiner(), progress=False, img_suffix='.png',
+                            num_fg_classes=5)
+    assert not out.exists()
+    with pytest.raises(FileNotFoundError, match=r'3 of 3 images to refine are missing in .*imgs .*a\.jpg'):
+        export_pseudo_masks(cam_dir, img_dir, IDS, str(out), SeedRefiner(), progress=False)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize('img_id', ['../a', 'sub/a', '..'])
+def test_ids_that_would_write_outside_the_output_folder_are_refused(tmp_path, img_id):
+    cam_dir, img_dir = _write_inputs(tmp_path)
+    with pytest.raises(ValueError, match='is not a plain file name'):
+        export_pseudo_masks(cam_dir, img_dir, ['a', img_id], str(tmp_path / 'out' / 'o'), SeedRefiner(),
+                            progress=False, img_suffix='.png')
+    assert not (tmp_path / 'out').exists()
+
+
+def test_corrupt_image_is_named(tmp_path):
+    cam_dir, img_dir = _write_inputs(tmp_path)
+    with open(f'{img_dir}/b.png', 'rb') as f:
+        data = f.read()
+    with open(f'{img_dir}/b.png', 'wb') as f:
+        f.write(data[:40])  # truncated
+    with open(f'{img_dir}/c.png', 'wb'):
+        pass  # empty: cv2 alone raises an anonymous error
+    for img_id in ('b', 'c'):
+        with pytest.raises(ValueError, match=rf'image .*imgs/{img_id}\.png cannot be decoded'):
+            export_pseudo_masks(cam_dir, img_dir, [img_id], str(tmp_path / 'o'), SeedRefiner(), progress=False,
+                                img_suffix='.png')
+        assert not (tmp_path / 'o' / f'{img_id}.png').exists()

@@ -101,7 +101,14 @@ def test_errors_name_the_files(toy, run_tool_inprocess, tmp_path):
         run_tool_inprocess(_args(toy, cams, '--threshold', '0.5', '--no-progress'))
     # another dataset's CAM: keys beyond the labels' 5 classes
     save_cam(cam_path(str(cams), ids[3]), np.zeros((1, 64, 64), np.float32), [9])
-    with pytest.raises(SystemExit, match=rf'{ids[3]}.npz has class keys \[9\] but the labels have 5 foreground'):
+    with pytest.raises(SystemExit, match=rf'{ids[3]}.npz has class ids \[9\] but the dataset has 5 foreground'):
+        run_tool_inprocess(_args(toy, cams, '--threshold', '0.5', '--no-progress'))
+    # a CAM of the dataset's classes but not of its image's label (CAM files hold exactly the label's classes)
+    label = load_cls_labels(str(toy['root'] / 'cls_labels.npy'))[ids[3]]
+    absent = int(np.flatnonzero(label == 0)[0])
+    save_cam(cam_path(str(cams), ids[3]), np.zeros((1, 64, 64), np.float32), [absent])
+    with pytest.raises(SystemExit, match=rf"{ids[3]}.npz has class ids \[{absent}\] but by the labels '{ids[3]}' "
+                                         r'has the classes \['):
         run_tool_inprocess(_args(toy, cams, '--threshold', '0.5', '--no-progress'))
     # another dataset's mask: values beyond 0..5 and 255
     masks = tmp_path / 'masks'

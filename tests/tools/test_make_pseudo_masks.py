@@ -66,3 +66,13 @@ def test_crf_and_config_refiners(tmp_path):
         assert not read_png(str(tmp_path / 'cfg' / f'{img_id}.png')).any()
     with pytest.raises(SystemExit, match='refiner'):
         tool.main([str(cam_dir), str(img_dir), str(tmp_path / 'x'), '--refiner', str(tmp_path / 'missing.py')])
+
+
+def test_cams_of_another_dataset_are_refused(tmp_path):
+    cam_dir, img_dir, gt_dir, ids = _data(tmp_path)  # class ids 2, 3, 4
+    out = tmp_path / 'out'
+    with pytest.raises(SystemExit, match=r'error: CAM file .*i2\.npz has class ids \[4\] but the dataset has 4 '
+                                         r'foreground classes \(ids 0\.\.3\): CAMs of another dataset\?'):
+        tool.main([str(cam_dir), str(img_dir), str(out), '--refiner', 'none', '--img-suffix', '.png',
+                   '--num-classes', '5', '--gt-dir', str(gt_dir), '--no-progress'])
+    assert not out.exists()  # nothing written, no mIoU

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from csd_mm.utils.cam_io import cam_path, is_complete, load_cam, missing_ids, save_cam
+from csd_mm.utils.cam_io import (cam_path, check_cam_folder, is_complete, load_cam, load_cam_keys, missing_ids,
+                                 save_cam)
 from csd_mm.utils.fileio import atomic_write
 
 
@@ -127,3 +128,66 @@ def test_atomic_write_failure_leaves_nothing(tmp_path):
         atomic_write(path, broken)
     assert os.listdir(tmp_path) == ['out.npz']
     assert load_cam(path)[1].tolist() == [4]  # the old file is untouched
+
+
+def _cams(tmp_path, keys_by_id):
+    cam_dir = str(tmp_path / 'cams')
+    for img_id, keys in keys_by_id.items():
+        save_cam(cam_path(cam_dir, img_id), np.ones((len(keys), 2, 3), np.float32), np.array(keys, np.int64))
+    return cam_dir
+
+
+def test_load_cam_keys_reads_the_keys_only(tmp_path):
+    cam_dir = _cams(tmp_path, dict(a=[1, 4]))
+    assert load_cam_keys(cam_path(cam_dir, 'a')).tolist() == [1, 4]
+    np.savez(str(tmp_path / 'nokeys.npz'), cam=np.zeros((1, 2, 2), np.float32))
+    with pytest.raises(ValueError, match=r'nokeys\.npz cannot be read as a CAM archive: missing entry keys'):
+        load_cam_keys(str(tmp_path / 'nokeys.npz'))
+    np.savez(str(tmp_path / 'pickled.npz'), keys=np.array([{'a': 1}], dtype=object))
+    with pytest.raises(ValueError, match=r'pickled\.npz cannot be read'):
+        load_cam_keys(str(tmp_path / 'pickled.npz'))
+
+
+def test_check_cam_folder_accepts_the_dataset_own_cams(tmp_path):
+    cam_dir = _cams(tmp_path, dict(a=[0], b=[1, 4]))
+    labels = dict(a=np.array([1, 0, 0, 0, 0]), b=np.array([0, 1, 0, 0, 1]))
+    check_cam_folder(cam_dir, ['a', 'b'], num_fg_classes=5, labels=labels)
+
+
+def test_check_cam_folder_refuses_cams_of_another_dataset(tmp_path):
+    cam_dir = _cams(tmp_path, dict(a=[0], b=[11, 14]))
+    with pytest.raises(FileNotFoundError, match=r'1 of 2 images have no CAM file in .*cams.*zz\.npz'):
+        check_cam_folder(cam_dir, ['a', 'zz'])
+    with pytest.raises(ValueError, match=r'b\.npz has class ids \[11, 14\] but the dataset has 5 foreground '
+                                         r'classes \(ids 0\.\.4\): CAMs of another dataset\?'):
+        check_cam_folder(cam_dir, ['a', 'b'], num_fg_classes=5)
+    labels = dict(a=np.array([0, 1] + [0] * 13), b=np.zeros(15))
+    with pytest.raises(ValueError, match=r"a\.npz has class ids \[0\] but by cls\.npy 'a' has the classes \[1\]"):
+        check_cam_folder(cam_dir, ['a', 'b'], num_fg_classes=15, labels=labels, label_file='cls.npy')
+    with pytest.raises(ValueError, match=r"image id '\.\./a' from CAM folder .* is not a plain file name"):
+        check_cam_folder(cam_dir, ['../a'])
+    with pytest.raises(FileNotFoundError, match='CAM folder .*nope does not exist'):
+        check_cam_folder(str(tmp_path / 'nope'), ['a'])
+
+
+class _TouchMarker:
+    """Unpickling this would create the marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+def test_malicious_cam_file_runs_no_code(tmp_path):
+    marker = tmp_path / 'marker'
+    path = str(tmp_path / 'evil.npz')
+    np.savez(path, cam=np.array([_TouchMarker(marker)], dtype=object), keys=np.array([_TouchMarker(marker)]))
+    with pytest.raises(ValueError, match=r'CAM file .*evil\.npz cannot be read as a CAM archive'):
+        load_cam(path)
+    with pytest.raises(ValueError, match=r'CAM file .*evil\.npz cannot be read as a CAM archive'):
+        load_cam_keys(path)
+    with pytest.raises(ValueError, match=r'evil\.npz cannot be read'):
+        check_cam_folder(str(tmp_path), ['evil'])
+    assert not marker.exists()

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from csd_mm.utils.cam_io import save_cam
-from csd_mm.utils.fileio import (atomic_write, atomic_write_bytes, current_umask, new_file_mode, read_png,
-                                remove_stale_temp_files, write_png)
+from csd_mm.utils.fileio import (atomic_write, atomic_write_bytes, current_umask, new_file_mode,
+                                raise_if_unreadable_image, read_image, read_png, remove_stale_temp_files, write_png)
 
 
 def test_read_png_palette_and_gray(tmp_path):
@@ -91,3 +91,30 @@ def test_temp_file_name_records_host_and_pid(tmp_path):
     atomic_write(str(tmp_path / 'x.bin'), lambda f: names.extend(os.listdir(tmp_path)) or f.write(b'1'))
     assert len(names) == 1 and names[0].startswith(f'.x.bin~{socket.gethostname()}~{os.getpid()}~')
     assert names[0].endswith('.tmp')
+def _jpeg(path, data):
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_read_image_names_corrupt_files(tmp_path):
+    good = str(tmp_path / 'good.jpg')
+    mmcv.imwrite(np.full((8, 8, 3), 100, np.uint8), good)
+    assert read_image(good).shape == (8, 8, 3)
+    with open(good, 'rb') as f:
+        data = f.read()
+    for name, content in (('empty.jpg', b''), ('garbage.jpg', b'not an image' * 20),
+                          ('truncated.jpg', data[:len(data) // 3])):
+        with pytest.raises(ValueError, match=rf'image .*{name} cannot be decoded \(empty, truncated or not an image'):
+            read_image(_jpeg(tmp_path / name, content))
+    with pytest.raises(FileNotFoundError, match=r'image .*missing\.jpg does not exist'):
+        read_image(str(tmp_path / 'missing.jpg'))
+
+
+def test_raise_if_unreadable_image(tmp_path):
+    good = str(tmp_path / 'good.png')
+    mmcv.imwrite(np.zeros((4, 4, 3), np.uint8), good)
+    raise_if_unreadable_image(good, RuntimeError('elsewhere'))  # the image is fine: the caller re-raises
+    cause = RuntimeError('cv2.error !buf.empty()')
+    with pytest.raises(ValueError, match=r'empty\.jpg cannot be decoded') as info:
+        raise_if_unreadable_image(_jpeg(tmp_path / 'empty.jpg', b''), cause)
+    assert info.value.__cause__ is cause

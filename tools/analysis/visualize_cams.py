@@ -12,7 +12,7 @@ import mmcv
 import numpy as np
 
 from csd_mm.datasets import read_split
-from csd_mm.utils import cam_path, load_cam, write_png
+from csd_mm.utils import cam_path, check_cam_folder, load_cam, write_png
 from csd_mm.visualization import draw_cam_row
 
 
@@ -39,8 +39,13 @@ def main() -> None:
         with open(meta) as f:
             names = list(json.load(f)['classes'])
     palette = np.array(PascalVOCDataset.METAINFO['palette'], np.uint8)
+    ids = args.ids or read_split(args.split)
+    try:  # CAMs of another dataset (other ids, more classes) or ids with path parts: refused before drawing
+        check_cam_folder(args.cam_dir, ids, len(names) - 1)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f'error: {e}')
     os.makedirs(args.out_dir, exist_ok=True)
-    for img_id in args.ids or read_split(args.split):
+    for img_id in ids:
         img_file = os.path.join(args.img_dir, img_id + args.img_suffix)
         img = mmcv.imread(img_file)  # raises FileNotFoundError naming the file
         cam, keys = load_cam(cam_path(args.cam_dir, img_id))

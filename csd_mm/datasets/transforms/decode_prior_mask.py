@@ -27,7 +27,8 @@ class DecodePriorMask(BaseTransform):
 
     Raises:
         KeyError: ``gt_seg_map`` is missing (the source pipeline must load the bank mask with LoadAnnotations).
-        ValueError: The map holds another value (not a source-bank mask); names ``seg_map_path``.
+        ValueError: The map holds another value (not a source-bank mask) or its size differs from ``img``'s;
+            names ``seg_map_path``.
     """
 
     def transform(self, results: Dict) -> Dict:
@@ -35,6 +36,10 @@ class DecodePriorMask(BaseTransform):
             raise KeyError(f'DecodePriorMask needs the prior mask as gt_seg_map (LoadAnnotations) for '
                            f'{results.get("img_path", "<unknown image>")}')
         prior = np.asarray(results['gt_seg_map'])
+        if 'img' in results and prior.shape[:2] != results['img'].shape[:2]:
+            raise ValueError(f'{results.get("seg_map_path", "<unknown mask>")}: the source-bank prior mask has size '
+                             f'{prior.shape[:2]} but its image {results.get("img_path", "<unknown image>")} has '
+                             f'{results["img"].shape[:2]} (a bank built from other images?)')
         bad = (prior != _FG) & (prior != _BG) & (prior != _UNSURE)
         if bad.any():
             raise ValueError(f'{results.get("seg_map_path", "<unknown mask>")}: a source-bank prior mask holds 1 '

@@ -14,6 +14,7 @@ from mmseg.registry import HOOKS
 
 from csd_mm.utils.cam_io import cam_path, save_cam
 from csd_mm.utils.fileio import remove_stale_temp_files
+from csd_mm.utils.paths import resolve_inside
 
 __all__ = ['CAMGenerationHook']
 
@@ -33,7 +34,8 @@ class CAMGenerationHook(Hook):
       predictions that :class:`~csd_mm.evaluation.SeedMetric` scores), so ``tools/test.py`` leaves them on disk.
 
     Args:
-        out_dir (str): Output folder; relative paths are taken under the runner's ``work_dir``.
+        out_dir (str): Output folder, relative to the runner's ``work_dir`` and inside it (an absolute path or
+            one that climbs out with ``..`` is refused before anything runs, unless ``out_dir_from_cli``).
             Defaults to 'cams'.
         dataloader (dict, optional): Dataloader config for the pass after training. Its sampler is replaced by
             a non-shuffling, non-padding ``DefaultSampler``. Defaults to None (no pass after training).
@@ -46,7 +48,10 @@ class CAMGenerationHook(Hook):
             ``<img_id>.png`` pseudo masks, relative to ``work_dir`` unless absolute) the bank is built from
             those masks instead of the CAMs (docs/method.md section 1, "Alternative prior"). The bank records
             these settings; a finished bank in ``out_dir`` made with other ones is an error (raised before
-            training starts), not reused: delete it or choose another ``out_dir``. Defaults to None.
+            training starts), not reused: delete it or choose another ``out_dir``. Its ``out_dir`` must lie
+            inside ``work_dir`` too. Defaults to None.
+        out_dir_from_cli (bool): ``out_dir`` is a folder the user named on the command line
+            (``tools/test.py --cam-dir``), so it may lie anywhere. Defaults to False.
     """
 
     priority = 'LOW'
@@ -56,8 +61,10 @@ class CAMGenerationHook(Hook):
                  dataloader: Optional[dict] = None,
                  save_in_test: bool = True,
                  skip_existing: bool = True,
-                 source_bank: Optional[dict] = None) -> None:
+                 source_bank: Optional[dict] = None,
+                 out_dir_from_cli: bool = False) -> None:
         self.out_dir = out_dir
+        self.out_dir_from_cli = out_dir_from_cli
         self.source_bank = source_bank
         self.dataloader_cfg = dataloader
         self.save_in_test = save_in_test
@@ -69,7 +76,15 @@ class CAMGenerationHook(Hook):
         return path if osp.isabs(path) else osp.join(runner.work_dir, path)
 
     def _resolve_out_dir(self, runner: Runner) -> str:
-        return self._resolve(runner, self.out_dir)
+        if self.out_dir_from_cli:
+            return self._resolve(runner, self.out_dir)
+        return resolve_inside(runner.work_dir, self.out_dir, 'CAMGenerationHook out_dir')
+
+    def before_run(self, runner: Runner) -> None:
+        # config values must not send the outputs outside the work dir: refuse them before anything runs
+        self._resolve_out_dir(runner)
+        if self.source_bank is not None:
+            self._source_bank_args(runner)
 
     @staticmethod
     def _write_outputs(out_dir: str, outputs: Sequence) -> None:
@@ -124,7 +139,8 @@ class CAMGenerationHook(Hook):
     def _source_bank_args(self, runner: Runner) -> Tuple[str, dict]:
         """The bank folder and the keyword arguments of ``build_source_bank`` (prior folder, thresholds)."""
         cfg = dict(self.source_bank)
-        out_dir = self._resolve(runner, cfg.pop('out_dir', 'source_bank'))
+        out_dir = resolve_inside(runner.work_dir, cfg.pop('out_dir', 'source_bank'),
+                                 'CAMGenerationHook source_bank.out_dir')
         pseudo_mask_dir = cfg.pop('pseudo_mask_dir', None)
         if pseudo_mask_dir is not None:
             cfg.update(pseudo_mask_dir=self._resolve(runner, pseudo_mask_dir))

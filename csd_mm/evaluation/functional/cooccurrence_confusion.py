@@ -29,7 +29,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from csd_mm.datasets.cooccurrence import cooccurrence_counts
-from csd_mm.utils.cam_io import CAM_SUFFIX, cam_path, load_cam
+from csd_mm.utils.cam_io import CAM_SUFFIX, cam_path, check_cam_folder, load_cam
 from csd_mm.utils.fileio import atomic_write, read_png
 from .seed_sweep import seed_from_cam
 
@@ -260,10 +260,7 @@ def _read_prediction(kind: str, path: str, num_fg: int, threshold: Optional[floa
                      ignore_index: int) -> np.ndarray:
     """The label map of one prediction file, with its values checked against the ``num_fg`` classes."""
     if kind == 'cam':
-        cam, keys = load_cam(path)
-        if keys.size and keys.max() >= num_fg:
-            raise ValueError(f'CAM file {path} has class keys {keys.tolist()} but the labels have {num_fg} '
-                             f'foreground classes (0..{num_fg - 1}): a CAM of another dataset?')
+        cam, keys = load_cam(path)  # its keys were checked up front (check_cam_folder)
         return seed_from_cam(cam, keys, threshold)
     pred = read_png(path)
     values = np.unique(pred)
@@ -329,6 +326,8 @@ def cooccurrence_confusion_of_dir(pred_dir: str,
                          'e.g. the best one of tools/analysis/eval_seeds.py')
     if kind == 'mask' and threshold is not None:
         raise ValueError(f'{pred_dir} holds mask PNGs: a threshold applies to CAM files only')
+    if kind == 'cam':  # CAMs of another dataset or labels: refused before any is read
+        check_cam_folder(pred_dir, ids, num_fg, dict(zip(ids, label_mat)))
     gt_paths = [osp.join(gt_dir, i + gt_suffix) for i in ids]
     missing_gt = [p for p in gt_paths if not osp.isfile(p)]
     if missing_gt:

@@ -17,7 +17,7 @@ import numpy as np
 from mmengine.utils import ProgressBar
 from prettytable import PrettyTable
 
-from csd_mm.utils.cam_io import cam_path, load_cam, missing_ids
+from csd_mm.utils.cam_io import cam_path, check_cam_folder, load_cam
 from csd_mm.utils.fileio import atomic_write, read_png
 from .seed_sweep import default_thresholds, summarize_sweep, sweep_confusion
 
@@ -57,11 +57,7 @@ def evaluate_cam_folder(cam_dir: str,
     ids = list(ids)
     if not ids:
         raise ValueError('no image ids to evaluate')
-    missing = missing_ids(cam_dir, ids)
-    if missing:
-        shown = ', '.join(cam_path(cam_dir, i) for i in missing[:5])
-        raise FileNotFoundError(f'{len(missing)} of {len(ids)} images have no CAM file in {cam_dir}: '
-                                f'{shown}{" ..." if len(missing) > 5 else ""}')
+    check_cam_folder(cam_dir, ids, num_classes - 1)  # CAMs of another dataset: refused before the sweep
     conf = np.zeros((len(thresholds), num_classes, num_classes), dtype=np.int64)
     bar = ProgressBar(len(ids), file=sys.stderr) if progress else None
     for img_id in ids:

@@ -12,15 +12,14 @@ import copy
 import os.path as osp
 from typing import List, Optional
 
-import mmcv
 import mmengine
 from mmseg.datasets import BaseSegDataset
 from mmseg.datasets.voc import PascalVOCDataset
 from mmseg.registry import DATASETS
 
 from ...datasets.labels import read_split
-from ...utils.cam_io import CAM_SUFFIX, cam_path, load_cam
-from ...utils.fileio import write_png
+from ...utils.cam_io import CAM_SUFFIX, cam_path, check_cam_folder, load_cam
+from ...utils.fileio import read_image, write_png
 from ..functional.crf import confident_regions
 
 __all__ = ['AffinityLabelDataset']
@@ -106,15 +105,16 @@ class AffinityLabelDataset(BaseSegDataset):
                                     f'an image in {img_dir}, e.g. {missing[:5]}')
         if not data_list:
             raise ValueError(f'AffinityLabelDataset: no samples (ann_file={self.ann_file!r}, cam_dir={self.cam_dir})')
+        classes = list(self._metainfo.get('classes') or [])
+        num_fg = len(classes) - 1 if classes and classes[0] == 'background' else None
+        check_cam_folder(self.cam_dir, ids, num_fg)  # CAMs of another dataset: refused before any label is made
         return data_list
 
     def confident_label(self, info: dict) -> str:
         """Makes sure the confident label PNG of one sample exists (computing it if needed); returns its path."""
         path = info['seg_map_path']
         if not osp.isfile(path):
-            img = mmcv.imread(info['img_path'], channel_order='rgb')
-            if img is None:
-                raise ValueError(f'AffinityLabelDataset: {info["img_path"]} is not a readable image')
+            img = read_image(info['img_path'], channel_order='rgb')  # a corrupt file: an error naming it
             cam, keys = load_cam(info['cam_path'])
             if cam.shape[1:] != img.shape[:2]:
                 raise ValueError(f'AffinityLabelDataset: CAM file {info["cam_path"]} has size {cam.shape[1:]} but '

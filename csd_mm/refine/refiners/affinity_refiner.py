@@ -17,6 +17,7 @@ from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 
 from ...registry import REFINERS
+from ...utils.checkpoint import check_checkpoint_matches
 from ..functional.affinity import random_walk_refine, resize_scores
 from ..functional.crf import cam_label_scores
 
@@ -52,7 +53,8 @@ class AffinityRandomWalkRefiner:
                  device: str = 'cpu') -> None:
         self.model = MODELS.build(model) if isinstance(model, dict) else model
         if checkpoint is not None:
-            load_checkpoint(self.model, checkpoint, map_location='cpu')
+            check_checkpoint_matches(self.model, checkpoint)  # mmengine's load is non-strict: refuse other models
+            load_checkpoint(self.model, checkpoint, map_location='cpu', strict=True)
         self.model.to(device).eval()
         self.device = device
         self.beta = float(beta)

@@ -22,6 +22,7 @@ from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 
 from ...registry import REFINERS
+from ...utils.checkpoint import check_checkpoint_matches
 from ..functional.boundary_affinity import boundary_random_walk
 
 __all__ = ['IRNBoundaryRefiner']
@@ -69,7 +70,8 @@ class IRNBoundaryRefiner:
             raise TypeError('IRNBoundaryRefiner: the model must have boundary_logits() and a data_preprocessor (a '
                             f'BoundaryNet), got {type(self.model).__name__}')
         if checkpoint is not None:
-            load_checkpoint(self.model, checkpoint, map_location='cpu')
+            check_checkpoint_matches(self.model, checkpoint)  # mmengine's load is non-strict: refuse other models
+            load_checkpoint(self.model, checkpoint, map_location='cpu', strict=True)
         self.model.to(device).eval()
         self.device = device
         self.beta = float(beta)

@@ -23,3 +23,7 @@ def test_errors_name_the_file():
         DecodePriorMask()(dict(img_path='x.jpg'))
     with pytest.raises(ValueError, match=r'bank/b.png.*\[2, 7\]'):
         DecodePriorMask()(dict(gt_seg_map=np.array([[0, 2, 7]], np.uint8), seg_map_path='bank/b.png'))
+    with pytest.raises(ValueError, match=r'bank/c.png: the source-bank prior mask has size \(1, 3\) but its image '
+                                         r'c.jpg has \(2, 3\)'):
+        DecodePriorMask()(dict(gt_seg_map=np.zeros((1, 3), np.uint8), seg_map_path='bank/c.png', img_path='c.jpg',
+                               img=np.zeros((2, 3, 3), np.uint8)))

@@ -157,3 +157,30 @@ def test_a_bank_with_other_settings_is_refused_before_training(toy_root, tmp_pat
         runner.train()
     assert runner.iter == 0 and not osp.exists(osp.join(str(tmp_path), 'cams'))
     assert os.stat(index_file).st_mtime_ns == before
+
+
+@pytest.mark.parametrize('out_dir,source_bank,message', [
+    ('../../escaped', None, r"CAMGenerationHook out_dir='\.\./\.\./escaped' leaves the work dir"),
+    ('/tmp/csd_mm_escaped_cams', None, r"CAMGenerationHook out_dir='/tmp/csd_mm_escaped_cams' is an absolute path"),
+    ('cams', dict(out_dir='../bank'), r"CAMGenerationHook source_bank\.out_dir='\.\./bank' leaves the work dir"),
+])
+def test_config_values_cannot_write_outside_the_work_dir(toy_root, tmp_path, out_dir, source_bank, message):
+    root, summary = toy_root
+    work = tmp_path / 'a' / 'b' / 'work'
+    runner = _runner(root, summary['classes'], work, source_bank)
+    _hook(runner).out_dir = out_dir
+    with pytest.raises(ValueError, match=message):
+        runner.train()
+    assert runner.iter == 0  # refused before training
+    assert not (tmp_path / 'a' / 'escaped').exists() and not osp.exists('/tmp/csd_mm_escaped_cams')
+    assert not (tmp_path / 'a' / 'b' / 'bank').exists()
+
+
+def test_an_out_dir_named_on_the_command_line_may_lie_anywhere(toy_root, tmp_path):
+    """tools/test.py --cam-dir: the user named the folder, so the hook writes there."""
+    root, summary = toy_root
+    runner = _runner(root, summary['classes'], tmp_path / 'work', None)
+    hook = _hook(runner)
+    hook.out_dir, hook.out_dir_from_cli = str(tmp_path / 'elsewhere'), True
+    hook.before_run(runner)
+    assert hook._resolve_out_dir(runner) == str(tmp_path / 'elsewhere')

@@ -181,7 +181,7 @@ def test_folder_errors_name_the_files(tmp_path):
         detect_prediction_kind(str(cam_dir), ids)
     # another dataset's files: CAM keys / mask values beyond the labels' classes
     save_cam(cam_path(str(png_dir / 'c'), 'x'), np.zeros((1, 2, 3), np.float32), [5])
-    with pytest.raises(ValueError, match=r'c/x\.npz has class keys \[5\] but the labels have 2 foreground'):
+    with pytest.raises(ValueError, match=r'c/x\.npz has class ids \[5\] but the dataset has 2 foreground'):
         cooccurrence_confusion_of_dir(str(png_dir / 'c'), str(gt_dir), ['x'], labels, threshold=0.5)
     write_png(str(png_dir / 'y.png'), np.full((2, 3), 4, np.uint8))
     with pytest.raises(ValueError, match=r'png/y\.png holds values \[4\] outside 0..2'):

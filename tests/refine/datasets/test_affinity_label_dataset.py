@@ -91,3 +91,14 @@ def test_missing_files_and_bad_alphas(tmp_path):
         DATASETS.build(_cfg(root, cam_dir, low_alpha=32, high_alpha=4))
     with pytest.raises(FileNotFoundError, match='CAM folder'):
         DATASETS.build(_cfg(root, tmp_path / 'absent'))
+
+
+def test_cams_of_another_dataset_and_corrupt_images_are_named(tmp_path):
+    root, cam_dir = _make_data(tmp_path)  # class ids 2 and 3
+    toy_classes = ('background', 'a', 'b', 'c')  # 3 foreground classes: id 3 does not exist
+    with pytest.raises(ValueError, match=r'x1\.npz has class ids \[3\] but the dataset has 3 foreground classes'):
+        DATASETS.build(_cfg(root, cam_dir, metainfo=dict(classes=toy_classes)))
+    (root / 'JPEGImages' / 'x0.png').write_bytes(b'')
+    ds = DATASETS.build(_cfg(root, cam_dir))
+    with pytest.raises(ValueError, match=r'image .*JPEGImages/x0\.png cannot be decoded'):
+        ds[0]

@@ -1,0 +1,79 @@
+"""Refuses a model whose number of classes disagrees with the dataset's class list, before training or testing."""
+from typing import List, Optional, Sequence, Tuple
+
+from mmengine.hooks import Hook
+from mmengine.model import BaseTTAModel, is_model_wrapper
+from mmengine.runner import Runner
+from mmseg.registry import HOOKS
+
+__all__ = ['NumClassesCheckHook', 'num_classes_mismatch']
+
+
+def num_classes_mismatch(model, classes: Sequence[str]) -> Optional[str]:
+    """Says how ``model``'s class count disagrees with a dataset's class list (background first), or None.
+
+    A CAM classifier (``model.head``, foreground classes only) must have ``len(classes) - 1`` classes; an mmseg
+    segmentor (``decode_head`` / ``auxiliary_head``, background included) ``len(classes)``. Other models are not
+    checked.
+
+    Args:
+        model: The built model (a DDP / TTA wrapper is unwrapped).
+        classes (Sequence[str]): The dataset's ``metainfo['classes']``.
+
+    Returns:
+        str | None: ``'model.head.num_classes is 20 but ... 6 classes ...'``, or None when they agree.
+    """
+    if is_model_wrapper(model):
+        model = model.module
+    if isinstance(model, BaseTTAModel):  # tools/test.py --tta wraps the segmentor
+        model = model.module
+    counts: List[Tuple[str, int, int]] = []
+    if hasattr(model, 'decode_head'):
+        heads = [model.decode_head] if not isinstance(model.decode_head, (list, tuple)) else model.decode_head
+        aux = getattr(model, 'auxiliary_head', None)
+        heads += [] if aux is None else (list(aux) if isinstance(aux, (list, tuple)) else [aux])
+        for i, head in enumerate(heads):
+            name = 'model.decode_head' if i == 0 else 'model.auxiliary_head'
+            counts.append((name, getattr(head, 'num_classes', None), len(classes)))
+    elif hasattr(model, 'head'):
+        counts.append(('model.head', getattr(model.head, 'num_classes', None), len(classes) - 1))
+    for name, have, want in counts:
+        if isinstance(have, int) and have != want:
+            fg = 'foreground ' if name == 'model.head' else ''
+            return (f'{name}.num_classes is {have} but the dataset lists {len(classes)} classes with background '
+                    f'({want} {fg}classes expected): {list(classes)[:6]}{" ..." if len(classes) > 6 else ""}')
+    return None
+
+
+@HOOKS.register_module()
+class NumClassesCheckHook(Hook):
+    """Checks, before training, validation and testing, that the model has as many classes as the dataset.
+
+    A config whose ``num_classes`` disagrees with the dataset (e.g. a VOC model on a 5-class dataset) would
+    otherwise fail at the first batch with a shape error, or (a segmentor with more classes) train silently.
+    Every csd_mm config has it through ``configs/_base_/default_runtime.py`` (``default_hooks.num_classes_check``).
+
+    Raises:
+        ValueError: Naming the config key, both numbers and the dataset's classes.
+    """
+
+    priority = 'VERY_HIGH'
+
+    @staticmethod
+    def _check(runner: Runner, dataloader, phase: str) -> None:
+        dataset = getattr(dataloader, 'dataset', None)
+        classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+        if not classes:
+            return
+        problem = num_classes_mismatch(runner.model, classes)
+        if problem:
+            raise ValueError(f'NumClassesCheckHook ({phase} dataset {type(dataset).__name__}): {problem}')
+
+    def before_train(self, runner: Runner) -> None:
+        self._check(runner, runner.train_dataloader, 'train')
+
+    def before_val(self, runner: Runner) -> None:
+        self._check(runner, runner.val_dataloader, 'val')
+
+    def before_test(self, runner: Runner) -> None:
+        self._check(runner, runner.test_dataloader, 'test')

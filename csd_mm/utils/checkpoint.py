@@ -1,0 +1,101 @@
+"""Checks that a checkpoint file is a checkpoint of the model it is about to be loaded into.
+
+MMEngine's ``Runner`` loads ``load_from`` non-strictly: a DeepLab checkpoint, or any ``.pth``, given to a CAM
+config loads nothing, logs a warning deep in the log and the tool goes on with random weights. The tools
+(``tools/test.py``, ``tools/train.py --load-from`` / ``load_from``) call :func:`check_checkpoint_matches`
+first, which refuses a file that is no checkpoint and a checkpoint whose keys or shapes differ from the model's.
+Backbone initialisation from ImageNet / DeiT weights goes through ``init_cfg``, another path, and is not
+affected. The file is read with ``torch.load``'s ``weights_only`` loading (:mod:`csd_mm.compat`), so it can
+never run code.
+"""
+import pickle
+import re
+from typing import Dict, List
+
+import torch
+from mmengine.model import BaseTTAModel, is_model_wrapper
+from mmengine.runner.checkpoint import CheckpointLoader
+
+__all__ = ['check_checkpoint_matches', 'read_state_dict', 'state_dict_mismatch']
+
+# mmengine's default ``revise_keys`` of ``load_checkpoint``: a DataParallel / DDP prefix is dropped.
+_WRAPPER_PREFIX = re.compile(r'^module\.')
+
+
+def _shown(names: List[str], limit: int = 5) -> str:
+    return ', '.join(names[:limit]) + (f' ... ({len(names)} in all)' if len(names) > limit else '')
+
+
+def _unsafe_global(error: BaseException):
+    """The global a weights-only load refused (``posix.system``), or None when the file is no pickle at all."""
+    match = re.search(r'GLOBAL ([\w.]+)', str(error))
+    return match.group(1) if match else None
+
+
+def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
+    """The ``state_dict`` of an MMEngine checkpoint (or a bare state dict), read weights-only on the CPU.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ValueError: The file is not a checkpoint, cannot be loaded safely, or holds no dict of tensors.
+    """
+    import os.path as osp
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint {path} does not exist')
+    try:
+        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    except pickle.UnpicklingError as e:
+        refused = _unsafe_global(e)
+        if refused is None:
+            raise ValueError(f'checkpoint {path} is not a PyTorch checkpoint (not a torch.save file)') from None
+        raise ValueError(f'checkpoint {path} is refused: it refers to {refused}, which is not among the tensors '
+                         'and plain data a checkpoint may hold (loading it could run code)') from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError, KeyError) as e:
+        raise ValueError(f'checkpoint {path} is not a PyTorch checkpoint ({type(e).__name__}: '
+                         f'{str(e).splitlines()[0] if str(e) else "empty or truncated file"})') from None
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not state or \
+            not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f'checkpoint {path} holds no state dict of tensors (got {type(ckpt).__name__}'
+                         f'{" with keys " + _shown(sorted(map(str, ckpt))) if isinstance(ckpt, dict) else ""})')
+    return {_WRAPPER_PREFIX.sub('', k): v for k, v in state.items()}
+
+
+def state_dict_mismatch(model_state: Dict[str, torch.Tensor], ckpt_state: Dict[str, torch.Tensor]) -> Dict:
+    """The keys a checkpoint lacks, the keys the model lacks and the keys whose shapes differ.
+
+    Returns:
+        dict: ``missing`` (in the model, not in the checkpoint), ``unexpected`` (the other way round) and
+        ``shape`` (``'name: checkpoint (a, b) vs model (c, d)'``), each a sorted list.
+    """
+    missing = sorted(set(model_state) - set(ckpt_state))
+    unexpected = sorted(set(ckpt_state) - set(model_state))
+    shape = sorted(f'{k}: checkpoint {tuple(ckpt_state[k].shape)} vs model {tuple(model_state[k].shape)}'
+                   for k in set(model_state) & set(ckpt_state) if ckpt_state[k].shape != model_state[k].shape)
+    return dict(missing=missing, unexpected=unexpected, shape=shape)
+
+
+def check_checkpoint_matches(model: torch.nn.Module, path: str) -> None:
+    """Refuses a checkpoint that is not one of ``model`` (strict keys and shapes), naming what differs.
+
+    Args:
+        model (torch.nn.Module): The built model (a DDP wrapper is unwrapped).
+        path (str): The checkpoint file.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ValueError: The file is no (safe) checkpoint, or its keys / shapes differ from the model's: the message
+            names the file, the model class and the first missing / unexpected / mis-shaped keys.
+    """
+    if is_model_wrapper(model):
+        model = model.module
+    if isinstance(model, BaseTTAModel):  # tools/test.py --tta: the checkpoint is the wrapped segmentor's
+        model = model.module
+    ckpt_state = read_state_dict(path)
+    diff = state_dict_mismatch(model.state_dict(), ckpt_state)
+    if any(diff.values()):
+        parts = [f'{len(v)} {name} key(s): {_shown(v)}' for name, v in
+                 (('missing', diff['missing']), ('unexpected', diff['unexpected']), ('mis-shaped', diff['shape']))
+                 if v]
+        raise ValueError(f'checkpoint {path} is not a checkpoint of this {type(model).__name__} (a checkpoint of '
+                         f'another model or config?): ' + '; '.join(parts))

@@ -1,0 +1,94 @@
+"""csd_mm.utils.checkpoint: strict checks of a checkpoint against the model it is loaded into."""
+import os
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.runner.checkpoint import save_checkpoint
+
+import csd_mm  # noqa: F401  (weights-only loading of mmengine checkpoints)
+from csd_mm.models.backbones import MCTformerViT
+from csd_mm.utils.checkpoint import check_checkpoint_matches, read_state_dict, state_dict_mismatch
+
+
+class _Net(torch.nn.Module):
+
+    def __init__(self, width=3):
+        super().__init__()
+        self.backbone = torch.nn.Linear(2, width)
+        self.head = torch.nn.Linear(width, 1)
+
+
+def test_state_dict_mismatch_hand_made():
+    model = dict(a=torch.zeros(2), b=torch.zeros(3, 1), c=torch.zeros(1))
+    ckpt = dict(b=torch.zeros(3, 2), c=torch.zeros(1), d=torch.zeros(4))
+    assert state_dict_mismatch(model, ckpt) == dict(
+        missing=['a'], unexpected=['d'], shape=['b: checkpoint (3, 2) vs model (3, 1)'])
+
+
+def test_own_checkpoint_passes_with_and_without_wrapper_prefix(tmp_path):
+    net = _Net()
+    save_checkpoint(dict(state_dict=net.state_dict(), meta=dict(iter=1)), str(tmp_path / 'ok.pth'))
+    check_checkpoint_matches(_Net(), str(tmp_path / 'ok.pth'))
+    ddp_keys = {f'module.{k}': v for k, v in net.state_dict().items()}  # saved from a DDP-wrapped model
+    torch.save(ddp_keys, str(tmp_path / 'bare.pth'))
+    check_checkpoint_matches(_Net(), str(tmp_path / 'bare.pth'))
+
+
+def test_mctformer_frozen_final_norm_loads_strictly(tmp_path):
+    """final_norm=False keeps the (frozen, unused) norm in the state dict, so its checkpoints load strictly."""
+    kwargs = dict(arch=dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64), num_classes=3,
+                  img_size=32, patch_size=16)
+    model = MCTformerViT(final_norm=False, **kwargs)
+    save_checkpoint(dict(state_dict=model.state_dict()), str(tmp_path / 'mct.pth'))
+    check_checkpoint_matches(MCTformerViT(final_norm=False, **kwargs), str(tmp_path / 'mct.pth'))
+    check_checkpoint_matches(MCTformerViT(final_norm=True, **kwargs), str(tmp_path / 'mct.pth'))
+
+
+def test_checkpoint_of_another_model_is_refused_naming_keys(tmp_path):
+    save_checkpoint(dict(state_dict=torch.nn.Conv2d(3, 4, 1).state_dict()), str(tmp_path / 'deeplab.pth'))
+    with pytest.raises(ValueError, match=r'checkpoint .*deeplab\.pth is not a checkpoint of this _Net .*'
+                                         r'4 missing key\(s\): backbone\.bias, backbone\.weight, head\.bias, '
+                                         r'head\.weight; 2 unexpected key\(s\): bias, weight'):
+        check_checkpoint_matches(_Net(), str(tmp_path / 'deeplab.pth'))
+    save_checkpoint(dict(state_dict=_Net(width=5).state_dict()), str(tmp_path / 'wide.pth'))
+    with pytest.raises(ValueError, match=r'mis-shaped key\(s\): backbone\.bias: checkpoint \(5,\) vs model \(3,\)'):
+        check_checkpoint_matches(_Net(), str(tmp_path / 'wide.pth'))
+
+
+@pytest.mark.parametrize('content,message', [
+    (b'', r'is not a PyTorch checkpoint \(EOFError'),
+    (b'\xff\xd8\xff\xe0 a jpeg, not a checkpoint' * 10, r'is not a PyTorch checkpoint'),
+])
+def test_a_file_that_is_no_checkpoint_is_named(tmp_path, content, message):
+    path = tmp_path / 'x.pth'
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r'checkpoint .*x\.pth ' + message) as info:
+        read_state_dict(str(path))
+    assert 'weights_only' not in str(info.value)
+    torch.save(dict(meta=dict(iter=3)), str(path))
+    with pytest.raises(ValueError, match=r'x\.pth holds no state dict of tensors'):
+        read_state_dict(str(path))
+    with pytest.raises(FileNotFoundError, match=r'checkpoint .*nope\.pth does not exist'):
+        read_state_dict(str(tmp_path / 'nope.pth'))
+
+
+class _TouchMarker:
+    """Unpickling this would create the marker file (os.system is never reached by a weights-only load)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+def test_malicious_checkpoint_runs_no_code(tmp_path):
+    marker = tmp_path / 'marker'
+    path = str(tmp_path / 'evil.pth')
+    torch.save(dict(state_dict=dict(w=torch.zeros(1)), meta=_TouchMarker(marker)), path)
+    with pytest.raises(ValueError, match=r'checkpoint .*evil\.pth is refused: it refers to \w+\.system') as info:
+        check_checkpoint_matches(_Net(), path)
+    assert not marker.exists()
+    assert 'weights_only=False' not in str(info.value) and 'weights_only` set to `False' not in str(info.value)
+    assert osp.isfile(path)
