@@ -16,5 +16,6 @@ __all__ = [
     'CORSampler', 'cooccurrence_counts', 'cooccurrence_probs', 'target_class_distribution', 'DomainSplit',
     'class_counts', 'domain_split', 'split_domains', 'ImageLevelDataset', 'VOC_CLASSES', 'LabelFileError',
     'labels_for_split', 'labels_from_masks', 'labels_from_xml', 'load_cls_labels', 'read_split',
-    'save_cls_labels', 'TOY_CLASSES', 'make_toy_voc', 'COCO_CLASSES', 'COCO_METAINFO', 'convert_coco', 'make_toy_coco', 'CSDDataset', 'build_source_bank', 'load_source_bank'
+    'save_cls_labels', 'TOY_CLASSES', 'make_toy_voc', 'COCO_CLASSES', 'COCO_METAINFO', 'convert_coco',
+    'make_toy_coco', 'CSDDataset', 'build_source_bank', 'load_source_bank'
 ]
