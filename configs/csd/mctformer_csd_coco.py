@@ -1,10 +1,11 @@
-# CSD on the MCTformer-V2 (Yang et al., BMVC 2023), MS COCO 2014: the COCO baseline (configs/mctformer/mctformer_v2_deits_8xb8_60e_coco2014_224.py: same
-# model, init, augmentation, batch and schedule over the 82,081 labelled train2014 images) with CSD plugged in,
-# in the paper's reading (as configs/csd/mctformer_csd_voc.py): every image in the classification loss, each
-# multi-label image paired with a COR-drawn single-label image pasted into it, dual KL consistency. COCO has far
-# more multi-label images than VOC (tools/analysis/dataset_stats.py prints the split; VOC train_aug: 41 %)
-# and classes with few single-label images; COR draws only among classes that have one (docs/method.md, COCO).
-# The paper reports no COCO result: the lambdas are its VOC values.
+# CSD on MCTformer-V2 (Yang et al., BMVC 2023), MS COCO 2014: the COCO baseline
+# (configs/mctformer/mctformer_v2_deits_8xb8_60e_coco2014_224.py: same model, init, augmentation, batch and schedule
+# over the 82,081 labelled train2014 images) with CSD plugged in, in the paper's reading (as
+# configs/csd/mctformer_csd_voc.py): every image in the classification loss, each multi-label image paired with a
+# COR-drawn single-label image pasted into it, dual KL consistency. COCO has far more multi-label images than VOC
+# (tools/analysis/dataset_stats.py prints the split; VOC train_aug: 41 %) and classes with few single-label images;
+# COR draws only among classes that have one (docs/method.md, COCO). The paper reports no COCO result: the lambdas are
+# its VOC values.
 #
 # Needs the baseline's source bank (stage 0, written by its CAM hook):
 #   bash tools/dist_train.sh configs/csd/mctformer_csd_coco.py 8 --cfg-options \

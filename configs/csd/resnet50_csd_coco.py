@@ -1,10 +1,11 @@
-# CSD on the IRN-style ResNet-50 CAM network (Yang et al., BMVC 2023), MS COCO 2014: the COCO baseline (configs/resnet50_cam/resnet50_cam_1xb16_5e_coco2014_512.py: same
-# model, init, augmentation, batch and schedule over the 82,081 labelled train2014 images) with CSD plugged in,
-# in the paper's reading (as configs/csd/resnet50_csd_voc.py): every image in the classification loss, each
-# multi-label image paired with a COR-drawn single-label image pasted into it, dual KL consistency. COCO has far
-# more multi-label images than VOC (tools/analysis/dataset_stats.py prints the split; VOC train_aug: 41 %)
-# and classes with few single-label images; COR draws only among classes that have one (docs/method.md, COCO).
-# The paper reports no COCO result: the lambdas are its VOC values.
+# CSD on the IRN-style ResNet-50 CAM network (Yang et al., BMVC 2023), MS COCO 2014: the COCO baseline
+# (configs/resnet50_cam/resnet50_cam_1xb16_5e_coco2014_512.py: same model, init, augmentation, batch and schedule over
+# the 82,081 labelled train2014 images) with CSD plugged in, in the paper's reading (as
+# configs/csd/resnet50_csd_voc.py): every image in the classification loss, each multi-label image paired with a
+# COR-drawn single-label image pasted into it, dual KL consistency. COCO has far more multi-label images than VOC
+# (tools/analysis/dataset_stats.py prints the split; VOC train_aug: 41 %) and classes with few single-label images;
+# COR draws only among classes that have one (docs/method.md, COCO). The paper reports no COCO result: the lambdas are
+# its VOC values.
 #
 # Needs the baseline's source bank (stage 0, written by its CAM hook):
 #   bash tools/dist_train.sh configs/csd/resnet50_csd_coco.py 4 --cfg-options \

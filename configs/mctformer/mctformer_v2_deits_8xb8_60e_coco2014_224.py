@@ -3,7 +3,8 @@
 # decay 0.05, timm's cosine with 5 warm-up epochs, drop path 0.1, timm's RandAugment / random erasing), the same
 # settings as on VOC (configs/mctformer/mctformer_v2_deits_8xb8_60e_voc12aug_224.py, whose pipeline this config
 # reuses); CAMs at scale 1.0 + flip from the last 3 blocks with patch-affinity refinement (run_coco.sh:
-# --scales 1.0 --layer-index 3 --patch-attn-refine). Seeds are evaluated on val2014, as MCTformer reports them.
+# --scales 1.0 --layer-index 3 --patch-attn-refine). Seeds are evaluated on val2014
+# (configs/_base_/datasets/coco2014_cls.py).
 #
 # Differences from run_coco.sh: MCTformer trains on every image of its train list (82,783, with the 702
 # unlabelled ones as all-negative samples); here the 82,081 labelled images (ImageSets/train2014_cls.txt). Its

@@ -1,6 +1,6 @@
-# CSD on the COCO-format toy dataset: the toy COCO baseline (configs/toy/cam_resnet18_1xb16_300it_toy_coco_64x64.py) with CSD
-# plugged in, in the paper's reading, as configs/toy/csd_resnet18_1xb16_300it_toy_64x64.py on the toy VOC. 75 of the
-# 80 classes have no image, so COR draws only among the classes with a single-label image.
+# CSD on the COCO-format toy dataset: the toy COCO baseline (configs/toy/cam_resnet18_1xb16_300it_toy_coco_64x64.py)
+# with CSD plugged in, in the paper's reading, as configs/toy/csd_resnet18_1xb16_300it_toy_64x64.py on the toy VOC. 75
+# of the 80 classes have no image, so COR draws only among the classes with a single-label image.
 #
 # Needs the baseline's source bank (stage 0); tools/run_pipeline.py --dataset coco sets it.
 #

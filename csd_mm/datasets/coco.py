@@ -6,7 +6,7 @@ image-level labels over the 80 object classes (``float32[80]``, COCO's category 
 single-channel class-index masks (0 background, 1..80 the classes, 255 crowd / ignore).
 
 Masks are decoded with ``pycocotools`` when it is installed (``pip install pycocotools``;
-requirements/optional.txt) and otherwise by the small pure-numpy / OpenCV decoders below, which follow COCO's
+requirements/optional/coco.txt) and otherwise by the small numpy / OpenCV decoders below, which follow COCO's
 documented formats: an RLE holds run lengths alternating 0s and 1s (starting with 0s) over the image in
 column-major (Fortran) order; its compressed string form writes each count in 5-bit groups, 6 bits per
 character offset by 48, the sixth bit meaning "more groups follow", the last group sign-extended, and every
@@ -23,7 +23,8 @@ import numpy as np
 
 __all__ = [
     'COCO_CLASSES', 'COCO_CATEGORY_IDS', 'COCO_METAINFO', 'category_index_map', 'rle_string_to_counts',
-    'rle_decode', 'rle_encode', 'counts_to_rle_string', 'polygons_to_mask', 'segmentation_to_mask', 'semantic_mask', 'image_label', 'pycocotools_mask'
+    'rle_decode', 'rle_encode', 'counts_to_rle_string', 'polygons_to_mask', 'segmentation_to_mask', 'semantic_mask',
+    'image_label', 'pycocotools_mask'
 ]
 
 #: The 80 COCO object classes in the standard order (ascending category id).

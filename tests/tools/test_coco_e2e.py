@@ -51,9 +51,10 @@ def _bank(root):
     return bank
 
 
-RESNET = ['train_dataloader.dataset.indices=4', 'train_dataloader.dataset.pipeline.1.scale=(64,64)', 'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
-          'model.test_cfg.scales=(1.0,)']
-MCT = ['train_dataloader.dataset.indices=4', 'train_dataloader.dataset.pipeline.1.scale=(64,64)', 'model.backbone.img_size=64']
+RESNET = ['train_dataloader.dataset.indices=4', 'train_dataloader.dataset.pipeline.1.scale=(64,64)',
+          'train_dataloader.dataset.pipeline.3.crop_size=(64,64)', 'model.test_cfg.scales=(1.0,)']
+MCT = ['train_dataloader.dataset.indices=4', 'train_dataloader.dataset.pipeline.1.scale=(64,64)',
+       'model.backbone.img_size=64']
 
 
 @pytest.mark.parametrize('config, extra', [
@@ -85,7 +86,8 @@ def test_deeplab_trains_on_coco_pseudo_masks_and_scores_81_classes(workspace, ru
                'test_dataloader.persistent_workers=False',
                f'train_dataloader.dataset.data_prefix.seg_map_path={masks}',
                'train_dataloader.dataset.pipeline.2.scale=(256,64)',
-               'train_dataloader.dataset.pipeline.3.crop_size=(64,64)', 'train_dataloader.dataset.pipeline.6.size=(64,64)',
+               'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
+               'train_dataloader.dataset.pipeline.6.size=(64,64)',
                'val_dataloader.dataset.pipeline.1.scale=(256,64)', 'test_dataloader.dataset.pipeline.1.scale=(256,64)',
                'model.data_preprocessor.size=(64,64)', 'default_hooks.logger.interval=1']
     log = _train(run_tool, root, 'deeplab/deeplabv3plus_r101_d8_4xb4_80k_coco2014_512.py', 'deeplab', options)

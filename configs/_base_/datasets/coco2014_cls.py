@@ -1,10 +1,10 @@
 # MS COCO 2014 with image-level labels (docs/data_preparation.md: tools/dataset_converters/coco2014_to_wsss.py
 # writes cls_labels.npz, the class-index masks and the split lists beside COCO's own image folders).
-# train: the train2014 images with at least one label (ImageSets/train2014_cls.txt, 82,081 of 82,783; an image
+# train: the train2014 images with at least one label (ImageSets/train2014_cls.txt, about 82,081 of 82,783; an image
 #   without any label cannot train a classifier); IRN's augmentation, as voc12_cls.py (the MCTformer configs
 #   replace the pipeline with timm's, as on VOC).
-# test (seed evaluation): val2014 against its masks, as MCTformer evaluates its COCO seeds on val
-#   (ImageSets/val2014_cls.txt, 40,137 of 40,504 images).
+# test (seed evaluation): val2014 against its masks (the reading of issue 13; MCTformer's run_coco.sh writes the
+#   CAMs of its train list and ships no COCO seed evaluation): ImageSets/val2014_cls.txt, about 40,137 of 40,504.
 # cam: every labelled train2014 image, for the CAMs that the source bank and the pseudo masks need.
 from mmengine.config import read_base
 
