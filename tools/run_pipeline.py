@@ -27,6 +27,7 @@ On the embedded toy dataset (the default; generated on first use) this runs on a
     python tools/run_pipeline.py                                  # ResNet, seed 0: baseline, CSD, 2 readings
     python tools/run_pipeline.py --models resnet mctformer --seeds 0 1 2 --until seeds   # the seed table
     python tools/run_pipeline.py --refiner irn                     # IRN boundary random walk instead of the CRF
+    python tools/run_pipeline.py --dataset coco                    # the same on the COCO-format toy (80 classes)
 """
 import argparse
 import json
@@ -45,7 +46,8 @@ sys.path.insert(0, REPO)
 import csd_mm  # noqa: E402,F401
 from mmengine.config import Config  # noqa: E402
 
-from csd_mm.datasets import load_cls_labels, make_toy_voc, read_split  # noqa: E402
+from csd_mm.datasets import (COCO_METAINFO, convert_coco, load_cls_labels, make_toy_coco,  # noqa: E402
+                             make_toy_voc, read_split)
 from csd_mm.datasets.source_bank import source_bank_complete  # noqa: E402
 from csd_mm.evaluation.functional import (confusion_to_iou, cooccurrence_confusion_of_dir,  # noqa: E402
                                           default_thresholds, evaluate_cam_folder, summarize_sweep)
@@ -70,6 +72,20 @@ REFINERS = {
     'irn': ('configs/toy/irn_resnet18_1xb8_200it_toy_64x64.py', True),
 }
 SEG_CONFIG = 'configs/toy/deeplabv3plus_r18_1xb8_1000it_toy_64x64.py'
+#: ``--dataset``: the toy in VOC's layout, or in COCO 2014's (generated as COCO json, converted by
+#: tools/dataset_converters/coco2014_to_wsss.py's function; 80 classes). Paths are relative to the data root;
+#: seeds and masks are scored on ``eval`` (the training images, as VOC's train), DeepLab on ``val``.
+DATASETS = {
+    'voc': dict(data_root='data/toy_voc', labels='cls_labels.npy', img_dir='JPEGImages', gt_dir='SegmentationClassAug',
+                train='ImageSets/Segmentation/train_aug.txt', eval='ImageSets/Segmentation/train.txt',
+                val='ImageSets/Segmentation/val.txt', models=MODELS, seg_config=SEG_CONFIG),
+    'coco': dict(data_root='data/toy_coco', labels='cls_labels.npz', img_dir='train2014',
+                 gt_dir='SegmentationClass/train2014', train='ImageSets/train2014_cls.txt',
+                 eval='ImageSets/train2014_cls.txt', val='ImageSets/val2014.txt',
+                 models={m: tuple(c.replace('_toy_64x64', '_toy_coco_64x64') for c in cfgs)
+                         for m, cfgs in MODELS.items()},
+                 seg_config=SEG_CONFIG.replace('_toy_64x64', '_toy_coco_64x64')),
+}
 UNTIL = ('seeds', 'masks', 'segmentation')
 #: The CSD runs besides the paper's reading (``csd``): the two other readings of docs/method.md section 6.
 DEFAULT_VARIANTS = (('csd_multi_label_only', 'train_dataloader.dataset.iterate_over=multi_label'),
@@ -79,9 +95,13 @@ DONE = '.pipeline_done'  # written into a work dir once its training stage finis
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--work-dir', default='work_dirs/pipeline_toy', help='where every stage writes')
-    parser.add_argument('--data-root', default='data/toy_voc',
-                        help='VOC-format root; the toy dataset is generated there if it is missing')
+    parser.add_argument('--dataset', choices=sorted(DATASETS), default='voc',
+                        help='the toy in VOC\'s layout or in COCO 2014\'s (80 classes, converted from COCO json)')
+    parser.add_argument('--work-dir', default=None,
+                        help='where every stage writes (default: work_dirs/pipeline_toy[_coco])')
+    parser.add_argument('--data-root', default=None,
+                        help='dataset root (default: data/toy_voc or data/toy_coco); the toy is generated there if '
+                        'it is missing')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument('--models', nargs='+', choices=sorted(MODELS), default=['resnet'],
                         help='CAM networks to run, each as baseline and + CSD')
@@ -103,6 +123,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='DeepLab training iterations (default: the config\'s, 1000)')
     parser.add_argument('--workers', type=int, default=2, help='processes for the pseudo-mask export')
     args = parser.parse_args(argv)
+    args.work_dir = args.work_dir or ('work_dirs/pipeline_toy' + ('_coco' if args.dataset == 'coco' else ''))
+    args.data_root = args.data_root or DATASETS[args.dataset]['data_root']
+    if args.dataset == 'coco' and REFINERS[args.refiner][1]:
+        parser.error(f'--refiner {args.refiner} trains on the VOC layout; use crf or seed with --dataset coco')
     if args.csd_variant is None:
         args.csd_variant = [list(v) for v in DEFAULT_VARIANTS]
     args.csd_variant = [v for v in args.csd_variant if v != ['none']]
@@ -191,17 +215,22 @@ class Pipeline:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.data_root = args.data_root
-        if not osp.isfile(osp.join(self.data_root, 'cls_labels.npy')):
-            log(f'generating the toy dataset in {self.data_root}')
-            make_toy_voc(self.data_root)
-        split = osp.join(self.data_root, 'ImageSets/Segmentation')
-        self.labels = load_cls_labels(osp.join(self.data_root, 'cls_labels.npy'))
-        self.train_aug = read_split(osp.join(split, 'train_aug.txt'))
-        self.eval_ids = read_split(osp.join(split, 'train.txt'))
-        self.num_val = len(read_split(osp.join(split, 'val.txt')))
+        layout = self.layout = DATASETS[args.dataset]
+        if not osp.isfile(osp.join(self.data_root, layout['labels'])):
+            log(f'generating the toy dataset in {self.data_root} ({args.dataset} layout)')
+            if args.dataset == 'coco':
+                convert_coco(make_toy_coco(self.data_root)['ann_files'], self.data_root, progress=False, log=log)
+            else:
+                make_toy_voc(self.data_root)
+        root = self.data_root
+        self.labels = load_cls_labels(osp.join(root, layout['labels']))
+        self.train_aug = read_split(osp.join(root, layout['train']))
+        self.eval_ids = read_split(osp.join(root, layout['eval']))
+        self.num_val = len(read_split(osp.join(root, layout['val'])))
         self.num_classes = len(next(iter(self.labels.values()))) + 1
-        self.class_names = class_names_of(self.data_root, self.num_classes)
-        self.gt_dir = osp.join(self.data_root, 'SegmentationClassAug')
+        self.class_names = list(COCO_METAINFO['classes']) if args.dataset == 'coco' else \
+            class_names_of(self.data_root, self.num_classes)
+        self.gt_dir = osp.join(root, layout['gt_dir'])
         self.cam_options = list(args.cfg_options)
         if args.iters is not None:
             self.cam_options += [f'train_cfg.max_iters={args.iters}', f'param_scheduler.0.end={args.iters}']
@@ -209,7 +238,7 @@ class Pipeline:
     # ---- stages 0 and 1: CAM networks
     def cam_runs(self, model: str, seed: int) -> List[tuple]:
         """Trains the baseline (+ source bank) and the CSD runs of one model; returns (method, work dir) pairs."""
-        baseline_cfg, csd_cfg = (osp.join(REPO, cfg) for cfg in MODELS[model])
+        baseline_cfg, csd_cfg = (osp.join(REPO, cfg) for cfg in self.layout['models'][model])
         root = osp.join(self.args.work_dir, f'seed{seed}', model)
         base_dir = osp.join(root, 'baseline')
         seed_opts = [f'randomness.seed={seed}']
@@ -263,7 +292,7 @@ class Pipeline:
         """Writes the pseudo masks of every train_aug image; returns their mIoU on the evaluation split."""
         out = osp.join(work, f'pseudo_masks_{self.args.refiner}')
         refiner = self.refiner_config(work, seed, threshold)
-        counts = export_pseudo_masks(osp.join(work, 'cams'), osp.join(self.data_root, 'JPEGImages'),
+        counts = export_pseudo_masks(osp.join(work, 'cams'), osp.join(self.data_root, self.layout['img_dir']),
                                      self.train_aug, out, refiner, num_workers=self.args.workers, progress=False,
                                      num_fg_classes=self.num_classes - 1)
         if counts['written']:
@@ -287,8 +316,9 @@ class Pipeline:
                     it = self.args.seg_iters
                     options += [f'train_cfg.max_iters={it}', f'train_cfg.val_interval={it}',
                                 f'param_scheduler.0.end={it}']
-                train(osp.join(REPO, SEG_CONFIG), seg_dir, options)
-            run_tool('test.py', [osp.join(REPO, SEG_CONFIG), last_checkpoint(seg_dir), '--work-dir', seg_dir,
+                train(osp.join(REPO, self.layout['seg_config']), seg_dir, options)
+            run_tool('test.py', [osp.join(REPO, self.layout['seg_config']), last_checkpoint(seg_dir),
+                                 '--work-dir', seg_dir,
                                  '--out-metrics', metrics_file, '--cfg-options', *data], seg_dir)
         with open(metrics_file) as f:
             metrics = json.load(f)

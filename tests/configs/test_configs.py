@@ -91,6 +91,10 @@ def test_csd_configs_wrap_the_data_and_set_the_paper_losses(path):
     ('csd/resnet50_csd_voc.py', 'resnet50_cam/resnet50_cam_1xb16_5e_voc12aug_512.py'),
     ('toy/csd_mctformer_tiny_1xb16_300it_toy_64x64.py', 'toy/mctformer_tiny_1xb16_300it_toy_64x64.py'),
     ('toy/csd_resnet18_1xb16_300it_toy_64x64.py', 'toy/cam_resnet18_1xb16_300it_toy_64x64.py'),
+    ('csd/mctformer_csd_coco.py', 'mctformer/mctformer_v2_deits_8xb8_60e_coco2014_224.py'),
+    ('csd/resnet50_csd_coco.py', 'resnet50_cam/resnet50_cam_1xb16_5e_coco2014_512.py'),
+    ('toy/csd_mctformer_tiny_1xb16_300it_toy_coco_64x64.py', 'toy/mctformer_tiny_1xb16_300it_toy_coco_64x64.py'),
+    ('toy/csd_resnet18_1xb16_300it_toy_coco_64x64.py', 'toy/cam_resnet18_1xb16_300it_toy_coco_64x64.py'),
 ])
 def test_csd_uses_its_baselines_model_and_schedule(csd_name, base_name):
     csd = Config.fromfile(str(REPO / 'configs' / csd_name))

@@ -68,3 +68,25 @@ def test_main_train_probs_and_custom_classes(tmp_path, capsys):
     assert cat_row[:4] == ['cat', '2', '1', '1']
     assert module.main([str(labels), str(split), '--classes', 'cat']) == 1
     assert 'has 2 classes' in capsys.readouterr().err
+
+
+def test_main_on_coco_labels_names_classes_lists_top_pairs_and_skips_the_80x80_matrix(tmp_path, capsys):
+    from csd_mm.datasets import save_cls_labels
+    vectors = {}
+    for i, classes in enumerate([(0, 17), (0, 17), (0, 2), (0, ), (2, ), (17, 40)]):  # person, horse, car, wine glass
+        vec = np.zeros(80, np.float32)
+        vec[list(classes)] = 1
+        vectors[f'COCO_train2014_{i:012d}'] = vec
+    save_cls_labels(str(tmp_path / 'cls_labels.npz'), vectors)
+    (tmp_path / 'split.txt').write_text('\n'.join(vectors) + '\n')
+    module = _module()
+    assert module.main([str(tmp_path / 'cls_labels.npz'), str(tmp_path / 'split.txt'), '--top-pairs', '3']) == 0
+    out = capsys.readouterr().out
+    assert 'single-label images: 2 (33.3 %), multi-label images: 4 (66.7 %)' in out
+    pairs = out.split('top 3 co-occurring pairs (images with both):\n')[1].splitlines()[:3]
+    assert pairs == ['  person + horse: 2', '  person + car: 1', '  horse + wine glass: 1']
+    assert 'without a single-label image (COR cannot paste them): 2 (horse, wine glass)' in out
+    assert 'classes absent from the split: 76' in out
+    assert 'co-occurrence counts N' not in out  # 80 x 80: only with --matrix
+    assert module.main([str(tmp_path / 'cls_labels.npz'), str(tmp_path / 'split.txt'), '--matrix']) == 0
+    assert 'co-occurrence counts N' in capsys.readouterr().out
