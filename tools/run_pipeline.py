@@ -38,6 +38,7 @@ On the embedded toy dataset (the default; generated on first use) this runs on a
     python tools/run_pipeline.py --refiner irn                     # IRN boundary random walk instead of the CRF
 """
 import argparse
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -85,6 +86,8 @@ UNTIL = ('seeds', 'masks', 'segmentation')
 DEFAULT_VARIANTS = (('csd_multi_label_only', 'train_dataloader.dataset.iterate_over=multi_label'),
                     ('csd_pair_all', 'train_dataloader.dataset.pair=all'))
 DONE = '.pipeline_done'  # written into a work dir once its training stage finished
+#: extra tools/train.py flags of every training (--tensorboard)
+TRAIN_FLAGS: List[str] = []
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -112,10 +115,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--seg-iters', type=int, default=None,
                         help='DeepLab training iterations (default: the config\'s, 1000)')
     parser.add_argument('--workers', type=int, default=2, help='processes for the pseudo-mask export')
+    parser.add_argument('--tensorboard', action='store_true',
+                        help='every training also logs to TensorBoard (tools/train.py --tensorboard; needs pip install '
+                        'tensorboard): tensorboard --logdir <work-dir>')
     parser.add_argument('--quiet', action='store_true',
                         help='print only the final table (errors still go to stderr); default: every stage and a '
                         'progress line (iterations, ETA) of the running one')
     args = parser.parse_args(argv)
+    if args.tensorboard and not any(importlib.util.find_spec(m) for m in ('tensorboard', 'tensorboardX')):
+        parser.error('--tensorboard needs the tensorboard package, which is not installed: pip install tensorboard')
     if args.csd_variant is None:
         args.csd_variant = [list(v) for v in DEFAULT_VARIANTS]
     args.csd_variant = [v for v in args.csd_variant if v != ['none']]
@@ -146,7 +154,7 @@ def run_tool(tool: str, args: Sequence[str], work_dir: str) -> None:
 
 def train(config: str, work_dir: str, options: Sequence[str]) -> None:
     """Runs tools/train.py (resuming from the last checkpoint when one exists) and marks the work dir done."""
-    args = [config, '--work-dir', work_dir]
+    args = [config, '--work-dir', work_dir, *TRAIN_FLAGS]
     if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
         args.append('--resume')
     run_tool('train.py', args + ['--cfg-options', *options], work_dir)
@@ -385,6 +393,7 @@ def markdown_table(rows: List[Dict]) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = parse_args(argv)
     CONSOLE.quiet = args.quiet
+    TRAIN_FLAGS[:] = ['--tensorboard'] if args.tensorboard else []
     start = time.time()
     pipeline = Pipeline(args)
     rows = []
