@@ -24,8 +24,11 @@ rerunning the same command continues where it stopped. The table is written to `
 are), ``wall_time_s`` and ``stage_seconds``: the wall seconds of each stage this invocation ran, summed over the
 runs (``cam_training`` (train.py, with its CAM pass and source bank), ``seeds`` (threshold sweep and
 co-occurrence confusion), ``refiner_training``, ``pseudo_masks``, ``segmentation_training``,
-``segmentation_test``; a stage skipped as finished is absent), and ``stage_seconds_by_run`` the same per run
-(``seed0/resnet/csd``: {stage: seconds}).
+``segmentation_test``, ``figures``; a stage skipped as finished is absent), ``stage_seconds_by_run`` the same per
+run (``seed0/resnet/csd``: {stage: seconds}; ``.``: the figures) and ``figures``: for each seed and model,
+``seed<k>/<model>/figure.png``, the first 4 multi-label training images with a row per run (image, CAMs, seeds
+at the run's best threshold, pseudo mask, ground truth; ``tools/analysis/visualize.py`` draws the same for any
+runs and images).
 
 The console shows each stage and, while a child tool runs, one updating line with its phase (training
 iterations, the CAM pass, test iterations), a bar and an ETA, read from the child's log

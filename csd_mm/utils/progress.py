@@ -121,7 +121,7 @@ class ConsoleProgress:
     is printed when a phase ends and, during a phase, every ``plain_interval`` seconds. ``quiet`` prints nothing.
 
     Args:
-        stream (TextIO, optional): Where to print. Defaults to ``sys.stdout``.
+        stream (TextIO, optional): Where to print. Defaults to ``sys.stdout`` (the current one at each write).
         quiet (bool): Print nothing (messages and progress). Defaults to False.
         interactive (bool, optional): Redraw in place; default: whether ``stream`` is a terminal.
         poll_interval (float): Seconds between two reads of a followed log. Defaults to 0.5.
@@ -134,16 +134,25 @@ class ConsoleProgress:
                  interactive: Optional[bool] = None,
                  poll_interval: float = 0.5,
                  plain_interval: float = 30.0) -> None:
-        self.stream = stream if stream is not None else sys.stdout
+        self._stream = stream
         self.quiet = quiet
-        if interactive is None:
-            interactive = bool(getattr(self.stream, 'isatty', lambda: False)())
-        self.interactive = interactive
+        self._interactive = interactive
         self.poll_interval = poll_interval
         self.plain_interval = plain_interval
         self._lock = threading.Lock()
         self._live = 0  # length of the progress line drawn in place, 0 when none
         self._last_plain = time.monotonic()  # when the last plain progress line was printed
+
+    @property
+    def stream(self) -> TextIO:
+        """The given stream, else the current ``sys.stdout`` (looked up at each write: it may be replaced)."""
+        return self._stream if self._stream is not None else sys.stdout
+
+    @property
+    def interactive(self) -> bool:
+        if self._interactive is not None:
+            return self._interactive
+        return bool(getattr(self.stream, 'isatty', lambda: False)())
 
     def _write(self, text: str) -> None:
         self.stream.write(text)

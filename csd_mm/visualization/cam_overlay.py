@@ -64,7 +64,18 @@ def stack_rows(rows: Sequence[np.ndarray], gap: int = 2, fill: int = 255) -> np.
     return np.concatenate(out, axis=0)
 
 
+_VISUALIZER: dict = {}  # the last visualizer by (names, palette): a matplotlib figure per row would be slow
+
+
 def _visualizer(names: Sequence[str], palette: np.ndarray):
+    key = (tuple(names), np.asarray(palette, np.uint8)[:len(names)].tobytes())
+    if key not in _VISUALIZER:
+        _VISUALIZER.clear()
+        _VISUALIZER[key] = _new_visualizer(names, palette)
+    return _VISUALIZER[key]
+
+
+def _new_visualizer(names: Sequence[str], palette: np.ndarray):
     from mmseg.visualization import SegLocalVisualizer
     # alpha: the share of the mask colour over the image (mmseg's default, 0.8, hides the image)
     visualizer = SegLocalVisualizer(name='csd_mm_cam_overlay', alpha=0.6)
