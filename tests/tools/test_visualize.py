@@ -3,7 +3,6 @@ CSD rows, one PNG per image, the multi-label selection, and errors that name wha
 from pathlib import Path
 
 import mmcv
-import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
