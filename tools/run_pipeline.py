@@ -20,7 +20,19 @@ Stages, for each seed and CAM network (IRN-style ResNet, MCTformer-V2; tiny on t
 
 Each stage is skipped when its outputs are complete; a crashed training resumes from its last checkpoint, so
 rerunning the same command continues where it stopped. The table is written to ``<work-dir>/results.json`` and
-``results.md``.
+``results.md``. ``results.json`` holds ``rows`` (one per run and seed: the table's figures and where its files
+are), ``wall_time_s`` and ``stage_seconds``: the wall seconds of each stage this invocation ran, summed over the
+runs (``cam_training`` (train.py, with its CAM pass and source bank), ``seeds`` (threshold sweep and
+co-occurrence confusion), ``refiner_training``, ``pseudo_masks``, ``segmentation_training``,
+``segmentation_test``, ``figures``; a stage skipped as finished is absent), ``stage_seconds_by_run`` the same per
+run (``seed0/resnet/csd``: {stage: seconds}; ``.``: the figures) and ``figures``: for each seed and model,
+``seed<k>/<model>/figure.png``, the first 4 multi-label training images with a row per run (image, CAMs, seeds
+at the run's best threshold, pseudo mask, ground truth; ``tools/analysis/visualize.py`` draws the same for any
+runs and images).
+
+The console shows each stage and, while a child tool runs, one updating line with its phase (training
+iterations, the CAM pass, test iterations), a bar and an ETA, read from the child's log
+(``<run dir>/pipeline_stage.log``, which keeps the full output); ``--quiet`` prints only the final table.
 
 On the embedded toy dataset (the default; generated on first use) this runs on a CPU in minutes::
 
@@ -30,6 +42,7 @@ On the embedded toy dataset (the default; generated on first use) this runs on a
     python tools/run_pipeline.py --dataset coco                    # the same on the COCO-format toy (80 classes)
 """
 import argparse
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -53,8 +66,10 @@ from csd_mm.evaluation.functional import (confusion_to_iou, cooccurrence_confusi
                                           default_thresholds, evaluate_cam_folder, summarize_sweep)
 from csd_mm.refine import SeedRefiner, export_pseudo_masks, mask_miou  # noqa: E402
 from csd_mm.utils.cam_io import is_complete  # noqa: E402
-from csd_mm.utils.fileio import atomic_write_bytes  # noqa: E402
+from csd_mm.utils.fileio import atomic_write_bytes, write_png  # noqa: E402
 from csd_mm.utils.process import WorkDirLockedError, die_with_parent, lock_work_dir  # noqa: E402
+from csd_mm.utils.progress import ConsoleProgress, StageTimer  # noqa: E402
+from csd_mm.visualization import class_meta, draw_result_grid, multi_label_ids  # noqa: E402
 
 #: model -> (baseline config, CSD config) on the toy dataset
 MODELS = {
@@ -91,6 +106,8 @@ UNTIL = ('seeds', 'masks', 'segmentation')
 DEFAULT_VARIANTS = (('csd_multi_label_only', 'train_dataloader.dataset.iterate_over=multi_label'),
                     ('csd_pair_all', 'train_dataloader.dataset.pair=all'))
 DONE = '.pipeline_done'  # written into a work dir once its training stage finished
+#: extra tools/train.py flags of every training (--tensorboard)
+TRAIN_FLAGS: List[str] = []
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -122,19 +139,31 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--seg-iters', type=int, default=None,
                         help='DeepLab training iterations (default: the config\'s, 1000)')
     parser.add_argument('--workers', type=int, default=2, help='processes for the pseudo-mask export')
+    parser.add_argument('--tensorboard', action='store_true',
+                        help='every training also logs to TensorBoard (tools/train.py --tensorboard; needs pip install '
+                        'tensorboard): tensorboard --logdir <work-dir>')
+    parser.add_argument('--quiet', action='store_true',
+                        help='print only the final table (errors still go to stderr); default: every stage and a '
+                        'progress line (iterations, ETA) of the running one')
     args = parser.parse_args(argv)
     args.work_dir = args.work_dir or ('work_dirs/pipeline_toy' + ('_coco' if args.dataset == 'coco' else ''))
     args.data_root = args.data_root or DATASETS[args.dataset]['data_root']
     if args.dataset == 'coco' and REFINERS[args.refiner][1]:
         parser.error(f'--refiner {args.refiner} trains on the VOC layout; use crf or seed with --dataset coco')
+    if args.tensorboard and not any(importlib.util.find_spec(m) for m in ('tensorboard', 'tensorboardX')):
+        parser.error('--tensorboard needs the tensorboard package, which is not installed: pip install tensorboard')
     if args.csd_variant is None:
         args.csd_variant = [list(v) for v in DEFAULT_VARIANTS]
     args.csd_variant = [v for v in args.csd_variant if v != ['none']]
     return args
 
 
+#: the console: stage messages and the progress line of the running child (``--quiet``: nothing)
+CONSOLE = ConsoleProgress()
+
+
 def log(msg: str) -> None:
-    print(f'[pipeline {time.strftime("%H:%M:%S")}] {msg}', flush=True)
+    CONSOLE.message(f'[pipeline {time.strftime("%H:%M:%S")}] {msg}')
 
 
 def run_tool(tool: str, args: Sequence[str], work_dir: str) -> None:
@@ -146,7 +175,9 @@ def run_tool(tool: str, args: Sequence[str], work_dir: str) -> None:
     cmd = [sys.executable, osp.join(REPO, 'tools', tool), *args]
     log(' '.join(cmd[1:]))
     os.makedirs(work_dir, exist_ok=True)
-    with open(osp.join(work_dir, 'pipeline_stage.log'), 'a') as out:
+    log_file = osp.join(work_dir, 'pipeline_stage.log')
+    label = f'{osp.splitext(tool)[0]} ' + '/'.join(osp.normpath(work_dir).split(os.sep)[-3:])
+    with open(log_file, 'a') as out, CONSOLE.follow(log_file, label):
         proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=os.getcwd(),
                               preexec_fn=die_with_parent)
     if proc.returncode != 0:
@@ -156,7 +187,7 @@ def run_tool(tool: str, args: Sequence[str], work_dir: str) -> None:
 
 def train(config: str, work_dir: str, options: Sequence[str]) -> None:
     """Runs tools/train.py (resuming from the last checkpoint when one exists) and marks the work dir done."""
-    args = [config, '--work-dir', work_dir]
+    args = [config, '--work-dir', work_dir, *TRAIN_FLAGS]
     if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
         args.append('--resume')
     run_tool('train.py', args + ['--cfg-options', *options], work_dir)
@@ -230,8 +261,10 @@ class Pipeline:
         self.num_classes = len(next(iter(self.labels.values()))) + 1
         self.class_names = list(COCO_METAINFO['classes']) if args.dataset == 'coco' else \
             class_names_of(self.data_root, self.num_classes)
+        self.palette = class_meta(self.data_root, self.class_names)[1]  # meta.json's colours, else VOC's colour map
         self.gt_dir = osp.join(root, layout['gt_dir'])
         self.cam_options = list(args.cfg_options)
+        self.timer = StageTimer()  # wall time by run (work dir) and stage: results.json's stage_seconds
         if args.iters is not None:
             self.cam_options += [f'train_cfg.max_iters={args.iters}', f'param_scheduler.0.end={args.iters}']
 
@@ -247,7 +280,8 @@ class Pipeline:
             log(f'seed {seed} {model}: baseline + source bank complete, skipped')
         else:
             log(f'seed {seed} {model}: stage 0, baseline CAM network -> CAMs -> source bank')
-            train(baseline_cfg, base_dir, seed_opts + data_options(self.data_root, False) + self.cam_options)
+            with self.timer.measure(base_dir, 'cam_training'):
+                train(baseline_cfg, base_dir, seed_opts + data_options(self.data_root, False) + self.cam_options)
         runs = [(model, base_dir)]
         for name, *options in [['csd']] + self.args.csd_variant:
             work = osp.join(root, name)
@@ -256,9 +290,10 @@ class Pipeline:
                 log(f'seed {seed} {model}: {name} complete, skipped')
                 continue
             log(f'seed {seed} {model}: stage 1, {name}: CSD training on the source bank -> CAMs')
-            train(csd_cfg, work, seed_opts + data_options(self.data_root, True) + self.cam_options + [
-                f'train_dataloader.dataset.source_bank={osp.join(base_dir, "source_bank")}',
-                f'train_dataloader.dataset.seed={seed}'] + options)
+            with self.timer.measure(work, 'cam_training'):
+                train(csd_cfg, work, seed_opts + data_options(self.data_root, True) + self.cam_options + [
+                    f'train_dataloader.dataset.source_bank={osp.join(base_dir, "source_bank")}',
+                    f'train_dataloader.dataset.seed={seed}'] + options)
         return runs
 
     def pair_confusion(self, work: str, threshold: float) -> Dict:
@@ -281,9 +316,10 @@ class Pipeline:
             net_dir = osp.join(work, f'{name}_net')
             if not trained(net_dir):
                 log(f'{work}: training the {name} refinement network on the CAMs')
-                train(osp.join(REPO, config), net_dir, [
-                    f'randomness.seed={seed}', f'train_dataloader.dataset.data_root={self.data_root}',
-                    f'train_dataloader.dataset.cam_dir={osp.abspath(osp.join(work, "cams"))}'])
+                with self.timer.measure(work, 'refiner_training'):
+                    train(osp.join(REPO, config), net_dir, [
+                        f'randomness.seed={seed}', f'train_dataloader.dataset.data_root={self.data_root}',
+                        f'train_dataloader.dataset.cam_dir={osp.abspath(osp.join(work, "cams"))}'])
             refiner['checkpoint'] = last_checkpoint(net_dir)
         refiner['bg_threshold'] = threshold
         return refiner
@@ -292,12 +328,14 @@ class Pipeline:
         """Writes the pseudo masks of every train_aug image; returns their mIoU on the evaluation split."""
         out = osp.join(work, f'pseudo_masks_{self.args.refiner}')
         refiner = self.refiner_config(work, seed, threshold)
-        counts = export_pseudo_masks(osp.join(work, 'cams'), osp.join(self.data_root, self.layout['img_dir']),
-                                     self.train_aug, out, refiner, num_workers=self.args.workers, progress=False,
-                                     num_fg_classes=self.num_classes - 1)
-        if counts['written']:
-            log(f'{work}: {counts["written"]} pseudo masks written to {out} ({counts["skipped"]} already there)')
-        res = mask_miou(out, self.gt_dir, self.eval_ids, self.num_classes)
+        with self.timer.measure(work, 'pseudo_masks'):
+            counts = export_pseudo_masks(osp.join(work, 'cams'), osp.join(self.data_root, self.layout['img_dir']),
+                                         self.train_aug, out, refiner, num_workers=self.args.workers,
+                                         progress=not CONSOLE.quiet, num_fg_classes=self.num_classes - 1)
+            if counts['written']:
+                log(f'{work}: {counts["written"]} pseudo masks written to {out} ({counts["skipped"]} already '
+                    'there)')
+            res = mask_miou(out, self.gt_dir, self.eval_ids, self.num_classes)
         return dict(mask_miou=100 * res['mIoU'], mask_iou=[round(100 * float(v), 2) for v in res['IoU']], masks=out)
 
     # ---- stage 4: segmentation
@@ -316,10 +354,12 @@ class Pipeline:
                     it = self.args.seg_iters
                     options += [f'train_cfg.max_iters={it}', f'train_cfg.val_interval={it}',
                                 f'param_scheduler.0.end={it}']
-                train(osp.join(REPO, self.layout['seg_config']), seg_dir, options)
-            run_tool('test.py', [osp.join(REPO, self.layout['seg_config']), last_checkpoint(seg_dir),
-                                 '--work-dir', seg_dir,
-                                 '--out-metrics', metrics_file, '--cfg-options', *data], seg_dir)
+                with self.timer.measure(work, 'segmentation_training'):
+                    train(osp.join(REPO, self.layout['seg_config']), seg_dir, options)
+            with self.timer.measure(work, 'segmentation_test'):
+                run_tool('test.py', [osp.join(REPO, self.layout['seg_config']), last_checkpoint(seg_dir),
+                                     '--work-dir', seg_dir, '--out-metrics', metrics_file, '--cfg-options', *data],
+                         seg_dir)
         with open(metrics_file) as f:
             metrics = json.load(f)
         return dict(seg_miou=float(metrics['mIoU']), seg_dir=seg_dir)
@@ -327,10 +367,11 @@ class Pipeline:
     def run_model(self, model: str, seed: int) -> List[Dict]:
         rows = []
         for method, work in self.cam_runs(model, seed):
-            row = dict(method=method, seed=seed, work_dir=work,
-                       **seed_scores(osp.join(work, 'cams'), self.gt_dir, self.eval_ids, self.labels,
-                                     self.num_classes))
-            row.update(self.pair_confusion(work, row['threshold']))
+            with self.timer.measure(work, 'seeds'):
+                row = dict(method=method, seed=seed, work_dir=work,
+                           **seed_scores(osp.join(work, 'cams'), self.gt_dir, self.eval_ids, self.labels,
+                                         self.num_classes))
+                row.update(self.pair_confusion(work, row['threshold']))
             log(f"seed {seed} {method}: seed mIoU {row['seed_miou']:.2f} (single {row['single']:.2f}, "
                 f"multi {row['multi']:.2f}) at t={row['threshold']:.2f}; {row['pair']}: "
                 f"{row['a_to_b']:.2f} / {row['b_to_a']:.2f} % confused")
@@ -342,6 +383,29 @@ class Pipeline:
                 log(f"seed {seed} {method}: segmentation val mIoU {row['seg_miou']:.2f}")
             rows.append(row)
         return rows
+
+
+def write_figures(rows: List[Dict], pipeline: 'Pipeline', num_images: int = 4) -> List[str]:
+    """For each seed and model: ``<work-dir>/seed<s>/<model>/figure.png``, the first ``num_images`` multi-label
+    images of the evaluation split with one row per run (baseline, CSD, variants): image, CAMs, seeds at the
+    run's best threshold, pseudo mask (when made) and ground truth (tools/analysis/visualize.py draws the same)."""
+    import mmcv
+    ids = multi_label_ids(pipeline.eval_ids, pipeline.labels, num_images)
+    if not ids:
+        return []
+    img_dir = osp.join(pipeline.data_root, pipeline.layout['img_dir'])
+    height = mmcv.imread(osp.join(img_dir, ids[0] + '.jpg')).shape[0]
+    written = []
+    for folder in dict.fromkeys(osp.dirname(r['work_dir']) for r in rows):
+        runs = [dict(name=osp.basename(r['work_dir']), cam_dir=osp.join(r['work_dir'], 'cams'),
+                     threshold=r['threshold'], mask_dir=r.get('masks')) for r in rows
+                if osp.dirname(r['work_dir']) == folder]
+        grid = draw_result_grid(ids, runs, img_dir, pipeline.class_names, pipeline.palette, pipeline.gt_dir,
+                                scale=max(1, 192 // height))  # titles readable on tiny images
+        out = osp.join(folder, 'figure.png')
+        write_png(out, np.ascontiguousarray(grid[..., ::-1]))
+        written.append(out)
+    return written
 
 
 COLUMNS = [('seed_miou', 'seed mIoU'), ('single', 'single-label'), ('multi', 'multi-label'), ('threshold', 'best t'),
@@ -371,6 +435,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         lock_work_dir(args.work_dir, what='pipeline')
     except WorkDirLockedError as e:
         raise SystemExit(f'error: {e}')
+    CONSOLE.quiet = args.quiet
+    TRAIN_FLAGS[:] = ['--tensorboard'] if args.tensorboard else []
     start = time.time()
     pipeline = Pipeline(args)
     rows = []
@@ -378,15 +444,25 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         for model in args.models:
             rows += pipeline.run_model(model, seed)
     table = markdown_table(rows)
+    with pipeline.timer.measure(args.work_dir, 'figures'):
+        figures = write_figures(rows, pipeline)
+    log('baseline vs CSD figures: ' + ', '.join(figures))
     result = dict(data_root=args.data_root, seed_and_mask_split='train', num_seed_and_mask_images=len(
         pipeline.eval_ids), segmentation_split='val', num_segmentation_images=pipeline.num_val,
-                  refiner=args.refiner, until=args.until, rows=rows, wall_time_s=round(time.time() - start, 1))
+                  refiner=args.refiner, until=args.until, rows=rows, wall_time_s=round(time.time() - start, 1),
+                  stage_seconds=pipeline.timer.totals(), stage_seconds_by_run={
+                      osp.relpath(run, args.work_dir): pipeline.timer.of_run(run) for run in pipeline.timer.seconds},
+                  figures=figures)
     atomic_write_bytes(osp.join(args.work_dir, 'results.json'), json.dumps(result, indent=1).encode())
     atomic_write_bytes(osp.join(args.work_dir, 'results.md'), (table + '\n').encode())
-    print(f'\nmIoU (%): seeds and pseudo masks ({args.refiner}) on the {len(pipeline.eval_ids)} train images, '
-          f'segmentation on the {pipeline.num_val} val images of {args.data_root}\n')
+    if not args.quiet:
+        print(f'\nmIoU (%): seeds and pseudo masks ({args.refiner}) on the {len(pipeline.eval_ids)} train images, '
+              f'segmentation on the {pipeline.num_val} val images of {args.data_root}\n')
     print(table)
-    print(f'\nwritten: {args.work_dir}/results.json, results.md; wall time {result["wall_time_s"]:.0f} s')
+    if not args.quiet:
+        stages = ', '.join(f'{stage} {spent:.0f} s' for stage, spent in result['stage_seconds'].items())
+        print(f'\nwritten: {args.work_dir}/results.json, results.md; wall time {result["wall_time_s"]:.0f} s'
+              + (f' ({stages})' if stages else ''))
     return result
 
 

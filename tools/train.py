@@ -5,10 +5,12 @@ Examples::
     python tools/train.py configs/toy/cam_resnet18_1xb16_300it_toy_64x64.py
     python tools/train.py configs/csd/mctformer_csd_voc.py --work-dir work_dirs/mct_csd --resume
     python tools/train.py configs/deeplab/deeplabv3plus_r101_d8_4xb4_20k_voc12aug_512.py --amp   # on a GPU
+    python tools/train.py configs/toy/cam_resnet18_1xb16_300it_toy_64x64.py --tensorboard  # + TensorBoard events
     bash tools/dist_train.sh configs/csd/mctformer_csd_voc.py 8
     GPUS=16 bash tools/slurm_train.sh PARTITION JOB configs/csd/mctformer_csd_voc.py
 """
 import argparse
+import importlib.util
 import logging
 import os
 import os.path as osp
@@ -38,6 +40,10 @@ def parse_args() -> argparse.Namespace:
         '--amp', action='store_true',
         help='enable automatic-mixed-precision training (AmpOptimWrapper, dynamic loss scale; CUDA / NPU / MLU / '
         'MUSA devices only)')
+    parser.add_argument(
+        '--tensorboard', action='store_true',
+        help='also log to TensorBoard: adds mmengine\'s TensorboardVisBackend to the visualizer (event files in '
+        '<work_dir>/<timestamp>/vis_data/; needs the tensorboard package: pip install tensorboard)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override some settings in the used config, the key-value pair in xxx=yyy format will be '
@@ -83,6 +89,27 @@ def enable_amp(cfg: Config, config_file: str = 'the config') -> None:
                          'OptimWrapper (by AmpOptimWrapper). Set an AMP-capable wrapper in the config instead.')
 
 
+def enable_tensorboard(cfg: Config) -> None:
+    """``--tensorboard``: appends mmengine's ``TensorboardVisBackend`` to ``cfg.visualizer.vis_backends`` (the
+    LocalVisBackend's ``scalars.json`` stays), so the scalars the LoggerHook records also go to TensorBoard event
+    files in ``<work_dir>/<timestamp>/vis_data/``.
+
+    Raises:
+        ValueError: the config has no ``visualizer``, or neither ``tensorboard`` nor ``tensorboardX`` is
+            installed (mmengine would only fail at the first logged iteration).
+    """
+    if importlib.util.find_spec('tensorboard') is None and importlib.util.find_spec('tensorboardX') is None:
+        raise ValueError('--tensorboard needs the tensorboard package (torch.utils.tensorboard writes through '
+                         'it), which is not installed: pip install tensorboard')
+    visualizer = cfg.get('visualizer', None)
+    if visualizer is None:
+        raise ValueError('--tensorboard: the config has no visualizer to add a TensorboardVisBackend to')
+    backends = list(visualizer.get('vis_backends', None) or [])
+    if not any(_type_name(b.get('type', '')).endswith('TensorboardVisBackend') for b in backends):
+        backends.append(dict(type='TensorboardVisBackend'))
+    visualizer['vis_backends'] = backends
+
+
 def check_amp_device() -> None:
     """Raises ValueError unless a device that mmengine 0.10.7's AmpOptimWrapper supports is present (CUDA, NPU,
     MLU, MUSA): on CPU it would stop with a bare assertion. (No CPU fallback here: bfloat16 autocast on CPU is
@@ -120,6 +147,11 @@ def main() -> None:
         try:
             enable_amp(cfg, args.config)
             check_amp_device()
+        except ValueError as e:
+            raise SystemExit(f'error: {e}')
+    if args.tensorboard:
+        try:
+            enable_tensorboard(cfg)
         except ValueError as e:
             raise SystemExit(f'error: {e}')
     if launch_rank() == 0:

@@ -78,6 +78,33 @@ def test_table_figures_are_the_ones_of_the_written_files(pipeline):
     assert f"| resnet + csd | 0 | {result['rows'][1]['seed_miou']:.2f} |" in table
 
 
+def test_console_shows_progress_and_results_record_stage_times_and_figure(pipeline):
+    """(Before the reruns below, which rewrite results.json with their own stage times.)"""
+    root, work, log = pipeline
+    # not a terminal: each finished phase of a child is one progress line, read from its log
+    assert 'train seed0/resnet/baseline | CAM generation [####################] ' in log
+    assert 'test resnet/csd/deeplab_crf | test [' in log
+    result = json.loads((work / 'results.json').read_text())
+    stages = result['stage_seconds']
+    assert set(stages) == {'cam_training', 'seeds', 'pseudo_masks', 'segmentation_training', 'segmentation_test',
+                           'figures'}
+    assert all(seconds >= 0 for seconds in stages.values())
+    assert set(result['stage_seconds_by_run']) == {'seed0/resnet/baseline', 'seed0/resnet/csd', '.'}
+    assert sum(stages.values()) <= result['wall_time_s']
+    figure = work / 'seed0/resnet/figure.png'
+    assert result['figures'] == [str(figure)]
+    import mmcv
+    grid = mmcv.imread(str(figure))
+    # 64x64 toy images enlarged 3x; a row per run (baseline, csd) for each multi-label train image
+    num_multi = sum(1 for i in _ids(root, 'train') if _labels(root)[i].sum() >= 2)
+    assert grid.shape[0] == 2 * min(num_multi, 4) * 192 + (2 * min(num_multi, 4) - 1) * 6
+
+
+def _labels(root: Path):
+    from csd_mm.datasets import load_cls_labels
+    return load_cls_labels(str(root / 'data/toy_voc/cls_labels.npy'))
+
+
 def test_rerun_skips_every_finished_stage(pipeline, run_tool):
     root, work, _ = pipeline
     before = json.loads((work / 'results.json').read_text())['rows']
@@ -137,3 +164,26 @@ def test_table_reports_the_most_cooccurring_pair(pipeline):
         assert 0 <= row['a_to_b'] <= 100 and 0 <= row['b_to_a'] <= 100
     header = (work / 'results.md').read_text().splitlines()[0]
     assert f'{names[a + 1]}->{names[b + 1]} % (seeds)' in header
+
+
+def test_same_command_twice_gives_identical_figures(pipeline, run_tool):
+    """Reproducibility on one machine: the CAM trainings again into another work dir (only up to the seeds, to
+    stay short) give bit-identical CAM files and the same table figures as the first run, not just close ones.
+    --quiet prints the table and nothing else."""
+    root, work, _ = pipeline
+    again = root / 'work_dirs/again'
+    out = run_tool([TOOL, '--work-dir', again, '--data-root', 'data/toy_voc', '--until', 'seeds', '--quiet']
+                   + ARGS, cwd=root)
+    assert '[pipeline' not in out and ' | CAM generation [' not in out
+    assert '| method | seed | seed mIoU |' in out
+    first = json.loads((work / 'results.json').read_text())['rows']
+    second = json.loads((again / 'results.json').read_text())['rows']
+    paths = ('work_dir', 'masks', 'seg_dir')
+    for a, b in zip(first, second):
+        assert {k: v for k, v in b.items() if k not in paths} == {k: a[k] for k in b if k not in paths}
+    for run_name in ('baseline', 'csd'):
+        for img_id in _ids(root, 'train_aug'):
+            rel = f'seed0/resnet/{run_name}/cams/{img_id}.npz'
+            with np.load(work / rel) as x, np.load(again / rel) as y:
+                for key in x.files:
+                    np.testing.assert_array_equal(x[key], y[key], err_msg=rel)

@@ -1,4 +1,4 @@
-"""tools/analysis/visualize_cams.py refuses a CAM folder of another dataset before drawing anything."""
+"""tools/analysis/visualize.py refuses a CAM folder of another dataset before drawing anything."""
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +17,9 @@ def test_cams_of_another_dataset_are_refused(tmp_path, run_tool_inprocess):
     save_cam(cam_path(str(cam_dir), 'a'), np.ones((1, 8, 8), np.float32), [7])  # class 7 of a 3-class dataset
     with pytest.raises(SystemExit, match=r'error: CAM file .*a\.npz has class ids \[7\] but the dataset has 3 '
                                          r'foreground classes'):
-        run_tool_inprocess([REPO / 'tools/analysis/visualize_cams.py', cam_dir, img_dir, out, '--ids', 'a',
-                            '--img-suffix', '.png', '--classes', 'background', 'x', 'y', 'z'])
+        run_tool_inprocess([REPO / 'tools/analysis/visualize.py', out, '--run', 'csd', cam_dir, '--ids', 'a',
+                            '--img-dir', img_dir, '--img-suffix', '.png', '--classes', 'background', 'x', 'y', 'z'])
     with pytest.raises(SystemExit, match=r'error: 1 of 1 images have no CAM file in .*cams'):
-        run_tool_inprocess([REPO / 'tools/analysis/visualize_cams.py', cam_dir, img_dir, out, '--ids', 'b',
-                            '--img-suffix', '.png'])
+        run_tool_inprocess([REPO / 'tools/analysis/visualize.py', out, '--run', 'csd', cam_dir, '--ids', 'b',
+                            '--img-dir', img_dir, '--img-suffix', '.png'])
     assert not out.exists()
