@@ -162,10 +162,9 @@ class CSDDataset(Dataset):
         ids = [self.dataset.get_data_info(i)['img_id'] for i in range(len(self.dataset))]
         index_of = {img_id: i for i, img_id in enumerate(ids)}
         bank = load_source_bank(self.source_bank)
-        check_source_bank_labels(self.source_bank, bank, ids, labels,
-                                 f'the labels of {type(self.dataset).__name__} '
-                                 f'({getattr(self.dataset, "label_file", None) or "its label source"})')
-        entries = bank['entries']
+        entries = check_source_bank_labels(self.source_bank, bank, ids, labels,
+                                           f'the labels of {type(self.dataset).__name__} '
+                                           f'({getattr(self.dataset, "label_file", None) or "its label source"})')
         if not entries:
             raise ValueError(f'source bank {self.source_bank} has no entry: no single-label image to paste')
         self._bank_entries = entries

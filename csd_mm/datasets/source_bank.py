@@ -21,6 +21,7 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from mmengine.logging import print_log
 
 from csd_mm.utils.cam_io import cam_path, load_cam
 from csd_mm.utils.fileio import atomic_write_bytes, read_png, remove_stale_temp_files, write_png
@@ -219,7 +220,6 @@ def build_source_bank(out_dir: str,
         if bar is not None:
             bar.update()
     if empty:
-        from mmengine.logging import print_log
         print_log(f'source bank {out_dir}: {len(empty)} of {len(single)} single-label images have an empty '
                   f'foreground mask, so pasting them pastes nothing (their consistency terms are 0), e.g. '
                   f'{empty[0]!r} ({mask_dir}/{empty[0]}.png); an all-zero CAM or a pseudo mask without the class '
@@ -280,11 +280,13 @@ def load_source_bank(out_dir: str) -> Dict:
 
 
 def check_source_bank_labels(bank_dir: str, index: Dict, ids: Sequence[str], labels: np.ndarray,
-                             label_source: str = 'the training labels') -> None:
+                             label_source: str = 'the training labels') -> List[Dict]:
     """Refuses a bank whose entries disagree with the current labels (a bank of another dataset or labels).
 
-    Every entry's image must be one of ``ids``, be single-label under ``labels`` and have the class the entry is
-    stored under; the bank's ``num_classes`` (when recorded) must be the labels' C.
+    Every entry whose image is one of ``ids`` must be single-label under ``labels`` and have the class the entry
+    is stored under; the bank's ``num_classes`` (when recorded) must be the labels' C. Entries of images outside
+    ``ids`` are left out with a warning (a training on a subset of the bank's dataset, e.g. ``indices``), unless
+    no entry is in ``ids`` (a bank of another dataset), which is refused.
 
     Args:
         bank_dir (str): The bank folder (named in the messages).
@@ -292,6 +294,9 @@ def check_source_bank_labels(bank_dir: str, index: Dict, ids: Sequence[str], lab
         ids (Sequence[str]): The training dataset's image ids.
         labels (np.ndarray): ``[len(ids), C]`` multi-hot labels aligned with ``ids``.
         label_source (str): Name of the labels (e.g. the label file), for the messages.
+
+    Returns:
+        list[dict]: The entries whose image is in ``ids``.
 
     Raises:
         ValueError: Naming the bank folder, the problem, an example id and how many entries are affected.
@@ -304,11 +309,16 @@ def check_source_bank_labels(bank_dir: str, index: Dict, ids: Sequence[str], lab
                          f'have {labels.shape[1]}. {how}')
     row_of = {img_id: i for i, img_id in enumerate(ids)}
     unknown = [e['img_id'] for e in index['entries'] if e['img_id'] not in row_of]
-    if unknown:
+    if unknown and len(unknown) == len(index['entries']):
         raise ValueError(f'source bank {bank_dir}: {len(unknown)} of {len(index["entries"])} entries name images '
                          f'that are not in the training dataset (e.g. {unknown[0]!r}). {how}')
+    if unknown:
+        print_log(f'source bank {bank_dir}: {len(unknown)} of {len(index["entries"])} entries name images that are '
+                  f'not in the training dataset (e.g. {unknown[0]!r}); they are left out (a training on a subset?)',
+                  logger='current', level=logging.WARNING)
+    entries = [e for e in index['entries'] if e['img_id'] in row_of]
     wrong = []
-    for e in index['entries']:
+    for e in entries:
         present = np.flatnonzero(labels[row_of[e['img_id']]] > 0).tolist()
         if present != [int(e['class'])]:
             wrong.append((e['img_id'], int(e['class']), present))
@@ -317,3 +327,4 @@ def check_source_bank_labels(bank_dir: str, index: Dict, ids: Sequence[str], lab
         raise ValueError(f'source bank {bank_dir}: {len(wrong)} entries are not single-label images of the class '
                          f'they are stored under, by {label_source} (e.g. {img_id!r} is stored under class {cls} '
                          f'but labelled {present}). {how}')
+    return entries

@@ -233,7 +233,7 @@ def test_bank_that_disagrees_with_the_labels_is_refused(tmp_path):
     bank = str(tmp_path / 'bank')
     index = dict(entries=[dict(img_id='a', mask='masks/a.png', **{'class': 2}),
                           dict(img_id='c', mask='masks/c.png', **{'class': 0})], num_classes=3)
-    check_source_bank_labels(bank, index, IDS, LABELS)  # the bank of these labels
+    assert check_source_bank_labels(bank, index, IDS, LABELS) == index['entries']  # the bank of these labels
     with pytest.raises(ValueError, match=r'source bank .*bank was built for 3 foreground classes but cls\.npy have '
                                          r'5\. Rebuild'):
         check_source_bank_labels(bank, index, IDS, np.zeros((4, 5)), 'cls.npy')
@@ -248,6 +248,20 @@ def test_bank_that_disagrees_with_the_labels_is_refused(tmp_path):
     other[0] = [0, 1, 1]  # multi-label now
     with pytest.raises(ValueError, match=r"'a' is stored under class 2 but labelled \[1, 2\]"):
         check_source_bank_labels(bank, index, IDS, other)
+
+
+def test_bank_entries_outside_a_training_subset_are_left_out_with_a_warning(tmp_path):
+    from mmengine.logging import MMLogger
+    bank = str(tmp_path / 'bank')
+    index = dict(entries=[dict(img_id='a', mask='masks/a.png', **{'class': 2}),
+                          dict(img_id='c', mask='masks/c.png', **{'class': 0})], num_classes=3)
+    logger = MMLogger.get_instance('bank_subset_test', log_file=str(tmp_path / 'log.txt'))
+    kept = check_source_bank_labels(bank, index, IDS[:1], LABELS[:1])  # a training on a subset holding 'a' only
+    assert [e['img_id'] for e in kept] == ['a']
+    for handler in logger.handlers:
+        handler.flush()
+    assert "1 of 2 entries name images that are not in the training dataset (e.g. 'c'); they are left out" in \
+        (tmp_path / 'log.txt').read_text()
 
 
 def test_empty_foreground_masks_are_named_in_a_warning(tmp_path):

@@ -54,8 +54,8 @@ def test_one_png_per_image_into_a_folder(toy, run_tool_inprocess):
 @pytest.mark.parametrize('args, message', [
     (['--ids', 'toytr_00000', '--run', 'CSD', '{cams}', 'alpha=1'], "unknown option 'alpha=1'"),
     (['--ids', 'toytr_00000', '--run', 'CSD', '{cams}', 'threshold=x'], "threshold must be a number, got 'x'"),
-    (['--ids', 'no_such_image', '--run', 'CSD', '{cams}'], 'no_such_image.jpg'),
-    (['--ids', 'toytr_00000', '--run', 'CSD', '{missing}'], 'toytr_00000.npz'),
+    (['--ids', 'no_such_image', '--run', 'CSD', '{cams}'], 'no_such_image.npz'),  # checked up front
+    (['--ids', 'toytr_00000', '--run', 'CSD', '{missing}'], 'missing does not exist'),
 ])
 def test_errors_name_what_is_wrong(toy, run_tool_inprocess, capsys, args, message):
     args = [a.format(cams=toy.parent / 'cams', missing=toy.parent / 'missing') for a in args]

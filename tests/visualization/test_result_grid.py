@@ -27,3 +27,20 @@ def test_class_meta_from_meta_json_else_voc(tmp_path):
     assert class_meta(str(tmp_path), ['bg', 'h'])[0] == ['bg', 'h']
     with pytest.raises(ValueError, match='meta.json: 3 classes but a palette of 2 colours'):
         class_meta(str(tmp_path), ['bg', 'h', 'r'])
+
+
+def test_voc_colormap_by_hand_and_beyond_voc():
+    from csd_mm.visualization import voc_colormap
+    cmap = voc_colormap(81)
+    # label 1 = bit 0 -> R's top bit; 2 -> G's; 3 -> R and G; 8 = bit 3 -> R's second bit; 80 = 0b1010000
+    assert cmap[:4].tolist() == [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0]]
+    assert cmap[8].tolist() == [64, 0, 0]
+    assert cmap[80].tolist() == [32, 64, 0]  # 80 = bits 4 (G's second bit) and 6 (R's third bit)
+    from mmseg.datasets import PascalVOCDataset
+    assert cmap[:21].tolist() == [list(c) for c in PascalVOCDataset.METAINFO['palette']]
+
+
+def test_class_meta_of_more_classes_than_voc_without_meta(tmp_path):
+    from csd_mm.visualization import class_meta
+    names, palette = class_meta(str(tmp_path), ['background'] + [f'c{i}' for i in range(80)])  # COCO's 81
+    assert len(names) == 81 and palette.shape == (81, 3) and len({tuple(c) for c in palette}) == 81
