@@ -3,6 +3,7 @@
 Every benchmark module exposes ``run(size, device, work_dir, log) -> dict`` returning a :func:`section`; the
 figures are ratios of two things measured in the same run, never timed assertions (docs/benchmarks.md).
 """
+import os
 import resource
 import sys
 import time
@@ -10,7 +11,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-__all__ = ['SIZES', 'timed', 'peak_rss_mib', 'reset_peak_cuda', 'peak_cuda_mib', 'section', 'fmt']
+__all__ = ['SIZES', 'timed', 'rss_mib', 'peak_rss_mib', 'reset_peak_cuda', 'peak_cuda_mib', 'section', 'fmt']
 
 SIZES = ('tiny', 'toy', 'voc')  # tiny: the test's smoke size; toy: the 64x64 toy; voc: VOC's real sizes
 
@@ -27,6 +28,15 @@ def timed(fn: Callable[[], object], steps: int, device: str = 'cpu', warmup: int
     if device == 'cuda':
         torch.cuda.synchronize()
     return (time.perf_counter() - start) / max(steps, 1)
+
+
+def rss_mib() -> float:
+    """Current resident set size of this process, MiB (from /proc; the peak where /proc is missing)."""
+    try:
+        with open('/proc/self/statm') as f:
+            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
+    except (OSError, ValueError):
+        return peak_rss_mib()
 
 
 def peak_rss_mib() -> float:
