@@ -102,7 +102,7 @@ def run(size: str, device: str, work_dir: str, log: Callable = print) -> Dict:
         name = osp.basename(config)
         r = measure(config, data, num, first, device, osp.join(work_dir, 'cam_generation', name))
         log(f'  {name}: {r["images"]} images in {r["wall"]:.1f} s, bare forwards {r["bare"]:.1f} s '
-            f'({r["ratio"]:.2f}x); peak RSS {r["rss_first"]:.0f} -> {r["rss_all"]:.0f} MiB')
+            f'({r["ratio"]:.2f}x); max RSS {r["rss_first"]:.0f} -> {r["rss_all"]:.0f} MiB')
         rows.append([f'{name} (scales {r["scales"]}, flip {r["flip"]}, {r["workers"]} workers)',
                      str(r['images']), f'{r["wall"]:.1f} s', f'{r["bare"]:.1f} s', f'{r["ratio"]:.2f}x',
                      f'{r["rss_first"]:.0f} / {r["rss_all"]:.0f} MiB'])
