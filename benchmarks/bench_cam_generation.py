@@ -32,7 +32,7 @@ CONFIGS = dict(toy=('configs/toy/cam_resnet18_1xb16_300it_toy_64x64.py', 'config
                     'configs/mctformer/mctformer_v2_deits_8xb8_60e_voc12aug_224.py'))
 # size: (image side, images, images of the first RSS reading); --size voc --device cpu: REDUCED_CPU
 SETTINGS = dict(tiny=(64, 6, 3), toy=(64, 1000, 100), voc=(500, 300, 100))
-REDUCED_CPU = (500, 6, 3)
+REDUCED_CPU = (500, 3, 1)
 
 
 def _sync(device: str) -> None:

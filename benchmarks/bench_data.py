@@ -34,7 +34,8 @@ CONFIGS = dict(
     voc=('configs/csd/resnet50_csd_voc.py', 'configs/csd/mctformer_csd_voc.py'))
 # size: (image side, train images, training iterations, iterations skipped as warm-up, CSD items timed)
 SETTINGS = dict(tiny=(64, 24, 4, 1, 8), toy=(64, 200, 40, 5, 100), voc=(500, 96, 25, 5, 40))
-REDUCED_CPU_BATCH = 2  # --size voc --device cpu: the VOC configs' pipelines and workers, batch 2
+REDUCED_CPU_BATCH = 2  # --size voc --device cpu: the VOC configs' pipelines and workers, batch 2, 4 iterations
+REDUCED_CPU_ITERS = (4, 1)
 
 
 def toy_dataset(work_dir: str, side: int, num_train: int) -> Dict:
@@ -134,6 +135,8 @@ def run(size: str, device: str, work_dir: str, log: Callable = print) -> Dict:
     side, num_train, iters, skip, items = SETTINGS[size]
     data = toy_dataset(work_dir, side, num_train)
     batch = REDUCED_CPU_BATCH if size == 'voc' and device == 'cpu' else (4 if size == 'tiny' else None)
+    if size == 'voc' and device == 'cpu':
+        iters, skip = REDUCED_CPU_ITERS
     rows, targets = [], {}
     torch.manual_seed(0)
     for config in CONFIGS['voc' if size == 'voc' else 'toy']:
@@ -155,7 +158,7 @@ def run(size: str, device: str, work_dir: str, log: Callable = print) -> Dict:
              f'({num_train} images, source bank from its masks); means over the iterations after the first '
              f'{skip}. Copy-paste: the first {items} paired items of the same CSD dataset, in this process.']
     if batch and size == 'voc':
-        notes.append(f'Reduced CPU run: batch {batch} instead of the configs\' (16 and 8).')
+        notes.append(f'Reduced CPU run: batch {batch} instead of the configs\' (16 and 8), {iters} iterations.')
     return section('Data: data_time / step, copy-paste / CSD sample (`benchmarks/bench_data.py`)',
                    ['config', 'data_time / step time', 'data share', 'CopyPaste / paired item', 'copy-paste share'],
                    rows, notes, targets)

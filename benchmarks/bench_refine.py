@@ -30,7 +30,7 @@ REFINERS = dict(toy=dict(crf=None, psa='configs/toy/aff_resnet18_1xb8_200it_toy_
                 voc=dict(crf=None, psa='configs/psa_affinity/aff_resnet50_8xb8_8e_voc12_448.py',
                          irn='configs/irn/irn_resnet50_1xb32_3e_voc12aug_512.py'))
 # size: (image side, images); --size voc --device cpu uses the same (refinement always runs on CPU)
-SETTINGS = dict(tiny=(64, 4), toy=(64, 24), voc=(500, 8))
+SETTINGS = dict(tiny=(64, 4), toy=(64, 24), voc=(500, 4))
 
 
 def make_cams(data: Dict, ids, out_dir: str, seed: int = 0) -> None:

@@ -23,7 +23,7 @@ from csd_mm.utils.fileio import read_png, write_png
 from _common import section
 
 # size: (number of CAM files, (H, W), files of the re-reading reference)
-SETTINGS = dict(tiny=(12, (32, 32), 12), toy=(2000, (96, 96), 200), voc=(1464, (375, 500), 40))
+SETTINGS = dict(tiny=(12, (32, 32), 12), toy=(2000, (96, 96), 200), voc=(1464, (375, 500), 20))
 NUM_CLASSES = 21
 
 

@@ -21,6 +21,7 @@ from typing import Callable, Dict, Optional
 import torch
 from mmengine.config import Config
 from mmseg.registry import MODELS
+from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 import csd_mm  # noqa: F401
@@ -31,6 +32,8 @@ CONFIGS = dict(
              mctformer=('configs/toy/csd_mctformer_tiny_1xb16_300it_toy_64x64.py', 16, 64)),
     voc=dict(resnet=('configs/csd/resnet50_csd_voc.py', 16, 512),
              mctformer=('configs/csd/mctformer_csd_voc.py', 64, 224)))
+DEEPLAB = dict(toy=('configs/toy/deeplabv3plus_r18_1xb8_1000it_toy_64x64.py', 8, 64),
+               voc=('configs/deeplab/deeplabv3plus_r101_d8_4xb4_20k_voc12aug_512.py', 4, 512))
 VOC_PAIRED_SHARE = 4333 / 10582  # multi-label images of VOC train_aug
 REDUCED_CPU_BATCH = dict(resnet=2, mctformer=4)  # --size voc --device cpu: the real models, smaller batches
 
@@ -110,6 +113,38 @@ def measure(model_name: str, size: str = 'toy', device: str = 'cpu', steps: int 
     return out
 
 
+def deeplab_step(size: str = 'toy', device: str = 'cpu', steps: int = 10, warmup: int = 2,
+                 batch: Optional[int] = None, log: Callable = print) -> Dict:
+    """Stage 3: one DeepLabV3+ training step (forward + backward) on synthetic images and masks."""
+    config, n, crop = DEEPLAB['toy' if size == 'tiny' else size]
+    n = batch or n
+    cfg = Config.fromfile(config)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).to(device).train()
+    g = torch.Generator().manual_seed(0)
+    num_classes = cfg.model.decode_head.num_classes
+    samples = []
+    for _ in range(n):
+        s = SegDataSample(metainfo=dict(img_shape=(crop, crop), pad_shape=(crop, crop), ori_shape=(crop, crop)))
+        s.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, crop, crop), generator=g))
+        samples.append(s)
+    data = dict(inputs=[torch.randint(0, 256, (3, crop, crop), generator=g, dtype=torch.uint8) for _ in range(n)],
+                data_samples=samples)
+
+    def step() -> None:
+        processed = model.data_preprocessor(data, True)
+        losses = model(**processed, mode='loss')
+        sum(v for k, v in losses.items() if 'loss' in k).backward()
+        model.zero_grad(set_to_none=True)
+
+    reset_peak_cuda(device)
+    sec = timed(step, steps, device, warmup)
+    mem = peak_cuda_mib(device) if device == 'cuda' else peak_rss_mib()
+    log(f'  deeplab: batch {n}, {crop}x{crop}: step {sec * 1000:.1f} ms')
+    del model
+    return dict(config=config, batch=n, crop=crop, step=sec, mem=mem)
+
+
 def paper_floor(q: float, f_share: float) -> float:
     """Compute floor of the CSD / baseline step ratio for a paired share ``q`` and ``f_share`` = F / (F + B)."""
     return (1 - q) + q * (3 + f_share)
@@ -133,11 +168,15 @@ def run(size: str, device: str, work_dir: str, log: Callable = print) -> Dict:
         cells.append(' / '.join(f'{v:.0f}' for v in [r['baseline_mem']] + [m['mem'] for m in r['modes']])
                      + ' MiB')
         rows.append(cells)
+    d = deeplab_step(size, device, batch=(2 if size == 'tiny' or reduced else None), log=log, **kwargs)
+    rows.append([f"{d['config']} ({d['batch']}, {d['crop']}), stage 3", f"{d['step'] * 1000:.1f} ms", '-', '-', '-',
+                 f"{d['mem']:.0f} MiB"])
     if reduced:
-        notes.append(f'Reduced CPU run: batch {REDUCED_CPU_BATCH}, 1 warm-up + 1 timed step; the same models, '
+        notes.append(f'Reduced CPU run: batch {REDUCED_CPU_BATCH}, DeepLab batch 2, 1 warm-up + 1 timed step; the same models, '
                      'crops and code path as `--device cuda --size voc`.')
     notes.append(f'Memory: {mem_name} (baseline / paper reading / every image paired); on CPU ru_maxrss only '
-                 'grows, so each figure is the peak up to the end of that mode.')
+                 'grows, so each figure is the peak up to the end of that mode. The last row is stage 3 (DeepLabV3+ '
+                 'on the pseudo masks, no CSD): its step alone.')
     return section('Training step: CSD / baseline (`benchmarks/bench_train_step.py`)',
                    ['config (batch, crop)', 'baseline step', 'F / (F + B)',
                     f'CSD, paper reading (q = {VOC_PAIRED_SHARE:.2f}): step, ratio, floor',
