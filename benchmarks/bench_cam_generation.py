@@ -27,7 +27,8 @@ from csd_mm.models.cam import _resize_image
 from _common import rss_mib, section
 from bench_data import toy_dataset
 
-CONFIGS = dict(toy=('configs/toy/cam_resnet18_1xb16_300it_toy_64x64.py', 'configs/toy/mctformer_tiny_1xb16_300it_toy_64x64.py'),
+CONFIGS = dict(toy=('configs/toy/cam_resnet18_1xb16_300it_toy_64x64.py',
+                    'configs/toy/mctformer_tiny_1xb16_300it_toy_64x64.py'),
                voc=('configs/resnet50_cam/resnet50_cam_1xb16_5e_voc12aug_512.py',
                     'configs/mctformer/mctformer_v2_deits_8xb8_60e_voc12aug_224.py'))
 # size: (image side, images, images of the first RSS reading); --size voc --device cpu: REDUCED_CPU

@@ -30,7 +30,8 @@ from csd_mm.datasets.transforms import CopyPaste
 from _common import section
 
 CONFIGS = dict(
-    toy=('configs/toy/csd_resnet18_1xb16_300it_toy_64x64.py', 'configs/toy/csd_mctformer_tiny_1xb16_300it_toy_64x64.py'),
+    toy=('configs/toy/csd_resnet18_1xb16_300it_toy_64x64.py',
+         'configs/toy/csd_mctformer_tiny_1xb16_300it_toy_64x64.py'),
     voc=('configs/csd/resnet50_csd_voc.py', 'configs/csd/mctformer_csd_voc.py'))
 # size: (image side, train images, training iterations, iterations skipped as warm-up, CSD items timed)
 SETTINGS = dict(tiny=(64, 24, 4, 1, 8), toy=(64, 200, 40, 5, 100), voc=(500, 96, 25, 5, 40))

@@ -96,7 +96,9 @@ def render_markdown(records: Dict[str, Dict]) -> str:
         m = rec['machine']
         lines += [f"## `{rec['command']}`", '',
                   f"{rec['date']}, {rec['wall_s']:.0f} s in all. Machine: {m['cpu']}, {m['cores']} cores (load "
-                  f"average {m['load_average'][0]} at the start), OMP_NUM_THREADS={m['omp_num_threads']}; "
+                  f"average {m['load_average'][0]} at the start"
+                  + (f", {m['load_average_end'][0]} at the end" if 'load_average_end' in m else '')
+                  + f"), OMP_NUM_THREADS={m['omp_num_threads']}; "
                   f"Python {m['python']}, torch {m['torch']}, numpy {m['numpy']}, mmengine {m['mmengine']}"
                   + (f"; GPU {m['gpu']} (CUDA {m['cuda']})" if m.get('gpu') else '; no GPU') + '.', '']
         for name, _ in BENCHMARKS:
@@ -188,6 +190,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         write_text(args.out, render_markdown(load_records(args.results_dir)))
         print(f'[{i + 1}/{len(names)}] {name}: {sec["seconds"]:.0f} s'
               + (f' FAILED ({sec["error"]})' if sec.get('error') else ''), flush=True)
+        record['machine']['load_average_end'] = [round(v, 2) for v in os.getloadavg()]
+    write_text(rec_path, json.dumps(record, indent=1))
+    write_text(args.out, render_markdown(load_records(args.results_dir)))
     print(f'written: {rec_path}, {args.out} ({record["wall_s"]:.0f} s)')
     return record
 

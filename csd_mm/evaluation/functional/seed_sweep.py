@@ -22,7 +22,8 @@ from typing import Dict, Sequence, Union
 
 import numpy as np
 
-__all__ = ['default_thresholds', 'count_below', 'seed_from_cam', 'sweep_confusion', 'confusion_to_iou', 'summarize_sweep']
+__all__ = ['default_thresholds', 'count_below', 'seed_from_cam', 'sweep_confusion', 'confusion_to_iou',
+           'summarize_sweep']
 
 ArrayLike = Union[np.ndarray, Sequence[float]]
 
