@@ -17,7 +17,6 @@ from typing import Callable, Dict
 
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
@@ -43,7 +42,6 @@ def _sync(device: str) -> None:
 
 def measure(config: str, data: Dict, num: int, first: int, device: str, out_dir: str) -> Dict:
     cfg = Config.fromfile(config)
-    init_default_scope('mmseg')
     loader_cfg = cfg.cam_dataloader.copy()
     loader_cfg.dataset.update(data_root=data['root'], ann_file='ImageSets/Segmentation/train_aug.txt',
                               data_prefix=dict(img_path='JPEGImages'), label_source='npy',

@@ -20,7 +20,6 @@ from typing import Callable, Dict, Optional
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 import csd_mm  # noqa: F401
@@ -114,7 +113,6 @@ class _TimedTransform:
 def copy_paste_share(config: str, data: Dict, items: int) -> Dict:
     """CopyPaste's time over the whole ``__getitem__`` time of the first ``items`` paired CSD items."""
     cfg = csd_config(config, data)
-    init_default_scope('mmseg')
     from mmseg.registry import DATASETS
     dataset = DATASETS.build(copy.deepcopy(cfg.train_dataloader.dataset))
     dataset.full_init()
@@ -142,6 +140,9 @@ def run(size: str, device: str, work_dir: str, log: Callable = print) -> Dict:
     torch.manual_seed(0)
     for config in CONFIGS['voc' if size == 'voc' else 'toy']:
         name = osp.basename(config)
+        # no default scope is set anywhere here (the configs' default_scope is None, as with tools/train.py):
+        # mmpretrain's RandAugment in the MCTformer pipeline builds its ops by name, which an 'mmseg' or
+        # 'mmengine' scope breaks
         d = data_time_share(config, data, work_dir, iters, skip, device, batch)
         log(f'  {name}: data_time {d["data_time"] * 1000:.1f} ms of {d["step_time"] * 1000:.1f} ms '
             f'({d["share"] * 100:.1f}%), {d["workers"]} workers')
