@@ -168,9 +168,13 @@ def run(size: str, device: str, work_dir: str, log: Callable = print) -> Dict:
         cells.append(' / '.join(f'{v:.0f}' for v in [r['baseline_mem']] + [m['mem'] for m in r['modes']])
                      + ' MiB')
         rows.append(cells)
-    d = deeplab_step(size, device, batch=(2 if size == 'tiny' or reduced else None), log=log, **kwargs)
-    rows.append([f"{d['config']} ({d['batch']}, {d['crop']}), stage 3", f"{d['step'] * 1000:.1f} ms", '-', '-', '-',
-                 f"{d['mem']:.0f} MiB"])
+    try:  # stage 3 apart: its failure must not lose the CSD rows above
+        d = deeplab_step(size, device, batch=(2 if size == 'tiny' or reduced else None), log=log, **kwargs)
+        rows.append([f"{d['config']} ({d['batch']}, {d['crop']}), stage 3", f"{d['step'] * 1000:.1f} ms", '-', '-',
+                     '-', f"{d['mem']:.0f} MiB"])
+    except Exception as e:  # noqa: BLE001  (recorded in the table)
+        rows.append([f'{DEEPLAB["toy" if size == "tiny" else size][0]}, stage 3',
+                     f'failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}', '-', '-', '-', '-'])
     if reduced:
         notes.append(f'Reduced CPU run: batch {REDUCED_CPU_BATCH}, DeepLab batch 2, 1 step without warm-up; the '
                      'same models, crops and code path as `--device cuda --size voc`.')
