@@ -109,9 +109,10 @@ def render_markdown(records: Dict[str, Dict]) -> str:
             if sec.get('error'):
                 lines += [f"Failed: `{sec['error']}`", '']
                 continue
-            lines += ['| ' + ' | '.join(sec['header']) + ' |', '|' + '---|' * len(sec['header'])]
-            lines += ['| ' + ' | '.join(r) + ' |' for r in sec['rows']]
-            lines.append('')
+            if sec['rows']:
+                lines += ['| ' + ' | '.join(sec['header']) + ' |', '|' + '---|' * len(sec['header'])]
+                lines += ['| ' + ' | '.join(r) + ' |' for r in sec['rows']]
+                lines.append('')
             for note in sec['notes']:
                 lines += [note, '']
             if sec['targets']:
