@@ -7,7 +7,7 @@ SegmentationClassAug).
 
 Example:
     python tools/analysis/eval_seeds.py work_dirs/cams data/voc12/SegmentationClassAug \
-        --split data/voc12/train.txt --num-classes 21 --out work_dirs/seed_sweep.json
+        --split data/voc12/train.txt --num-classes 21 --out work_dirs/seed_sweep.json --num-workers 2
 """
 import argparse
 import json
@@ -34,6 +34,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--gt-suffix', default='.png')
     parser.add_argument('--out', help='write the whole sweep to this JSON file')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    parser.add_argument('--num-workers', type=int, default=0,
+                        help='worker processes reading and sweeping the files (default 0: this process)')
     return parser.parse_args(argv)
 
 
@@ -67,7 +69,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         ids = read_split(args.split)
         result = evaluate_cam_folder(args.cam_dir, args.gt_dir, ids, num_classes, args.thresholds,
                                      progress=not args.no_progress, ignore_index=args.ignore_index,
-                                     gt_suffix=args.gt_suffix)
+                                     gt_suffix=args.gt_suffix, num_workers=args.num_workers)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
     print(f'{result["num_images"]} images of {args.split}, {num_classes} classes')

@@ -29,6 +29,19 @@ def _check_mask(mask: np.ndarray, owner: str, name: str = 'mask') -> None:
                          f'[{lo}, {hi}]')
 
 
+# dtypes and channel counts cv2.copyTo handles; it copies the selected pixels with SIMD, about 20x faster than
+# np.where with a broadcast mask on a 512x512 RGB image (docs/benchmarks.md, copy-paste share of a CSD sample)
+_CV2_DTYPES = (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.float32, np.float64)
+
+
+def _select(mask: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``source`` where the bool ``[H, W]`` mask is set, else ``target``: exact pixel copies, a new array."""
+    if target.dtype.type in _CV2_DTYPES and (target.ndim == 2 or target.shape[2] <= 4) and mask.size:
+        out = np.array(target, order='C', copy=True)
+        return cv2.copyTo(np.ascontiguousarray(source), np.ascontiguousarray(mask).view(np.uint8), out)
+    return np.where(mask if target.ndim == 2 else mask[..., None], source, target)
+
+
 def paste(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Aligned paste ``M * source + (1 - M) * target`` (docs/method.md section 3).
 
@@ -61,9 +74,9 @@ def paste(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarra
         raise ValueError(f'paste: mask shape {mask.shape} does not match the image size {target.shape[:2]}')
     m = mask if target.ndim == 2 else mask[..., None]
     if mask.dtype == bool:
-        return np.where(m, source, target)
+        return _select(mask, source, target)
     if not np.issubdtype(mask.dtype, np.floating) or np.all((mask == 0) | (mask == 1)):
-        return np.where(m != 0, source, target)
+        return _select(mask != 0, source, target)
     m = m.astype(np.float64)
     out = m * source.astype(np.float64) + (1.0 - m) * target.astype(np.float64)
     if np.issubdtype(target.dtype, np.integer):

@@ -6,15 +6,16 @@ confusion of every image and reports the best background score, the per-class Io
 as Yang et al., "Cross-domain Semantic Decoupling for Weakly-Supervised Semantic Segmentation" (BMVC 2023)
 report seed mIoU on VOC train (seed protocol of IRN, Ahn et al., CVPR 2019).
 """
+import io
 import json
 import math
 import os
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import mmcv
 import numpy as np
-from mmengine.utils import ProgressBar
+from mmengine.utils import track_iter_progress, track_parallel_progress
 from prettytable import PrettyTable
 
 from csd_mm.utils.cam_io import cam_path, check_cam_folder, load_cam
@@ -25,6 +26,34 @@ __all__ = ['evaluate_cam_folder', 'format_sweep', 'sweep_to_dict',
            'dump_sweep_json']
 
 
+_CHUNK = 64  # images per worker task
+
+
+def _image_confusion(cam_dir: str, gt_dir: str, num_classes: int, thresholds: np.ndarray, ignore_index: int,
+                     gt_suffix: str, img_id: str) -> np.ndarray:
+    """The sweep confusion ``[T, N, N]`` of one image; errors name its CAM file and mask."""
+    cfile = cam_path(cam_dir, img_id)
+    gfile = os.path.join(gt_dir, img_id + gt_suffix)
+    cam, keys = load_cam(cfile)
+    gt = read_png(gfile)
+    if gt.shape != cam.shape[1:]:
+        raise ValueError(f'ground-truth mask {gfile} has size {gt.shape} but its CAM file {cfile} has '
+                         f'size {cam.shape[1:]}')
+    try:
+        return sweep_confusion(cam, keys, gt, num_classes, thresholds, ignore_index)
+    except ValueError as e:
+        raise ValueError(f'{cfile} / {gfile}: {e}') from e
+
+
+def _chunk_confusion(task: Tuple[tuple, List[str]]) -> np.ndarray:
+    """Worker task: the summed sweep confusion of a chunk of images."""
+    args, ids = task
+    conf = _image_confusion(*args, ids[0])
+    for img_id in ids[1:]:
+        conf += _image_confusion(*args, img_id)
+    return conf
+
+
 def evaluate_cam_folder(cam_dir: str,
                         gt_dir: str,
                         ids: Sequence[str],
@@ -32,7 +61,8 @@ def evaluate_cam_folder(cam_dir: str,
                         thresholds: Optional[Sequence[float]] = None,
                         progress: bool = True,
                         ignore_index: int = 255,
-                        gt_suffix: str = '.png') -> Dict:
+                        gt_suffix: str = '.png',
+                        num_workers: int = 0) -> Dict:
     """Sweeps the background score over a folder of CAM files.
 
     Args:
@@ -44,6 +74,9 @@ def evaluate_cam_folder(cam_dir: str,
         progress (bool): Show mmengine's progress bar (on stderr). Defaults to True.
         ignore_index (int): Ignored ground-truth value. Defaults to 255.
         gt_suffix (str): Suffix of the mask files. Defaults to '.png'.
+        num_workers (int): Worker processes reading and sweeping the files (mmengine's
+            ``track_parallel_progress``); 0 or 1: in this process. The sums are exact, so the result does not
+            depend on it. Defaults to 0.
 
     Returns:
         dict: The result of :func:`summarize_sweep` plus ``confusion`` (``int64 [T, N, N]``, summed over the
@@ -58,23 +91,20 @@ def evaluate_cam_folder(cam_dir: str,
     if not ids:
         raise ValueError('no image ids to evaluate')
     check_cam_folder(cam_dir, ids, num_classes - 1)  # CAMs of another dataset: refused before the sweep
-    conf = np.zeros((len(thresholds), num_classes, num_classes), dtype=np.int64)
-    bar = ProgressBar(len(ids), file=sys.stderr) if progress else None
-    for img_id in ids:
-        cfile = cam_path(cam_dir, img_id)
-        gfile = os.path.join(gt_dir, img_id + gt_suffix)
-        cam, keys = load_cam(cfile)
-        gt = read_png(gfile)
-        if gt.shape != cam.shape[1:]:
-            raise ValueError(f'ground-truth mask {gfile} has size {gt.shape} but its CAM file {cfile} has '
-                             f'size {cam.shape[1:]}')
-        try:
-            conf += sweep_confusion(cam, keys, gt, num_classes, thresholds, ignore_index)
-        except ValueError as e:
-            raise ValueError(f'{cfile} / {gfile}: {e}') from e
-        if bar is not None:
-            bar.update()
-    if bar is not None:
+    args = (cam_dir, gt_dir, num_classes, thresholds, ignore_index, gt_suffix)
+    bar_file = sys.stderr if progress else io.StringIO()  # mmengine's bars always draw; off: into a buffer
+    if num_workers and num_workers > 1 and len(ids) > 1:
+        # Chunks, not single images, are the tasks: each worker returns one [T, N, N] sum per chunk, so the
+        # confusion matrices crossing the process boundary are few whatever the number of images.
+        size = max(1, min(_CHUNK, math.ceil(len(ids) / num_workers)))
+        chunks = [(args, ids[i:i + size]) for i in range(0, len(ids), size)]
+        parts = track_parallel_progress(_chunk_confusion, chunks, num_workers, file=bar_file)
+        conf = np.sum(parts, axis=0, dtype=np.int64)
+    else:
+        conf = np.zeros((len(thresholds), num_classes, num_classes), dtype=np.int64)
+        for img_id in track_iter_progress(ids, file=bar_file):
+            conf += _image_confusion(*args, img_id)
+    if progress:
         sys.stderr.write('\n')
     result = summarize_sweep(conf, thresholds)
     result.update(confusion=conf, thresholds=thresholds, num_images=len(ids))

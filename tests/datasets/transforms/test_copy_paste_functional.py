@@ -106,3 +106,19 @@ def test_soften_mask_feathers_symmetrically():
 def test_soften_mask_bad_sigma():
     with pytest.raises(ValueError, match='sigma'):
         soften_mask(MASK, -1.0)
+
+
+@pytest.mark.parametrize('shape', [(7, 9), (7, 9, 1), (7, 9, 3), (7, 9, 4), (7, 9, 5)])
+@pytest.mark.parametrize('dtype', [np.uint8, np.uint16, np.int32, np.int64, np.float16, np.float32, np.float64])
+def test_hard_paste_is_an_exact_selection_for_every_layout(shape, dtype):
+    """The cv2.copyTo fast path and the np.where fallback give the definition's pixels, also for views."""
+    rng = np.random.default_rng(0)
+    target = np.repeat((rng.random(shape) * 100).astype(dtype), 2, axis=0)[::2]  # a non-contiguous view
+    source = (rng.random(shape) * 100).astype(dtype)
+    mask = (rng.random((14, 18)) < 0.5)[::2, ::2]
+    for m in (mask, mask.astype(np.uint8), mask.astype(np.float32)):
+        out = paste(target, source, m)
+        expected = np.where(mask if len(shape) == 2 else mask[..., None], source, target)
+        assert out.shape == expected.shape and out.dtype == expected.dtype
+        np.testing.assert_array_equal(out, expected)
+        assert not np.shares_memory(out, target)

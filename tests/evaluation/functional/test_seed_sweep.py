@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from csd_mm.evaluation.functional.seed_sweep import (confusion_to_iou, default_thresholds, seed_from_cam,
-                                                     summarize_sweep, sweep_confusion)
+from csd_mm.evaluation.functional.seed_sweep import (_max_argmax, confusion_to_iou, count_below,
+                                                     default_thresholds, seed_from_cam, summarize_sweep,
+                                                     sweep_confusion)
 
 
 def _literal_seed(cam, keys, t):
@@ -149,3 +150,44 @@ def test_summarize_sweep_excludes_nan_and_picks_first_best():
         summarize_sweep(np.zeros((1, 3, 3), np.int64), [0.1])
     with pytest.raises(ValueError, match='shape'):
         summarize_sweep(conf, [0.1, 0.2])
+
+
+def test_max_argmax_hand_example_first_of_equal_maxima():
+    cam = np.array([[[0.5, 0.2, 0.7]], [[0.5, 0.9, 0.1]], [[0.1, 0.9, 0.7]]], np.float32)  # (3, 1, 3)
+    m, a = _max_argmax(cam)
+    np.testing.assert_array_equal(m, np.float32([[0.5, 0.9, 0.7]]))
+    np.testing.assert_array_equal(a, [[0, 1, 0]])  # ties: the first map wins, as np.argmax
+    rng = np.random.default_rng(0)
+    cam = rng.choice([0.0, 0.25, 0.5], size=(4, 30, 30)).astype(np.float32)  # many ties
+    np.testing.assert_array_equal(_max_argmax(cam)[1], np.argmax(cam, axis=0))
+    with pytest.raises(ValueError, match='NaN or inf'):
+        _max_argmax(np.array([[[0.1]], [[np.nan]]], np.float32))
+
+
+def test_count_below_table_equals_binary_search_at_the_edges():
+    """The float32 lookup table (used from 4,096 pixels) counts exactly as searchsorted on float64: values at,
+    just above and just below each threshold, signed zeros, negatives, huge values and inf."""
+    t = np.sort(np.concatenate([[-2.0, -0.0], default_thresholds(), [1 / 3, 1e20]]))
+    edge = []
+    for x in t.tolist() + [0.0, 1.0, np.inf, -np.inf, 3e38]:
+        f = np.float32(x)
+        edge += [f, np.nextafter(f, np.float32(np.inf)), np.nextafter(f, np.float32(-np.inf))]
+    rng = np.random.default_rng(0)
+    m = np.concatenate([np.repeat(np.array(edge, np.float32), 50), rng.standard_normal(5000, np.float32),
+                        rng.random(5000, np.float32)])
+    rng.shuffle(m)
+    assert m.size >= 4096
+    np.testing.assert_array_equal(count_below(t, m), np.searchsorted(t, m.astype(np.float64), side='left'))
+    assert count_below(np.array([0.5]), np.array([0.5, 0.5000001], np.float64)).tolist() == [0, 1]
+
+
+@pytest.mark.parametrize('dtype', [np.float16, np.float32])
+def test_sweep_equals_straightforward_on_a_large_image(dtype):
+    """A VOC-like image (above the lookup-table size) with ignored pixels: the sweep equals per-threshold seeds."""
+    rng = np.random.default_rng(3)
+    keys = np.array([2, 7, 14])
+    cam = rng.choice(np.arange(64) / 100, size=(3, 60, 80)).astype(dtype)  # values on the thresholds
+    gt = rng.integers(0, 21, size=(60, 80)).astype(np.uint8)
+    gt[:5] = 255
+    t = default_thresholds()
+    np.testing.assert_array_equal(sweep_confusion(cam, keys, gt, 21, t), _straightforward(cam, keys, gt, 21, t))
