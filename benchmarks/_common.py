@@ -64,3 +64,15 @@ def section(title: str, header: Sequence[str], rows: List[Sequence[str]], notes:
     """The record a benchmark returns: a markdown table, notes and which targets were met."""
     return dict(title=title, header=list(header), rows=[[str(c) for c in r] for r in rows], notes=list(notes),
                 targets=dict(targets or {}))
+
+
+def standalone_main(run: Callable[..., Dict], doc: str, sizes: Sequence[str], cuda: bool = True) -> None:
+    """The command line of one benchmark run on its own (``run_all.py`` runs them all): ``--size``, ``--device``
+    (when the benchmark uses one) and ``--work-dir``; prints the section's record."""
+    import argparse
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--size', choices=sorted(sizes), default='toy')
+    parser.add_argument('--device', choices=('cpu', 'cuda') if cuda else ('cpu', ), default='cpu')
+    parser.add_argument('--work-dir', default='work_dirs/benchmarks')
+    args = parser.parse_args()
+    print(run(args.size, args.device, args.work_dir))

@@ -9,7 +9,6 @@ for ``voc``), random init, against the model's ``cam_score_fn`` alone over the s
 (CAMs are streamed to disk, so it should stay flat). Targets (docs/benchmarks.md): wall / bare <= 1.25; peak RSS
 flat from 100 to 1,000 images.
 """
-import argparse
 import os.path as osp
 import shutil
 import time
@@ -23,7 +22,7 @@ from mmseg.registry import MODELS
 import csd_mm  # noqa: F401
 from csd_mm.engine.hooks import CAMGenerationHook
 from csd_mm.models.cam import _resize_image
-from _common import rss_mib, section
+from _common import rss_mib, section, standalone_main
 from bench_data import toy_dataset
 
 CONFIGS = dict(toy=('configs/toy/cam_resnet18_1xb16_300it_toy_64x64.py',
@@ -119,14 +118,5 @@ def run(size: str, device: str, work_dir: str, log: Callable = print) -> Dict:
                    rows, notes, targets)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--size', choices=sorted(SETTINGS), default='toy')
-    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
-    parser.add_argument('--work-dir', default='work_dirs/benchmarks')
-    args = parser.parse_args()
-    print(run(args.size, args.device, args.work_dir))
-
-
 if __name__ == '__main__':
-    main()
+    standalone_main(run, __doc__, SETTINGS)

@@ -11,7 +11,6 @@ Separately, on the CSD dataset of the same config, the time spent in ``CopyPaste
 ``CSDDataset.__getitem__`` of paired items (both images loaded and augmented, pasted, packed).
 Targets (docs/benchmarks.md): data_time / step < 10%; copy-paste <= 10% of preparing a CSD sample.
 """
-import argparse
 import copy
 import os.path as osp
 import time
@@ -26,7 +25,7 @@ import csd_mm  # noqa: F401
 from csd_mm.datasets import build_source_bank, load_cls_labels, read_split
 from csd_mm.datasets.toy import make_toy_voc
 from csd_mm.datasets.transforms import CopyPaste
-from _common import section
+from _common import section, standalone_main
 
 CONFIGS = dict(
     toy=('configs/toy/csd_resnet18_1xb16_300it_toy_64x64.py',
@@ -166,14 +165,5 @@ def run(size: str, device: str, work_dir: str, log: Callable = print) -> Dict:
                    rows, notes, targets)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--size', choices=sorted(SETTINGS), default='toy')
-    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
-    parser.add_argument('--work-dir', default='work_dirs/benchmarks')
-    args = parser.parse_args()
-    print(run(args.size, args.device, args.work_dir))
-
-
 if __name__ == '__main__':
-    main()
+    standalone_main(run, __doc__, SETTINGS)

@@ -8,7 +8,6 @@
 walks use the configs' refiners (``configs/psa_affinity``, ``configs/irn``; toy twins for ``toy``) with random
 init. Always on CPU (the refiners run in CPU worker processes). Target: throughput scales with the workers.
 """
-import argparse
 import os.path as osp
 import shutil
 import time
@@ -22,7 +21,7 @@ import csd_mm  # noqa: F401
 from csd_mm.datasets import load_cls_labels, read_split
 from csd_mm.refine import export_pseudo_masks
 from csd_mm.utils.cam_io import cam_path, save_cam
-from _common import section
+from _common import section, standalone_main
 from bench_data import toy_dataset
 
 REFINERS = dict(toy=dict(crf=None, psa='configs/toy/aff_resnet18_1xb8_200it_toy_64x64.py',
@@ -83,13 +82,5 @@ def run(size: str, device: str, work_dir: str, log: Callable = print) -> Dict:
                     'workers cannot double anything.'], targets)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--size', choices=sorted(SETTINGS), default='toy')
-    parser.add_argument('--work-dir', default='work_dirs/benchmarks')
-    args = parser.parse_args()
-    print(run(args.size, 'cpu', args.work_dir))
-
-
 if __name__ == '__main__':
-    main()
+    standalone_main(run, __doc__, SETTINGS, cuda=False)

@@ -9,7 +9,6 @@ On synthetic CAM files (``csd_mm.utils.cam_io`` format, 1-3 classes, 21 classes)
 confusion matrices must be identical. Targets (docs/benchmarks.md): sweep / one threshold <= 2x, reference / sweep >= 10x,
 1,464 VOC-sized CAMs (375x500) swept in under 30 s on 2 cores.
 """
-import argparse
 import os
 import os.path as osp
 import time
@@ -20,7 +19,7 @@ import numpy as np
 from csd_mm.evaluation.functional import default_thresholds, evaluate_cam_folder, seed_from_cam
 from csd_mm.utils.cam_io import cam_path, load_cam, save_cam
 from csd_mm.utils.fileio import read_png, write_png
-from _common import section
+from _common import section, standalone_main
 
 # size: (number of CAM files, (H, W), files of the re-reading reference)
 SETTINGS = dict(tiny=(12, (32, 32), 12), toy=(2000, (96, 96), 100), voc=(1464, (375, 500), 20))
@@ -102,13 +101,5 @@ def run(size: str, device: str, work_dir: str, log: Callable = print) -> Dict:
                     '`evaluation.py` does, and must give identical confusion matrices.'], targets)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--size', choices=sorted(SETTINGS), default='toy')
-    parser.add_argument('--work-dir', default='work_dirs/benchmarks')
-    args = parser.parse_args()
-    print(run(args.size, 'cpu', args.work_dir))
-
-
 if __name__ == '__main__':
-    main()
+    standalone_main(run, __doc__, SETTINGS, cuda=False)
