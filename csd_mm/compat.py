@@ -13,6 +13,10 @@ works unchanged with full mmcv, with an older torch, and on GPU clusters:
 * ``--launcher pytorch`` and ``--launcher slurm`` make mmengine call ``torch.cuda.set_device``; on CPU-only
   machines :func:`setup_cpu_distributed` initialises a gloo process group first (for slurm from the
   ``SLURM_*`` variables, as mmengine does) and wraps the model in a DDP that does not pass CUDA device ids.
+* mmengine 0.10.7's ``BaseDataset._copy_without_annotation(self, memo=dict())`` (behind ``get_subset``) shares
+  one default deepcopy memo across calls and records ``memo[id(self)]`` without keeping ``self`` alive: once an
+  earlier dataset is freed, a new object that reuses its address (e.g. a pipeline transform) is "copied" as the
+  old sub-dataset. :func:`fresh_subset_memo` gives every call its own memo.
 """
 import importlib.util
 import os
@@ -26,7 +30,7 @@ from typing import Optional
 import torch
 
 __all__ = ['apply', 'install_mmcv_ops_fallback', 'allow_mmengine_checkpoint_types',
-           'setup_cpu_distributed']
+           'setup_cpu_distributed', 'fresh_subset_memo']
 
 _APPLIED = False
 
@@ -192,6 +196,23 @@ def _register_cpu_ddp() -> None:
             super().__init__(module=module, device_ids=None, **kwargs)
 
 
+def fresh_subset_memo() -> None:
+    """Makes ``BaseDataset._copy_without_annotation`` use a new deepcopy memo per call (see the module
+    docstring); a no-op where mmengine's default memo is not a shared dict."""
+    from mmengine.dataset import BaseDataset
+    original = BaseDataset._copy_without_annotation
+    defaults = getattr(original, '__defaults__', None)
+    if getattr(original, '_csd_mm_fresh_memo', False) or not (defaults and isinstance(defaults[0], dict)):
+        return
+
+    def _copy_without_annotation(self, memo=None):
+        return original(self, {} if memo is None else memo)
+
+    _copy_without_annotation._csd_mm_fresh_memo = True
+    _copy_without_annotation.__doc__ = original.__doc__
+    BaseDataset._copy_without_annotation = _copy_without_annotation
+
+
 def apply() -> None:
     """Applies every adaptation once; safe to call repeatedly."""
     global _APPLIED
@@ -202,4 +223,5 @@ def apply() -> None:
     install_mmcv_ops_fallback()
     allow_mmengine_checkpoint_types()
     _register_cpu_ddp()
+    fresh_subset_memo()
     _APPLIED = True

@@ -140,3 +140,22 @@ def test_mpi_launcher_on_cpu_is_refused():
     with pytest.raises(RuntimeError, match="launcher 'mpi' on a CPU-only machine is not supported; use pytorch "
                                            r'\(tools/dist_train.sh\) or slurm'):
         compat.setup_cpu_distributed(Config(dict()), 'mpi')
+
+
+def test_dataset_subsets_never_share_a_deepcopy_memo():
+    """mmengine's default memo dict of _copy_without_annotation would remember every copied dataset by its id
+    (a freed dataset's address reused by a transform made get_subset put a dataset into a pipeline)."""
+    from mmengine.dataset import BaseDataset
+    compat.apply()
+    original = BaseDataset._copy_without_annotation
+    assert getattr(original, '_csd_mm_fresh_memo', False)
+
+    class Tiny(BaseDataset):
+        def load_data_list(self):
+            return [dict(i=i) for i in range(4)]
+
+    shared_default = original.__closure__[0].cell_contents.__defaults__[0]
+    first = Tiny(pipeline=[], serialize_data=False)
+    sub = first.get_subset([1, 2])
+    assert [sub.get_data_info(i)['i'] for i in range(2)] == [1, 2]
+    assert shared_default == {}  # mmengine's shared default memo stays empty: nothing is remembered across calls

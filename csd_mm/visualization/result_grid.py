@@ -18,10 +18,8 @@ __all__ = ['class_meta', 'voc_colormap', 'multi_label_ids', 'draw_result_grid']
 def class_meta(data_root: Optional[str] = None,
                classes: Optional[Sequence[str]] = None) -> Tuple[List[str], np.ndarray]:
     """Class names (background first) and ``(N, 3)`` RGB palette: ``classes``, else the data root's ``meta.json``
-    (as the toy dataset writes), else PASCAL VOC's; the palette from ``meta.json`` or VOC's.
-
-    Raises:
-        ValueError: fewer colours than classes (names the meta file).
+    (as the toy dataset writes), else PASCAL VOC's; the palette from ``meta.json`` or VOC's, extended by VOC's
+    colour map (:func:`voc_colormap`) when there are more classes than colours.
     """
     from mmseg.datasets import PascalVOCDataset
     names = list(PascalVOCDataset.METAINFO['classes'])
@@ -34,10 +32,8 @@ def class_meta(data_root: Optional[str] = None,
         palette = content.get('palette', palette)
     if classes:
         names = list(classes)
-    if len(palette) < len(names):
-        if meta and osp.isfile(meta):
-            raise ValueError(f'{meta}: {len(names)} classes but a palette of {len(palette)} colours')
-        palette = voc_colormap(len(names))  # e.g. COCO's 81: VOC's colour map extended (its first 21 colours)
+    if len(palette) < len(names):  # e.g. COCO's 81 classes: the colours given, then VOC's colour map
+        palette = [list(c) for c in palette] + voc_colormap(len(names))[len(palette):].tolist()
     return names, np.asarray(palette, np.uint8)
 
 

@@ -153,6 +153,9 @@ def test_killed_pipeline_ends_its_training_and_a_rerun_completes(tmp_path):
            'train_dataloader.batch_size=4', 'default_hooks.checkpoint.interval=2']
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _kill_when(proc, base / 'cams', '*.npz', 2)
+    stage_log = base / 'pipeline_stage.log'
+    assert (base / '.lock').is_file(), (f'no training lock in {base}: {sorted(p.name for p in base.iterdir())}; '
+                                        f'log: {stage_log.read_text()[-3000:] if stage_log.is_file() else None}')
     holder = (base / '.lock').read_text()  # 'pid N: ...' of the training child
     child = int(holder.split()[1].rstrip(':'))
     assert child != proc.pid

@@ -25,8 +25,9 @@ def test_class_meta_from_meta_json_else_voc(tmp_path):
     names, palette = class_meta(str(tmp_path))
     assert names == ['background', 'horse'] and palette.tolist() == [[0, 0, 0], [150, 90, 50]]
     assert class_meta(str(tmp_path), ['bg', 'h'])[0] == ['bg', 'h']
-    with pytest.raises(ValueError, match='meta.json: 3 classes but a palette of 2 colours'):
-        class_meta(str(tmp_path), ['bg', 'h', 'r'])
+    # more classes than meta.json's colours (e.g. the COCO toy: 81 names, the toy's palette): its colours
+    # first, then VOC's colour map
+    assert class_meta(str(tmp_path), ['bg', 'h', 'r'])[1].tolist() == [[0, 0, 0], [150, 90, 50], [0, 128, 0]]
 
 
 def test_voc_colormap_by_hand_and_beyond_voc():
