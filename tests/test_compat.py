@@ -110,12 +110,20 @@ _DIST_VARS = ('MASTER_ADDR', 'MASTER_PORT', 'RANK', 'WORLD_SIZE', 'LOCAL_RANK', 
               'SLURM_NODELIST', 'SLURM_LOCALID')
 
 
+def _clear_dist_env(monkeypatch):
+    """Unsets the launcher variables so that the test's end restores them, also those the code under test sets:
+    ``delenv`` of an unset variable records nothing, so a RANK set by ``_slurm_dist_env`` would outlive the test
+    (and make every later tools/train.py subprocess believe it is rank 3)."""
+    for var in _DIST_VARS:
+        monkeypatch.setenv(var, '')  # recorded: undone at teardown (unset again, or the old value back)
+        monkeypatch.delenv(var)
+
+
 def test_slurm_variables_become_torch_distributed_ones(monkeypatch):
     """--launcher slurm on CPU: what srun gives each task, turned into what torch.distributed reads (as
     mmengine's slurm set-up); an existing MASTER_ADDR is kept (no scontrol call). The end-to-end run with
     tools/slurm_train.sh is in tests/tools/test_train_test_e2e.py."""
-    for var in _DIST_VARS:
-        monkeypatch.delenv(var, raising=False)
+    _clear_dist_env(monkeypatch)
     monkeypatch.setenv('SLURM_PROCID', '3')
     monkeypatch.setenv('SLURM_NTASKS', '4')
     monkeypatch.setenv('SLURM_LOCALID', '1')
@@ -126,9 +134,13 @@ def test_slurm_variables_become_torch_distributed_ones(monkeypatch):
         dict(RANK='3', WORLD_SIZE='4', LOCAL_RANK='1', MASTER_ADDR='10.0.0.7', MASTER_PORT='29500')
 
 
+def test_launcher_variables_set_by_a_test_do_not_outlive_it():
+    """The slurm test above runs first (file order) and sets RANK=3 through the code under test."""
+    assert 'RANK' not in os.environ or os.environ['RANK'] != '3'
+
+
 def test_slurm_launcher_outside_srun_says_what_is_missing(monkeypatch):
-    for var in _DIST_VARS:
-        monkeypatch.delenv(var, raising=False)
+    _clear_dist_env(monkeypatch)
     monkeypatch.setenv('SLURM_PROCID', '0')
     with pytest.raises(RuntimeError, match='--launcher slurm: SLURM_NTASKS, SLURM_NODELIST not set; start the '
                                            'tool with srun'):
