@@ -283,23 +283,14 @@ def test_empty_foreground_masks_are_named_in_a_warning(tmp_path):
                "consistency terms are 0), e.g. 'c'" in m for m in messages)
 
 
-class _TouchMarker:
-    """Unpickling this would create the marker file."""
 
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f'touch {self.marker}', )
-
-
-def test_malicious_source_bank_index_runs_no_code(tmp_path):
+def test_malicious_source_bank_index_runs_no_code(tmp_path, touch_marker):
     """The index is JSON (never unpickled): a pickle in its place is a malformed index, and runs nothing."""
     import pickle
     marker = tmp_path / 'marker'
     bank = tmp_path / 'bank'
     bank.mkdir()
-    (bank / 'index.json').write_bytes(pickle.dumps(dict(entries=[_TouchMarker(marker)])))
+    (bank / 'index.json').write_bytes(pickle.dumps(dict(entries=[touch_marker(marker)])))
     with pytest.raises(ValueError, match=r'index\.json: malformed source bank index'):
         load_source_bank(str(bank))
     assert not marker.exists()

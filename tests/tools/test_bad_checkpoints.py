@@ -19,14 +19,6 @@ def workspace(tmp_path_factory):
     return root
 
 
-class _TouchMarker:
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f'touch {self.marker}', )
-
 
 def _refused(run_tool_inprocess, monkeypatch, workspace, args, message):
     monkeypatch.chdir(workspace)
@@ -57,10 +49,10 @@ def test_test_tool_refuses_a_file_that_is_no_checkpoint(workspace, run_tool_inpr
 
 
 def test_test_tool_and_load_from_run_no_code_of_a_malicious_checkpoint(workspace, run_tool_inprocess,
-                                                                        monkeypatch):
+                                                                        monkeypatch, touch_marker):
     marker = workspace / 'marker'
     ckpt = workspace / 'evil.pth'
-    torch.save(dict(state_dict=dict(w=torch.zeros(1)), meta=_TouchMarker(marker)), ckpt)
+    torch.save(dict(state_dict=dict(w=torch.zeros(1)), meta=touch_marker(marker)), ckpt)
     _refused(run_tool_inprocess, monkeypatch, workspace,
              [REPO / 'tools/test.py', CAM_CFG, ckpt, '--work-dir', workspace / 'w3', '--no-save-cams'],
              r'error: checkpoint .*evil\.pth is refused: it refers to \w+\.system')

@@ -121,24 +121,8 @@ def test_killed_source_bank_build_resumes_to_the_uninterrupted_bank(toy, tmp_pat
     _no_temp_files(bank / 'masks')
 
 
-def _pid_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        # a zombie (dead, not yet reaped by init) counts as gone
-        try:
-            if Path(f'/proc/{pid}/stat').read_text().split(')')[-1].split()[0] == 'Z':
-                return True
-        except OSError:
-            return True
-        time.sleep(0.05)
-    return False
 
-
-def test_killed_pipeline_ends_its_training_and_a_rerun_completes(tmp_path):
+def test_killed_pipeline_ends_its_training_and_a_rerun_completes(tmp_path, pid_gone):
     """SIGKILL of tools/run_pipeline.py while its baseline training child writes CAMs: the child dies with it
     (its work-dir lock is free at once), and the same command finishes the CAMs, the bank and the seeds."""
     import csd_mm  # noqa: F401
@@ -159,7 +143,7 @@ def test_killed_pipeline_ends_its_training_and_a_rerun_completes(tmp_path):
     holder = (base / '.lock').read_text()  # 'pid N: ...' of the training child
     child = int(holder.split()[1].rstrip(':'))
     assert child != proc.pid
-    assert _pid_gone(child, 10), f'the training child {child} outlived the killed pipeline'
+    assert pid_gone(child, 10), f'the training child {child} outlived the killed pipeline'
     with open(base / '.lock') as f:  # free: no live process holds the training's lock
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         fcntl.flock(f, fcntl.LOCK_UN)

@@ -170,20 +170,11 @@ def test_check_cam_folder_refuses_cams_of_another_dataset(tmp_path):
         check_cam_folder(str(tmp_path / 'nope'), ['a'])
 
 
-class _TouchMarker:
-    """Unpickling this would create the marker file."""
 
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f'touch {self.marker}', )
-
-
-def test_malicious_cam_file_runs_no_code(tmp_path):
+def test_malicious_cam_file_runs_no_code(tmp_path, touch_marker):
     marker = tmp_path / 'marker'
     path = str(tmp_path / 'evil.npz')
-    np.savez(path, cam=np.array([_TouchMarker(marker)], dtype=object), keys=np.array([_TouchMarker(marker)]))
+    np.savez(path, cam=np.array([touch_marker(marker)], dtype=object), keys=np.array([touch_marker(marker)]))
     with pytest.raises(ValueError, match=r'CAM file .*evil\.npz cannot be read as a CAM archive'):
         load_cam(path)
     with pytest.raises(ValueError, match=r'CAM file .*evil\.npz cannot be read as a CAM archive'):

@@ -73,20 +73,11 @@ def test_a_file_that_is_no_checkpoint_is_named(tmp_path, content, message):
         read_state_dict(str(tmp_path / 'nope.pth'))
 
 
-class _TouchMarker:
-    """Unpickling this would create the marker file (os.system is never reached by a weights-only load)."""
 
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f'touch {self.marker}', )
-
-
-def test_malicious_checkpoint_runs_no_code(tmp_path):
+def test_malicious_checkpoint_runs_no_code(tmp_path, touch_marker):
     marker = tmp_path / 'marker'
     path = str(tmp_path / 'evil.pth')
-    torch.save(dict(state_dict=dict(w=torch.zeros(1)), meta=_TouchMarker(marker)), path)
+    torch.save(dict(state_dict=dict(w=torch.zeros(1)), meta=touch_marker(marker)), path)
     with pytest.raises(ValueError, match=r'checkpoint .*evil\.pth is refused: it refers to \w+\.system') as info:
         check_checkpoint_matches(_Net(), path)
     assert not marker.exists()

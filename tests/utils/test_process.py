@@ -16,17 +16,6 @@ _LOAD = (f'import importlib.util; spec = importlib.util.spec_from_file_location(
          'process = importlib.util.module_from_spec(spec); spec.loader.exec_module(process)')
 
 
-def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def _wait_file(path, timeout: float = 20.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -37,7 +26,7 @@ def _wait_file(path, timeout: float = 20.0) -> str:
 
 
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='PR_SET_PDEATHSIG is Linux only')
-def test_child_started_with_die_with_parent_ends_when_the_parent_is_killed(tmp_path):
+def test_child_started_with_die_with_parent_ends_when_the_parent_is_killed(tmp_path, pid_gone):
     """A parent (its own process) starts a sleeping child with die_with_parent, writes the child's pid and is
     killed with SIGKILL: the kernel ends the child too."""
     pid_file = tmp_path / 'child.pid'
@@ -55,7 +44,7 @@ def test_child_started_with_die_with_parent_ends_when_the_parent_is_killed(tmp_p
         os.kill(child_pid, 0)  # running
         parent.send_signal(signal.SIGKILL)
         parent.wait(10)
-        assert _wait_gone(child_pid), f'child {child_pid} outlived its killed parent'
+        assert pid_gone(child_pid), f'child {child_pid} outlived its killed parent'
     finally:
         parent.kill()
 
