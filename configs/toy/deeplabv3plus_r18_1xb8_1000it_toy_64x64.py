@@ -10,7 +10,7 @@
 #   python tools/test.py configs/toy/deeplabv3plus_r18_1xb8_1000it_toy_64x64.py \
 #       work_dirs/deeplabv3plus_r18_1xb8_1000it_toy_64x64/iter_1000.pth   # mIoU + PNGs in preds/ (--tta: TTA)
 # Other pseudo masks: --cfg-options train_dataloader.dataset.data_prefix.seg_map_path=/abs/path/to/masks
-from mmcv.transforms import LoadImageFromFile, Pad, RandomFlip, RandomResize, Resize, TestTimeAug
+from mmcv.transforms import LoadImageFromFile, Pad, RandomFlip, RandomResize, Resize
 from mmengine.config import read_base
 from mmengine.dataset import DefaultSampler, InfiniteSampler
 from mmseg.datasets import BaseSegDataset
@@ -22,6 +22,8 @@ with read_base():
     from .._base_.default_runtime import *
     from .._base_.models.deeplabv3plus_r50_d8 import *
     from .._base_.schedules.schedule_20k import *
+    # tools/test.py --tta (tta_model: the model base config): VOC's six scales of the original image x flip
+    from .._base_.datasets.voc12aug_pseudo_masks import img_ratios, tta_pipeline
 
 from csd_mm.engine.hooks import SegPredictionExportHook
 
@@ -74,17 +76,6 @@ val_dataloader = dict(
         ann_file='ImageSets/Segmentation/val.txt',
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-# tools/test.py --tta (tta_model: the model base config): mmseg's six scales of the original image x flip
-img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
-tta_pipeline = [
-    dict(type=LoadImageFromFile),
-    dict(type=TestTimeAug,
-         transforms=[[dict(type=Resize, scale_factor=r, keep_ratio=True) for r in img_ratios],
-                     [dict(type=RandomFlip, prob=0., direction='horizontal'),
-                      dict(type=RandomFlip, prob=1., direction='horizontal')],
-                     [dict(type=LoadAnnotations)],
-                     [dict(type=PackSegInputs)]]),
-]
 val_evaluator = dict(type=IoUMetric, iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 
