@@ -3,7 +3,6 @@
 # to keep frozen) and its batch norms learn their statistics. Output stride 8 (stage strides 1, 2, 1, 1 after
 # the stride-4 stem) keeps an 8x8 score map on 64x64 images.
 from mmengine.config import read_base
-from mmengine.runner import IterBasedTrainLoop
 from mmengine.optim import PolyLR
 
 with read_base():
@@ -13,6 +12,7 @@ with read_base():
     from .._base_.schedules.schedule_sgd_poly_5e import *
 
 from csd_mm.engine.hooks import CAMGenerationHook
+from csd_mm.engine.runner import NoPauseIterBasedTrainLoop
 
 num_classes = 5
 model.update(
@@ -30,7 +30,8 @@ model.update(
 
 train_dataloader.update(batch_size=16)
 max_iters = 300
-train_cfg = dict(type=IterBasedTrainLoop, max_iters=max_iters, val_interval=max_iters + 1)
+# the sampler restarts every epoch without mmengine's 2-s pause (same batches; csd_mm.engine.runner)
+train_cfg = dict(type=NoPauseIterBasedTrainLoop, max_iters=max_iters, val_interval=max_iters + 1)
 # Toy deviation from IRN: momentum 0.9 and lr 0.05 for a from-scratch net in 300 iterations. IRN's effective
 # momentum is 1e-4 (its PolyOptimizer passes weight_decay into SGD's positional momentum slot; see
 # configs/_base_/schedules/schedule_sgd_poly_5e.py), which the VOC config follows.

@@ -21,7 +21,6 @@ from mmcv.transforms import LoadImageFromFile, RandomFlip, RandomResize
 from mmengine.config import read_base
 from mmengine.dataset import DefaultSampler
 from mmengine.optim import OptimWrapper, PolyLR
-from mmengine.runner import IterBasedTrainLoop
 from mmpretrain.models import ResNet
 from mmseg.datasets.transforms import LoadAnnotations, PackSegInputs, RandomCrop
 from torch.optim import SGD
@@ -29,6 +28,7 @@ from torch.optim import SGD
 with read_base():
     from .._base_.default_runtime import *
 
+from csd_mm.engine.runner import NoPauseIterBasedTrainLoop
 from csd_mm.refine import AffinityLabelDataset, BoundaryNet, IRNBoundaryRefiner
 
 data_root = 'data/toy_voc'
@@ -74,7 +74,8 @@ model = dict(
     radius=10)  # IRN's training radius (on its 128x128 map of 512 crops; the toy map is 64x64)
 
 max_iters = 200
-train_cfg = dict(type=IterBasedTrainLoop, max_iters=max_iters, val_interval=max_iters + 1)
+# the sampler restarts every epoch without mmengine's 2-s pause (same batches; csd_mm.engine.runner)
+train_cfg = dict(type=NoPauseIterBasedTrainLoop, max_iters=max_iters, val_interval=max_iters + 1)
 val_cfg = None
 test_cfg = None
 optim_wrapper = dict(

@@ -19,10 +19,10 @@ with read_base():
 
 from mmengine.hooks import CheckpointHook, LoggerHook
 from mmengine.optim import CosineAnnealingLR, LinearLR
-from mmengine.runner import IterBasedTrainLoop
 from torch.optim import AdamW
 
 from csd_mm.engine.hooks import CAMGenerationHook
+from csd_mm.engine.runner import NoPauseIterBasedTrainLoop
 
 num_classes = 5
 embed_dims = 64
@@ -42,7 +42,8 @@ model.update(
 train_dataloader.update(batch_size=16)
 max_iters = 300
 warmup_iters = 25
-train_cfg = dict(type=IterBasedTrainLoop, max_iters=max_iters, val_interval=max_iters + 1)
+# the sampler restarts every epoch without mmengine's 2-s pause (same batches; csd_mm.engine.runner)
+train_cfg = dict(type=NoPauseIterBasedTrainLoop, max_iters=max_iters, val_interval=max_iters + 1)
 optim_wrapper.update(optimizer=dict(type=AdamW, lr=6e-3, weight_decay=0.05))
 param_scheduler = [
     dict(type=LinearLR, start_factor=1e-3, begin=0, end=warmup_iters, by_epoch=False),
