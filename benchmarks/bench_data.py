@@ -75,7 +75,12 @@ def data_time_share(config: str, data: Dict, work_dir: str, iters: int, skip: in
     cfg = csd_config(config, data, batch)
     name = osp.splitext(osp.basename(config))[0]
     cfg.work_dir = osp.join(work_dir, 'data_time', name)
-    cfg.train_cfg = dict(type='NoPauseIterBasedTrainLoop', max_iters=iters, val_interval=iters + 1)
+    if 'Epoch' in str(cfg.train_cfg.get('type', 'EpochBasedTrainLoop')):
+        # a VOC epoch is 661 iterations, the synthetic set's 6: without restarts, as inside a VOC epoch
+        cfg.train_dataloader.sampler = dict(type='InfiniteSampler', shuffle=True)
+        cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=iters + 1)
+    else:  # the toy configs' own iteration loop (and its epoch restarts), shortened
+        cfg.train_cfg.update(max_iters=iters, val_interval=iters + 1)
     cfg.param_scheduler = []
     for key in ('val_dataloader', 'val_cfg', 'val_evaluator', 'test_dataloader', 'test_cfg', 'test_evaluator'):
         cfg[key] = None

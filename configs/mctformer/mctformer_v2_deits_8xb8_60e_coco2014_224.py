@@ -29,7 +29,8 @@ from csd_mm.engine.hooks import CAMGenerationHook
 num_classes = 80
 model.update(backbone=dict(num_classes=num_classes), head=dict(num_classes=num_classes))
 # x 8 GPUs = 64; the last incomplete batch is dropped, as MCTformer's loader does (1,282 iterations per epoch)
-train_dataloader.update(batch_size=8, drop_last=True, dataset=dict(pipeline=train_pipeline))
+# 10 workers per GPU process, as MCTformer's main.py
+train_dataloader.update(batch_size=8, num_workers=10, drop_last=True, dataset=dict(pipeline=train_pipeline))
 
 custom_hooks = [
     dict(type=CAMGenerationHook, out_dir='cams', dataloader=cam_dataloader,

@@ -57,7 +57,8 @@ train_pipeline = [
     dict(type=PackCAMInputs),
 ]
 # x 8 GPUs = 64; the last incomplete batch is dropped, as MCTformer's loader does (165 iterations per epoch)
-train_dataloader.update(batch_size=8, drop_last=True, dataset=dict(pipeline=train_pipeline))
+# 10 workers per GPU process, as MCTformer's main.py
+train_dataloader.update(batch_size=8, num_workers=10, drop_last=True, dataset=dict(pipeline=train_pipeline))
 auto_scale_lr = dict(base_batch_size=64, enable=False)
 
 # After training: CAMs of every train_aug image and the source bank (stage 0 of CSD).

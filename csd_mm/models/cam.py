@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['normalize_cams', 'strided_up_size', 'aggregate_multiscale', 'select_classes']
+__all__ = ['normalize_cams', 'strided_up_size', 'aggregate_multiscale', 'present_classes', 'select_classes']
 
 
 def normalize_cams(cams: Tensor, eps: float = 1e-5) -> Tensor:
@@ -89,7 +89,8 @@ def aggregate_multiscale(score_fn: Callable[[Tensor], Tensor],
                          flip: bool = True,
                          out_size: Optional[Tuple[int, int]] = None,
                          resize_mode: str = 'bicubic',
-                         output_stride: Optional[int] = None) -> Tensor:
+                         output_stride: Optional[int] = None,
+                         classes: Optional[Tensor] = None) -> Tensor:
     """Multi-scale (and flip) CAM aggregation of IRN.
 
     For each scale ``s`` the image is rescaled to ``round(H * s) x round(W * s)``; the rescaled image and, when
@@ -114,9 +115,14 @@ def aggregate_multiscale(score_fn: Callable[[Tensor], Tensor],
             'bicubic'). Defaults to 'bicubic' (IRN rescales with PIL bicubic).
         output_stride (int, optional): Network output stride for IRN's upsample-then-crop (16 for IRN's
             ResNet-50). Defaults to None: resize straight to ``out_size``.
+        classes (Tensor, optional): Indices of the score-map channels to keep (e.g. an image's classes, from
+            :func:`select_classes`); they are picked before the upsampling, which works channel by channel, so
+            the result equals upsampling all C maps and picking afterwards, at K / C of the cost. Defaults to
+            None (all channels).
 
     Returns:
-        Tensor: The summed, non-negative maps, shape ``(C, H_out, W_out)``.
+        Tensor: The summed, non-negative maps, shape ``(C, H_out, W_out)`` (``(K, H_out, W_out)`` with
+        ``classes``).
     """
     if not isinstance(img, Tensor) or img.dim() != 4 or img.shape[0] != 1:
         raise ValueError('aggregate_multiscale expects one image of shape (1, 3, H, W), got '
@@ -131,6 +137,8 @@ def aggregate_multiscale(score_fn: Callable[[Tensor], Tensor],
     if min(out_size) < 1:
         raise ValueError(f'aggregate_multiscale got an empty out_size {out_size}')
     up_size = out_size if output_stride is None else strided_up_size(out_size, output_stride)
+    if classes is not None and classes.numel() == 0:  # an image without classes: nothing to compute
+        return img.new_zeros((0, ) + out_size)
 
     total = None
     for scale in scales:
@@ -141,12 +149,31 @@ def aggregate_multiscale(score_fn: Callable[[Tensor], Tensor],
         if not isinstance(maps, Tensor) or maps.dim() != 4 or maps.shape[0] != x.shape[0]:
             raise ValueError(f'aggregate_multiscale: score_fn must return a tensor (B, C, h, w) with B = {x.shape[0]}, '
                              f'got {tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__}')
+        if classes is not None:
+            maps = maps[:, classes.to(maps.device)]
         maps = F.relu(maps)
         # bilinear resizing is linear and commutes with the flip, so the flip pair is summed first
         maps = maps[:1] + maps[1:].flip(-1) if flip else maps
         maps = F.interpolate(maps, size=up_size, mode='bilinear', align_corners=False)[0]
         total = maps if total is None else total + maps
     return total[:, :out_size[0], :out_size[1]]
+
+
+def present_classes(label: Tensor, num_classes: int) -> Tensor:
+    """The 0-based ids of the classes present in a multi-hot image-level label.
+
+    Args:
+        label (Tensor): Multi-hot label ``[num_classes]``; a class is present where ``label > 0``.
+        num_classes (int): The number of classes (maps) the label must describe.
+
+    Returns:
+        Tensor: Long ``[K]``, ascending, on ``label``'s device.
+    """
+    label = torch.as_tensor(label)
+    if label.dim() != 1 or label.shape[0] != num_classes:
+        raise ValueError(f'present_classes / select_classes need a label of shape [{num_classes}] (one entry '
+                         f'per CAM), got {tuple(label.shape)}')
+    return torch.nonzero(label > 0, as_tuple=False).flatten().long()
 
 
 def select_classes(cams: Tensor, label: Tensor) -> Tuple[Tensor, Tensor]:
@@ -163,9 +190,5 @@ def select_classes(cams: Tensor, label: Tensor) -> Tuple[Tensor, Tensor]:
     if not isinstance(cams, Tensor) or cams.dim() != 3:
         raise ValueError('select_classes expects cams of shape (C, H, W), got '
                          f'{tuple(cams.shape) if isinstance(cams, Tensor) else type(cams).__name__}')
-    label = torch.as_tensor(label)
-    if label.dim() != 1 or label.shape[0] != cams.shape[0]:
-        raise ValueError(f'select_classes needs a label of shape [{cams.shape[0]}] (one entry per '
-                         f'CAM), got {tuple(label.shape)}')
-    keys = torch.nonzero(label.to(cams.device) > 0, as_tuple=False).flatten().long()
+    keys = present_classes(label, cams.shape[0]).to(cams.device)
     return cams[keys], keys

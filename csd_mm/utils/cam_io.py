@@ -7,8 +7,10 @@ archive keeps the keys beside the maps and is read with ``allow_pickle=False``, 
 run code. Files are written atomically (a temporary file in the same folder, then :func:`os.replace`), so a
 file that exists is complete and reruns can skip it (:func:`missing_ids`).
 """
+import collections
 import os
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -16,7 +18,7 @@ import numpy as np
 from .fileio import atomic_write
 from .paths import check_image_id
 
-__all__ = ['CAM_SUFFIX', 'save_cam', 'load_cam', 'load_cam_keys', 'cam_path', 'missing_ids', 'is_complete',
+__all__ = ['CAM_SUFFIX', 'CAMFileWriter', 'save_cam', 'load_cam', 'load_cam_keys', 'cam_path', 'missing_ids', 'is_complete',
            'check_cam_folder']
 
 CAM_SUFFIX = '.npz'
@@ -82,6 +84,70 @@ def save_cam(path: str, cam: Any, keys: Any) -> str:
     keys64 = keys.astype(np.int64)
     atomic_write(path, lambda f: np.savez(f, cam=cam16, keys=keys64))
     return path
+
+
+class CAMFileWriter:
+    """Saves the CAMs of a model's outputs with :func:`save_cam` on one background thread.
+
+    The copy off the accelerator, the float16 cast, the checks and the file write of a batch then run while the
+    next batches go through the network (``benchmarks/bench_cam_generation.py`` measures the difference). At most
+    ``max_pending`` batches wait: :meth:`submit` blocks beyond that, so memory stays flat however many images
+    there are. An error of a write is raised by a later :meth:`submit` or by :meth:`close`; files are atomic, so
+    a crash loses at most the pending batches, never leaves half a file.
+
+    Args:
+        out_dir (str): Folder of the ``<img_id>.npz`` files.
+        max_pending (int): Batches queued before :meth:`submit` waits. Defaults to 4.
+
+    Examples:
+        >>> with CAMFileWriter(out_dir) as writer:
+        ...     for batch in loader:
+        ...         writer.submit(model.test_step(batch))  # samples with ``cam`` and ``cam_keys``
+    """
+
+    def __init__(self, out_dir: str, max_pending: int = 4) -> None:
+        if int(max_pending) < 1:
+            raise ValueError(f'CAMFileWriter: max_pending must be at least 1, got {max_pending}')
+        self.out_dir, self.max_pending = out_dir, int(max_pending)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='cam-writer')
+        self._pending = collections.deque()
+        self.written = 0
+
+    @staticmethod
+    def _write(items: List[Tuple[str, Any, Any]]) -> int:
+        for path, cam, keys in items:
+            save_cam(path, cam.cpu().float().numpy(), keys.cpu().numpy())
+        return len(items)
+
+    def _collect(self, block: bool) -> None:
+        while self._pending and (block or self._pending[0].done()):
+            self.written += self._pending.popleft().result()  # re-raises a failed write here
+
+    def submit(self, outputs: Sequence) -> None:
+        """Queues the files of ``outputs`` (data samples with ``metainfo['img_id']``, ``cam``, ``cam_keys``)."""
+        items = [(cam_path(self.out_dir, sample.metainfo['img_id']), sample.cam.detach(), sample.cam_keys.detach())
+                 for sample in outputs]
+        self._pending.append(self._pool.submit(self._write, items))
+        while len(self._pending) > self.max_pending:
+            self.written += self._pending.popleft().result()
+        self._collect(block=False)
+
+    def close(self) -> int:
+        """Waits for every queued file; returns how many files this writer wrote."""
+        try:
+            self._collect(block=True)
+        finally:
+            self._pool.shutdown(wait=True)
+        return self.written
+
+    def __enter__(self) -> 'CAMFileWriter':
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # the body failed: let queued writes finish, but raise the body's error, not theirs
+            self._pool.shutdown(wait=True)
 
 
 def load_cam(path: str) -> Tuple[np.ndarray, np.ndarray]:

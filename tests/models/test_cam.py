@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from csd_mm.models.cam import aggregate_multiscale, normalize_cams, select_classes, strided_up_size
+from csd_mm.models.cam import (aggregate_multiscale, normalize_cams, present_classes, select_classes,
+                               strided_up_size)
 
 
 def test_normalize_cams_hand_numbers():
@@ -156,5 +157,26 @@ def test_select_classes():
     assert torch.equal(kept, cams[1:])
     kept, keys = select_classes(cams, torch.zeros(3))
     assert kept.shape == (0, 2, 2) and keys.numel() == 0
-    with pytest.raises(ValueError, match='select_classes needs a label of shape \\[3\\]'):
+    with pytest.raises(ValueError, match='select_classes need a label of shape \\[3\\]'):
         select_classes(cams, torch.ones(4))
+
+
+def test_present_classes_hand_numbers():
+    assert present_classes(torch.tensor([0.0, 1.0, 0.0, 1.0]), 4).tolist() == [1, 3]
+    assert present_classes(torch.zeros(3), 3).tolist() == []
+    with pytest.raises(ValueError, match=r'need a label of shape \[4\]'):
+        present_classes(torch.ones(3), 4)
+
+
+def test_aggregate_picks_classes_before_upsampling_with_the_same_result():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 6, 3, stride=4, padding=1)
+    img = torch.randn(1, 3, 21, 26)
+    keys = torch.tensor([1, 4, 5])
+    with torch.no_grad():
+        for stride in (None, 4):
+            full = aggregate_multiscale(conv, img, scales=(1.0, 0.5, 1.5), flip=True, output_stride=stride)
+            picked = aggregate_multiscale(conv, img, scales=(1.0, 0.5, 1.5), flip=True, output_stride=stride,
+                                          classes=keys)
+            assert picked.shape == (3, 21, 26) and torch.equal(picked, full[keys])  # bit-identical
+            assert aggregate_multiscale(conv, img, classes=torch.tensor([], dtype=torch.long)).shape == (0, 21, 26)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from csd_mm.utils.cam_io import (cam_path, check_cam_folder, is_complete, load_cam, load_cam_keys, missing_ids,
+from csd_mm.utils.cam_io import (CAMFileWriter, cam_path, check_cam_folder, is_complete, load_cam, load_cam_keys, missing_ids,
                                  save_cam)
 from csd_mm.utils.fileio import atomic_write
 
@@ -182,3 +182,49 @@ def test_malicious_cam_file_runs_no_code(tmp_path, touch_marker):
     with pytest.raises(ValueError, match=r'evil\.npz cannot be read'):
         check_cam_folder(str(tmp_path), ['evil'])
     assert not marker.exists()
+
+
+class _Sample:
+    """What the writer reads of a model output: ``metainfo['img_id']``, ``cam`` and ``cam_keys``."""
+
+    def __init__(self, img_id, cam, keys):
+        self.metainfo, self.cam, self.cam_keys = dict(img_id=img_id), cam, keys
+
+
+def test_cam_file_writer_writes_what_save_cam_writes(tmp_path):
+    torch.manual_seed(0)
+    batches = [[_Sample(f'img_{b}_{i}', torch.rand(2, 5, 7, dtype=torch.float64), torch.tensor([1, 4]))
+                for i in range(3)] for b in range(5)]
+    with CAMFileWriter(str(tmp_path / 'thread'), max_pending=1) as writer:
+        os.makedirs(writer.out_dir)
+        for batch in batches:
+            writer.submit(batch)
+    assert writer.written == 15
+    os.makedirs(tmp_path / 'direct')
+    for sample in sum(batches, []):
+        save_cam(cam_path(str(tmp_path / 'direct'), sample.metainfo['img_id']), sample.cam.float(),
+                 sample.cam_keys)
+    for sample in sum(batches, []):
+        name = sample.metainfo['img_id'] + '.npz'
+        a, b = load_cam(str(tmp_path / 'thread' / name)), load_cam(str(tmp_path / 'direct' / name))
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert sorted(os.listdir(tmp_path / 'thread')) == sorted(os.listdir(tmp_path / 'direct'))
+
+
+def test_cam_file_writer_raises_a_failed_write_naming_the_file(tmp_path):
+    bad = _Sample('img_nan', torch.full((1, 2, 2), float('nan')), torch.tensor([0]))
+    writer = CAMFileWriter(str(tmp_path))
+    writer.submit([_Sample('img_ok', torch.ones(1, 2, 2), torch.tensor([0])), bad])
+    with pytest.raises(ValueError, match=r'img_nan\.npz: cam contains NaN'):
+        writer.close()
+    assert os.listdir(tmp_path) == ['img_ok.npz']
+    with pytest.raises(ValueError, match='max_pending must be at least 1'):
+        CAMFileWriter(str(tmp_path), max_pending=0)
+
+
+def test_cam_file_writer_lets_the_body_error_through(tmp_path):
+    bad = _Sample('img_nan', torch.full((1, 2, 2), float('nan')), torch.tensor([0]))
+    with pytest.raises(KeyError, match='from the loop'):
+        with CAMFileWriter(str(tmp_path)) as writer:
+            writer.submit([bad])
+            raise KeyError('from the loop')

@@ -44,10 +44,13 @@ cam_pipeline = [
     dict(type=PackCAMInputs),
 ]
 
+# Workers per GPU process: IRN's os.cpu_count() // 2 on a 16-core node, and its pinned memory (MCTformer's config
+# sets its own 10). A CSD pair costs 3 image loads; fewer workers leave the GPU waiting (docs/benchmarks.md).
 train_dataloader = dict(
     batch_size=16,
-    num_workers=4,
+    num_workers=8,
     persistent_workers=True,
+    pin_memory=True,
     drop_last=True,  # IRN: 10582 // 16 = 661 iterations per epoch
     sampler=dict(type=DefaultSampler, shuffle=True),
     dataset=dict(
@@ -63,7 +66,7 @@ train_dataloader = dict(
 # CAMs are computed at each image's own size (multi-scale inside the model): batch size 1.
 test_dataloader = dict(
     batch_size=1,
-    num_workers=2,
+    num_workers=8,
     persistent_workers=False,
     sampler=dict(type=DefaultSampler, shuffle=False, round_up=False),  # each image exactly once
     dataset=dict(
@@ -79,7 +82,7 @@ test_dataloader = dict(
 test_evaluator = dict(type=SeedMetric)
 cam_dataloader = dict(
     batch_size=1,
-    num_workers=2,
+    num_workers=8,
     dataset=dict(
         type=ImageLevelDataset,
         data_root=data_root,

@@ -12,7 +12,7 @@ from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 from mmseg.registry import HOOKS
 
-from csd_mm.utils.cam_io import cam_path, save_cam
+from csd_mm.utils.cam_io import CAMFileWriter, cam_path
 from csd_mm.utils.fileio import remove_stale_temp_files
 from csd_mm.utils.paths import resolve_inside
 
@@ -69,7 +69,7 @@ class CAMGenerationHook(Hook):
         self.dataloader_cfg = dataloader
         self.save_in_test = save_in_test
         self.skip_existing = skip_existing
-        self._written_in_test = 0
+        self._test_writer: Optional[CAMFileWriter] = None
 
     @staticmethod
     def _resolve(runner: Runner, path: str) -> str:
@@ -86,29 +86,23 @@ class CAMGenerationHook(Hook):
         if self.source_bank is not None:
             self._source_bank_args(runner)
 
-    @staticmethod
-    def _write_outputs(out_dir: str, outputs: Sequence) -> None:
-        for sample in outputs:
-            save_cam(cam_path(out_dir, sample.metainfo['img_id']),
-                     sample.cam.detach().cpu().float().numpy(),
-                     sample.cam_keys.detach().cpu().numpy())
-
     def before_test(self, runner: Runner) -> None:
         # a killed tools/test.py leaves temporary files; its rerun writes every CAM again (the metric needs them)
-        if self.save_in_test and get_dist_info()[0] == 0:
-            remove_stale_temp_files(self._resolve_out_dir(runner))
+        if self.save_in_test:
+            if get_dist_info()[0] == 0:
+                remove_stale_temp_files(self._resolve_out_dir(runner))
+            self._test_writer = CAMFileWriter(self._resolve_out_dir(runner))
 
     def after_test_iter(self, runner: Runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if self.save_in_test and outputs:
-            self._write_outputs(self._resolve_out_dir(runner), outputs)
-            self._written_in_test += len(outputs)
+            self._test_writer.submit(outputs)
 
     def after_test_epoch(self, runner: Runner, metrics=None) -> None:
         if self.save_in_test:
-            counts = self._count_per_rank(self._written_in_test)
+            written, self._test_writer = self._test_writer.close(), None
+            counts = self._count_per_rank(written)
             runner.logger.info(f'CAM files written per rank: {counts} ({sum(counts)} in all) to '
                                f'{self._resolve_out_dir(runner)}')
-            self._written_in_test = 0
 
     @staticmethod
     def _count_per_rank(done: int) -> list:
@@ -208,14 +202,13 @@ class CAMGenerationHook(Hook):
         progress = ProgressBar(len(loader)) if rank == 0 else None
         model = runner.model
         model.eval()
-        done = 0
-        with torch.no_grad():
+        # files are written on a background thread while the next images go through the network
+        with torch.no_grad(), CAMFileWriter(out_dir) as writer:
             for data_batch in loader:
-                outputs = model.test_step(data_batch)
-                self._write_outputs(out_dir, outputs)
-                done += len(outputs)
+                writer.submit(model.test_step(data_batch))
                 if progress is not None:
                     progress.update()
+        done = writer.written
         counts = self._count_per_rank(done)
         runner.logger.info(f'CAM generation: written per rank {counts}')
         if sum(counts) != len(todo):  # the non-padding sampler gives each image to exactly one rank

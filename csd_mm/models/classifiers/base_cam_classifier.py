@@ -14,7 +14,7 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import OptConfigType
 from torch import Tensor
 
-from ..cam import aggregate_multiscale, normalize_cams, select_classes
+from ..cam import aggregate_multiscale, normalize_cams, present_classes
 from ..data_preprocessors import MultiViewDataPreprocessor
 from ..source_pass import deterministic_pass, record_batch_norm_stats
 
@@ -227,19 +227,20 @@ class BaseCAMClassifier(BaseModel):
                 raise ValueError(f'{type(self).__name__}: data sample {i} has img_shape {(h, w)} larger than the input '
                                  f'{(height, width)}')
             ori_h, ori_w = (int(v) for v in meta.get('ori_shape', (h, w))[:2])
-            cam = aggregate_multiscale(self.cam_score_fn, inputs[i:i + 1, :, :h, :w], scales=cfg['scales'],
-                                       flip=cfg['flip'], out_size=(ori_h, ori_w),
-                                       resize_mode=cfg['resize_mode'], output_stride=cfg.get('output_stride'))
+            label = sample.get('gt_label')
+            if label is None:
+                label = torch.ones(self.num_classes)
+            # the image's classes are picked before the upsampling (K of C maps at full size)
+            keys = present_classes(torch.as_tensor(label), self.num_classes).to(inputs.device)
+            cams = aggregate_multiscale(self.cam_score_fn, inputs[i:i + 1, :, :h, :w], scales=cfg['scales'],
+                                        flip=cfg['flip'], out_size=(ori_h, ori_w), resize_mode=cfg['resize_mode'],
+                                        output_stride=cfg.get('output_stride'), classes=keys)
             if meta.get('flip', False):
                 direction = meta.get('flip_direction', 'horizontal')
                 dims = dict(horizontal=(-1, ), vertical=(-2, ), diagonal=(-2, -1)).get(direction)
                 if dims is None:
                     raise ValueError(f'{type(self).__name__}: data sample {i} has unknown flip_direction {direction!r}')
-                cam = cam.flip(dims)
-            label = sample.get('gt_label')
-            if label is None:
-                label = torch.ones(cam.shape[0])
-            cams, keys = select_classes(cam, torch.as_tensor(label))
+                cams = cams.flip(dims)
             sample.cam = normalize_cams(cams)
             sample.cam_keys = keys
         return list(data_samples)
