@@ -9,7 +9,11 @@ have no image at all (the case COR must handle). Written under ``root``::
     annotations/instances_train2014.json, annotations/instances_val2014.json
 
 Each connected region of a class is one instance, stored as a polygon, an uncompressed RLE or (every third
-instance) a compressed RLE string; in every tenth image one instance is a crowd region (``iscrowd=1``, which the
+instance) a compressed RLE string. The polygons are ``cv2.findContours``' outer contours, vertices at the
+boundary pixels' indices: COCO's rasterisation (pixel centres, :func:`csd_mm.datasets.coco.polygons_to_mask`)
+differs from the region on boundary pixels, mostly its right / bottom ones (converted masks agree with the
+rendered labels on 99.5% of the pixels on average, 97.4% at worst over 192 images), and the converted masks, as
+on COCO, are the ground truth; in every tenth image one instance is a crowd region (``iscrowd=1``, which the
 conversion marks 255); every 25th image shows no object and has no annotation (COCO has such images: they are
 left out of the classification split). ``meta.json`` is written last; a complete root made with the same
 parameters is reused.
