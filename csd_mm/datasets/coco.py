@@ -23,8 +23,9 @@ import numpy as np
 
 __all__ = [
     'COCO_CLASSES', 'COCO_CATEGORY_IDS', 'COCO_METAINFO', 'category_index_map', 'rle_string_to_counts',
-    'rle_run_lengths', 'rle_decode', 'rle_encode', 'counts_to_rle_string', 'polygon_boundary_points', 'polygon_column_crossings',
-    'polygons_to_mask', 'segmentation_to_mask', 'semantic_mask', 'image_label', 'pycocotools_mask'
+    'rle_run_lengths', 'rle_decode', 'rle_encode', 'counts_to_rle_string', 'POLYGON_SUBPIXELS',
+    'polygon_boundary_points', 'polygon_column_crossings', 'polygons_to_mask', 'segmentation_to_mask',
+    'semantic_mask', 'image_label', 'pycocotools_mask'
 ]
 
 #: The 80 COCO object classes in the standard order (ascending category id).
@@ -279,10 +280,11 @@ def polygon_column_crossings(xs: np.ndarray, ys: np.ndarray, height: int,
 def polygons_to_mask(polygons: Sequence[Sequence[float]], height: int, width: int) -> np.ndarray:
     """Fills COCO polygons (``[[x1, y1, x2, y2, ...], ...]``) into a ``uint8`` 0/1 mask, as pycocotools does.
 
-    Each polygon's inside is the parity of the crossings (:func:`polygon_column_crossings`) above a pixel in
-    its column, so a pixel is inside when its centre is; the polygons of one object are united. A polygon of
-    fewer than 3 points covers nothing (pycocotools would read a list whose first polygon has 2 points as
-    bounding boxes; :func:`segmentation_to_mask` drops such polygons on both paths).
+    A closed boundary crosses each column's centre line an even number of times (:func:`polygon_column_crossings`);
+    sorted by row, consecutive crossings bound the column's inside runs, so a pixel is inside when its centre is.
+    The polygons of one object are united. A polygon of fewer than 3 points covers nothing (pycocotools would
+    read a list whose first polygon has 2 points as bounding boxes; :func:`segmentation_to_mask` drops such
+    polygons on both paths).
 
     Args:
         polygons (Sequence[Sequence[float]]): The polygons of one object.
@@ -292,14 +294,26 @@ def polygons_to_mask(polygons: Sequence[Sequence[float]], height: int, width: in
     Returns:
         np.ndarray: ``uint8 (height, width)``.
     """
-    mask = np.zeros((height, width), np.uint8)
+    starts, ends = [], []
     for polygon in polygons:
         if len(polygon) < 6:
             continue
         cols, rows = polygon_column_crossings(*polygon_boundary_points(polygon), height, width)
-        toggles = np.bincount(cols * height + rows, minlength=height * width + 1)[:height * width]
-        inside = (np.cumsum(toggles) % 2).astype(np.uint8)
-        mask |= inside.reshape(width, height).T  # column-major, as an RLE
+        order = np.lexsort((rows, cols))
+        starts.append(np.stack([rows[order][0::2], cols[order][0::2]]))
+        ends.append(np.stack([rows[order][1::2], cols[order][1::2]]))
+    mask = np.zeros((height, width), np.uint8)
+    if not any(part.shape[1] for part in starts):
+        return mask
+    starts, ends = np.concatenate(starts, axis=1), np.concatenate(ends, axis=1)
+    # +1 where a run starts, -1 where it ends (row `height`: past the image); covered where the running sum is
+    # positive. Only the crossings' bounding box is summed (a small object in a large image costs little).
+    top, left = starts[0].min(), starts[1].min()
+    bottom, right = ends[0].max(), starts[1].max() + 1
+    run_edges = np.zeros((bottom - top + 1, right - left), np.int32)
+    np.add.at(run_edges, (starts[0] - top, starts[1] - left), 1)
+    np.add.at(run_edges, (ends[0] - top, ends[1] - left), -1)
+    mask[top:bottom, left:right] = np.cumsum(run_edges, axis=0)[:bottom - top] > 0
     return mask
 
 

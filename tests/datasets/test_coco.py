@@ -101,7 +101,7 @@ def test_polygon_column_crossings_hand_computed():
 # COCO's rule: pixel (col, row) covers [col, col + 1] x [row, row + 1] and is inside when its centre is; a centre
 # exactly on an edge is outside on the polygon's left / top edge and inside on its right / bottom edge (the
 # rounding half up of the 1/5-pixel grid). cv2.fillPoly on rounded vertices, csd_mm's earlier rule, differs on
-# every case below but the last (it fills the pixels whose index, not centre, the polygon covers, edges included).
+# every case below but the last two (it fills the pixels whose index, not centre, the polygon covers, edges included).
 def _grid(height, width, rows=slice(None), cols=slice(None)):
     mask = np.zeros((height, width), np.uint8)
     mask[rows, cols] = 1
@@ -120,6 +120,7 @@ POLYGON_CASES = [
     ('two parts of one object', [[0, 0, 1, 0, 1, 1, 0, 1], [2, 2, 4, 2, 4, 4, 2, 4]], 4, 4,
      _grid(4, 4, 0, 0) | _grid(4, 4, slice(2, 4), slice(2, 4))),
     ('beyond the image', [[-3, -3, 9, -3, 9, 9, -3, 9]], 3, 4, np.ones((3, 4), np.uint8)),
+    ('outside the image', [[5, 1, 7, 1, 7, 2]], 3, 4, np.zeros((3, 4), np.uint8)),
 ]
 
 
