@@ -9,7 +9,8 @@ Reads ``<root>/annotations/instances_{train,val}2014.json`` (or ``--ann-files``)
 ``SegmentationClass/<split>/<img_id>.png`` (0 background, 1..80, 255 crowd), ``ImageSets/<split>.txt`` (every
 image: 82,783 / 40,504), ``ImageSets/<split>_cls.txt`` (images with a label: about 82,081 / 40,137) and
 ``cls_labels.npz`` (80 classes, COCO's category ids in ascending order). It prints the counts. Masks are decoded
-with pycocotools when installed (requirements/optional/coco.txt), else with csd_mm's own polygon / RLE decoders.
+with pycocotools when installed (requirements/optional/coco.txt), else with csd_mm's own polygon / RLE decoders,
+which give the same masks (tests/datasets/test_coco*.py compare them).
 ``--toy`` first generates the COCO-format toy dataset in ``<root>`` (csd_mm/datasets/toy_coco.py).
 """
 import argparse
