@@ -18,8 +18,8 @@ import numpy as np
 from .fileio import atomic_write
 from .paths import check_image_id
 
-__all__ = ['CAM_SUFFIX', 'CAMFileWriter', 'save_cam', 'load_cam', 'load_cam_keys', 'cam_path', 'missing_ids', 'is_complete',
-           'check_cam_folder']
+__all__ = ['CAM_SUFFIX', 'CAMFileWriter', 'save_cam', 'load_cam', 'load_cam_keys', 'cam_path', 'missing_ids',
+           'is_complete', 'check_cam_folder']
 
 CAM_SUFFIX = '.npz'
 

@@ -1,7 +1,7 @@
 """Writes class activation maps (CAMs) to disk, after training and during ``tools/test.py``."""
 import copy
 import os.path as osp
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch

@@ -4,19 +4,13 @@ import os.path as osp
 import mmengine.runner.loops as mmengine_loops
 import pytest
 import torch
-from mmcv.transforms import LoadImageFromFile
 from mmengine.dataset import DefaultSampler, pseudo_collate
 from mmengine.runner import IterBasedTrainLoop, Runner
 from mmengine.runner.loops import _InfiniteDataloaderIterator
-from mmpretrain.models import ResNet
 from torch.utils.data import DataLoader
 
-from csd_mm.datasets import ImageLevelDataset, make_toy_voc
-from csd_mm.datasets.transforms import PackCAMInputs
 from csd_mm.engine.runner import NoPauseIterBasedTrainLoop, restarts_worker_processes
 from csd_mm.engine.runner.iter_based_train_loop import _NoPauseInfiniteIterator
-from csd_mm.models.classifiers import CAMClassifier
-from csd_mm.models.heads import CAMHead
 
 
 class _Sleeps:
@@ -71,20 +65,8 @@ def test_keeps_the_pause_where_a_restart_spawns_workers(sleeps):
     assert sorted(sum(batches[:3], [])) == list(range(10)) and sleeps.calls == [2]
 
 
-@pytest.fixture(scope='module')
-def toy_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('toy'))
-    summary = make_toy_voc(root, num_train=8, num_val=2, size=32, seed=5)
-    return root, summary['classes']
-
-
-def _train(root, classes, work_dir, loop):
-    dataset = dict(type=ImageLevelDataset, data_root=root, ann_file='ImageSets/Segmentation/train_aug.txt',
-                   label_file='cls_labels.npy', metainfo=dict(classes=tuple(classes)),
-                   pipeline=[dict(type=LoadImageFromFile), dict(type=PackCAMInputs)])
-    model = dict(type=CAMClassifier,
-                 backbone=dict(type=ResNet, depth=18, stem_channels=8, base_channels=4, out_indices=(3, )),
-                 head=dict(type=CAMHead, in_channels=32, num_classes=len(classes) - 1))
+def _train(parts, root, classes, work_dir, loop):
+    model, dataset = parts(root, classes)
     runner = Runner(
         model=model, work_dir=str(work_dir), experiment_name=osp.basename(str(work_dir)),
         train_dataloader=dict(batch_size=3, num_workers=0, sampler=dict(type=DefaultSampler, shuffle=True),
@@ -96,9 +78,9 @@ def _train(root, classes, work_dir, loop):
     return list(runner.message_hub.get_scalar('train/loss').data[0])
 
 
-def test_runner_trains_identically_to_mmengine_loop_without_pausing(toy_root, tmp_path, sleeps):
-    root, classes = toy_root
-    expected = _train(root, classes, tmp_path / 'mmengine', IterBasedTrainLoop)
+def test_runner_trains_identically_to_mmengine_loop_without_pausing(tiny_toy_voc, tiny_cam_parts, tmp_path, sleeps):
+    root, classes = tiny_toy_voc
+    expected = _train(tiny_cam_parts, root, classes, tmp_path / 'mmengine', IterBasedTrainLoop)
     assert len(sleeps.calls) == 2
-    assert _train(root, classes, tmp_path / 'no_pause', NoPauseIterBasedTrainLoop) == expected
+    assert _train(tiny_cam_parts, root, classes, tmp_path / 'no_pause', NoPauseIterBasedTrainLoop) == expected
     assert len(sleeps.calls) == 2 and len(expected) == 7
