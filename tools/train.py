@@ -24,8 +24,8 @@ from mmengine.runner import Runner
 
 import csd_mm  # noqa: F401  (adapts third-party breakages and registers every part)
 from csd_mm.compat import setup_cpu_distributed
+from csd_mm.utils.checkpoint import check_checkpoint_matches, latest_complete_checkpoint
 from csd_mm.utils.process import WorkDirLockedError, lock_work_dir
-from csd_mm.utils.checkpoint import check_checkpoint_matches
 
 
 def parse_args() -> argparse.Namespace:
@@ -142,7 +142,10 @@ def main() -> None:
     if args.load_from is not None:
         cfg.load_from = args.load_from
     if args.resume:
-        cfg.resume = True  # with load_from None, mmengine finds the latest checkpoint in work_dir
+        cfg.resume = True
+        if cfg.get('load_from', None) is None:
+            # mmengine would trust last_checkpoint; an empty one or a cut-short file would stop the resume
+            cfg.load_from = latest_complete_checkpoint(cfg.work_dir)  # None: nothing yet, train from the start
     if args.amp:
         try:
             enable_amp(cfg, args.config)

@@ -7,16 +7,28 @@ first, which refuses a file that is no checkpoint and a checkpoint whose keys or
 Backbone initialisation from ImageNet / DeiT weights goes through ``init_cfg``, another path, and is not
 affected. The file is read with ``torch.load``'s ``weights_only`` loading (:mod:`csd_mm.compat`), so it can
 never run code.
+
+:func:`latest_complete_checkpoint` is what ``tools/train.py --resume`` resumes from: mmengine writes a
+checkpoint and then the ``last_checkpoint`` file naming it, both without a temporary file, so a training killed
+(or a machine lost) while writing either leaves a name that is empty, or a file that is cut short.
 """
+import os
+import os.path as osp
 import pickle
 import re
-from typing import Dict, List
+import zipfile
+from typing import Dict, List, Optional
 
 import torch
+from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner.checkpoint import CheckpointLoader
 
-__all__ = ['check_checkpoint_matches', 'read_state_dict', 'state_dict_mismatch']
+__all__ = ['check_checkpoint_matches', 'read_state_dict', 'state_dict_mismatch', 'is_complete_checkpoint',
+           'latest_complete_checkpoint']
+
+# the names mmengine's CheckpointHook gives its checkpoints
+_CHECKPOINT_NAME = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')
 
 # mmengine's default ``revise_keys`` of ``load_checkpoint``: a DataParallel / DDP prefix is dropped.
 _WRAPPER_PREFIX = re.compile(r'^module\.')
@@ -99,3 +111,48 @@ def check_checkpoint_matches(model: torch.nn.Module, path: str) -> None:
                  if v]
         raise ValueError(f'checkpoint {path} is not a checkpoint of this {type(model).__name__} (a checkpoint of '
                          f'another model or config?): ' + '; '.join(parts))
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    """Whether ``path`` is a whole ``torch.save`` file (a zip archive whose directory, written last, is there)."""
+    return osp.isfile(path) and zipfile.is_zipfile(path)
+
+
+def latest_complete_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint a training in ``work_dir`` resumes from: the one ``last_checkpoint`` names, if complete.
+
+    Otherwise (no ``last_checkpoint``, an empty one, or one naming a missing or cut-short file) the newest
+    complete ``iter_N.pth`` / ``epoch_N.pth`` of ``work_dir``, with a warning naming what was wrong.
+
+    Args:
+        work_dir (str): The training's work dir.
+
+    Returns:
+        str | None: A checkpoint path, or None when the work dir holds no complete checkpoint.
+    """
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    named = None
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip()
+        if named and is_complete_checkpoint(named):
+            return named
+    numbered = []
+    if osp.isdir(work_dir):
+        for name in os.listdir(work_dir):
+            match = _CHECKPOINT_NAME.match(name)
+            if match:
+                numbered.append((int(match.group(1)), name))
+    for _, name in sorted(numbered, reverse=True):
+        path = osp.join(work_dir, name)
+        if is_complete_checkpoint(path):
+            if named is None:
+                why = f'{work_dir} has no last_checkpoint file'
+            elif not named:
+                why = f'{pointer} is empty'
+            else:
+                why = f'{pointer} names {named}, which is missing or cut short'
+            print_log(f'Resuming: {why} (a training stopped while writing it); resuming from {path}, the newest '
+                      'complete checkpoint.', logger='current', level=30)
+            return path
+    return None

@@ -39,7 +39,11 @@ def toy(tmp_path_factory):
 
 
 def _train(name: str, root: Path, work_dir: Path, max_iters: int, resume: bool) -> list:
-    """Trains the tiny toy config; returns the loss logged at each iteration (restored ones included)."""
+    """Trains the tiny toy config; returns the loss logged at each iteration (restored ones included).
+
+    ``resume`` resumes as ``tools/train.py --resume`` does: from :func:`latest_complete_checkpoint`.
+    """
+    from csd_mm.utils.checkpoint import latest_complete_checkpoint
     cfg = Config.fromfile(str(CONFIGS[name]))
     train_set = cfg.train_dataloader.dataset
     if name == 'csd':
@@ -54,6 +58,8 @@ def _train(name: str, root: Path, work_dir: Path, max_iters: int, resume: bool) 
     cfg.custom_hooks = []  # no CAM pass after training
     cfg.work_dir = str(work_dir)
     cfg.resume = resume
+    if resume:
+        cfg.load_from = latest_complete_checkpoint(str(work_dir))
     cfg.experiment_name = f'{work_dir.name}_{max_iters}'  # one logger per run
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -69,3 +75,19 @@ def test_resumed_training_gives_the_uninterrupted_losses(toy, name):
     assert len(full) == TOTAL and len(set(full)) == TOTAL and first == full[:STOP]
     # the message hub is restored from the checkpoint, then extended by the resumed iterations
     assert resumed == full, f'{name}: resumed {resumed} vs uninterrupted {full}'
+
+
+def test_resume_after_a_torn_checkpoint_write_gives_the_uninterrupted_losses(toy):
+    """mmengine writes checkpoints and ``last_checkpoint`` in place: a kill (or a lost machine) while writing
+    them leaves an empty name or a file cut short; the resume then starts from the newest complete checkpoint
+    and still ends with the uninterrupted run's losses."""
+    full = _train('baseline', toy, toy / 'torn_full', TOTAL, resume=False)
+    work = toy / 'torn_cut'
+    _train('baseline', toy, work, STOP, resume=False)
+    assert (work / 'last_checkpoint').read_text().strip().endswith(f'iter_{STOP}.pth')
+    (work / 'last_checkpoint').write_text('')  # torn name: iter_3 (complete) is found
+    assert _train('baseline', toy, work, TOTAL, resume=True) == full
+    _train('baseline', toy, toy / 'torn_cut2', STOP, resume=False)
+    last = toy / 'torn_cut2' / f'iter_{STOP}.pth'
+    last.write_bytes(last.read_bytes()[:1000])  # torn checkpoint: iteration 3 is trained again from iter_2
+    assert _train('baseline', toy, toy / 'torn_cut2', TOTAL, resume=True) == full

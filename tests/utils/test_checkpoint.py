@@ -1,6 +1,7 @@
 """csd_mm.utils.checkpoint: strict checks of a checkpoint against the model it is loaded into."""
 import os
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -8,7 +9,8 @@ from mmengine.runner.checkpoint import save_checkpoint
 
 import csd_mm  # noqa: F401  (weights-only loading of mmengine checkpoints)
 from csd_mm.models.backbones import MCTformerViT
-from csd_mm.utils.checkpoint import check_checkpoint_matches, read_state_dict, state_dict_mismatch
+from csd_mm.utils.checkpoint import (check_checkpoint_matches, is_complete_checkpoint, latest_complete_checkpoint,
+                                    read_state_dict, state_dict_mismatch)
 
 
 class _Net(torch.nn.Module):
@@ -83,3 +85,64 @@ def test_malicious_checkpoint_runs_no_code(tmp_path, touch_marker):
     assert not marker.exists()
     assert 'weights_only=False' not in str(info.value) and 'weights_only` set to `False' not in str(info.value)
     assert osp.isfile(path)
+
+
+def _checkpoints(work_dir, iters):
+    os.makedirs(work_dir, exist_ok=True)
+    for i in iters:
+        torch.save(dict(state_dict=dict(w=torch.full((3, ), float(i)))), osp.join(work_dir, f'iter_{i}.pth'))
+
+
+def _cut_short(path):
+    with open(path, 'rb') as f:
+        data = f.read()
+    with open(path, 'wb') as f:
+        f.write(data[:len(data) // 2])
+
+
+def test_is_complete_checkpoint(tmp_path):
+    _checkpoints(tmp_path, [1, 2])
+    assert is_complete_checkpoint(str(tmp_path / 'iter_1.pth'))
+    _cut_short(tmp_path / 'iter_2.pth')
+    assert not is_complete_checkpoint(str(tmp_path / 'iter_2.pth'))
+    assert not is_complete_checkpoint(str(tmp_path / 'iter_3.pth'))  # missing
+
+
+def test_latest_complete_checkpoint_trusts_a_sound_last_checkpoint(tmp_path):
+    _checkpoints(tmp_path, [2, 10, 4])
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_4.pth'))  # not the highest number: as named
+    assert latest_complete_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_4.pth')
+
+
+@pytest.mark.parametrize('pointer, why', [
+    ('', 'last_checkpoint is empty'),  # killed while writing the name
+    ('iter_10.pth', r'names .*iter_10.pth, which is missing or cut short'),  # cut short below
+    ('iter_99.pth', r'names .*iter_99.pth, which is missing'),
+    (None, 'has no last_checkpoint file'),
+])
+def test_latest_complete_checkpoint_falls_back_to_the_newest_complete_one(tmp_path, pointer, why):
+    import logging
+    from mmengine.logging import MMLogger
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = MMLogger.get_instance('test_checkpoint_resume')  # print_log's 'current' logger
+    logger.addHandler(handler)
+    _checkpoints(tmp_path, [2, 4, 10])
+    _cut_short(tmp_path / 'iter_10.pth')
+    if pointer is not None:
+        (tmp_path / 'last_checkpoint').write_text(str(tmp_path / pointer) if pointer else '')
+    try:
+        assert latest_complete_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_4.pth')
+    finally:
+        logger.removeHandler(handler)
+    message = ' '.join(r.getMessage() for r in records)
+    assert re.search(why, message) and 'resuming from' in message and 'iter_4.pth' in message
+
+
+def test_latest_complete_checkpoint_none_without_checkpoints(tmp_path):
+    assert latest_complete_checkpoint(str(tmp_path / 'never_trained')) is None
+    _checkpoints(tmp_path, [3])
+    _cut_short(tmp_path / 'iter_3.pth')
+    (tmp_path / 'epoch_x.pth').write_bytes(b'not a numbered checkpoint')
+    assert latest_complete_checkpoint(str(tmp_path)) is None
