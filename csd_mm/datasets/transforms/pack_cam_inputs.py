@@ -72,7 +72,7 @@ class PackCAMInputs(BaseTransform):
                 raise ValueError(f'mask {results.get("seg_map_path", "<unknown>")} has size {seg.shape} but '
                                  f'image {results.get("img_path", "<unknown>")} has size {img.shape[:2]}')
             data_sample.gt_sem_seg = PixelData(data=torch.from_numpy(seg[None].astype(np.int64)))
-        data_sample.gt_label = torch.tensor(np.asarray(results['gt_label'], dtype=np.float32).reshape(-1))
+        data_sample.gt_label = torch.from_numpy(np.array(results['gt_label'], dtype=np.float32).reshape(-1))
         data_sample.set_metainfo({k: results[k] for k in self.meta_keys if k in results})
         return dict(inputs=self._image_tensor(img), data_samples=data_sample)
 

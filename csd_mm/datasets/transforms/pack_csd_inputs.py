@@ -46,7 +46,7 @@ class PackCSDInputs(PackCAMInputs):
         # intra-op threads and was 100x slower (30 ms for 4 512x512 views) when the other core was busy
         packed['inputs'] = torch.from_numpy(np.stack([self._image_tensor(results[k]).numpy() for k in VIEW_KEYS]))
         sample = packed['data_samples']
-        sample.src_label = torch.tensor(np.asarray(results['src_label'], np.float32).reshape(-1))
+        sample.src_label = torch.from_numpy(np.array(results['src_label'], np.float32).reshape(-1))
         sample.src_fg_mask = torch.from_numpy(np.asarray(results['src_fg_mask']) == 1)
         sample.src_bg_mask = torch.from_numpy(np.asarray(results['src_bg_mask']) == 1)
         return packed

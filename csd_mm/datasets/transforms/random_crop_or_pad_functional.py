@@ -14,8 +14,9 @@ row ``-t``); a smaller one has ``t`` in ``[0, crop - size]`` (the image starts a
 one has ``t = 0``. Drawing ``t`` uniformly from that range is exactly IRN's draw (``randrange(|crop - size| + 1)``
 on each axis).
 """
+from functools import lru_cache
 from numbers import Integral, Real
-from typing import Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -57,23 +58,47 @@ def _axis_slices(size: int, crop: int, shift: int) -> Tuple[slice, slice]:
     return slice(dst, dst + length), slice(src, src + length)
 
 
-def _fill_value(pad_val: PadValue, arr: np.ndarray) -> np.ndarray:
-    """The fill value as an array broadcastable to ``arr``'s pixels, checked against its dtype and channels."""
+def _checked_fill_value(pad_val: PadValue, dtype: np.dtype, channels: Optional[int], shape: tuple) -> np.ndarray:
+    """The fill value as an array of ``dtype``, checked against the dtype and the channel count."""
     values = np.asarray(pad_val, dtype=np.float64)
-    channels = arr.shape[2] if arr.ndim == 3 else None
     if values.ndim > 1 or (values.ndim == 1 and values.shape[0] != channels):
         raise ValueError('crop_or_pad: pad_val must be one number or one number per channel '
                          f'({channels if channels is not None else "the array has no channel axis"}), '
-                         f'got {pad_val!r} for an array of shape {arr.shape}')
+                         f'got {pad_val!r} for an array of shape {shape}')
     if not np.all(np.isfinite(values)):
         raise ValueError(f'crop_or_pad: pad_val must be finite, got {pad_val!r}')
-    if np.issubdtype(arr.dtype, np.integer):
-        info = np.iinfo(arr.dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
         if np.any(values != np.round(values)) or np.any(values < info.min) or np.any(values > info.max):
-            raise ValueError(f'crop_or_pad: pad_val {pad_val!r} is not representable in the {arr.dtype} array '
+            raise ValueError(f'crop_or_pad: pad_val {pad_val!r} is not representable in the {dtype} array '
                              f'(integers in [{info.min}, {info.max}]); round it first, e.g. the ImageNet mean in BGR '
                              f'order is (104, 116, 124)')
-    return values.astype(arr.dtype)
+    fill = values.astype(dtype)
+    fill.setflags(write=False)  # shared by the cache below
+    return fill
+
+
+@lru_cache(maxsize=64)
+def _cached_fill_value(pad_val: PadValue, dtype: str, channels: Optional[int], shape: tuple) -> np.ndarray:
+    return _checked_fill_value(pad_val, np.dtype(dtype), channels, shape)
+
+
+def _fill_value(pad_val: PadValue, arr: np.ndarray) -> np.ndarray:
+    """The fill value as an array broadcastable to ``arr``'s pixels, checked against its dtype and channels.
+
+    A transform fills with the same value every time, so the check runs once per (value, dtype, channels):
+    it was about a tenth of a toy training sample's preparation.
+    """
+    channels = arr.shape[2] if arr.ndim == 3 else None
+    try:
+        hash(pad_val)
+    except TypeError:  # a list or an array: checked on every call
+        return _checked_fill_value(pad_val, arr.dtype, channels, arr.shape)
+    # the shape only names the array in an error message; errors are not cached
+    try:
+        return _cached_fill_value(pad_val, arr.dtype.str, channels, ())
+    except ValueError:
+        return _checked_fill_value(pad_val, arr.dtype, channels, arr.shape)
 
 
 def crop_or_pad(arr: np.ndarray, crop_size: Tuple[int, int], shift: Tuple[int, int],
