@@ -214,17 +214,36 @@ def test_cam_file_writer_writes_what_save_cam_writes(tmp_path):
 def test_cam_file_writer_raises_a_failed_write_naming_the_file(tmp_path):
     bad = _Sample('img_nan', torch.full((1, 2, 2), float('nan')), torch.tensor([0]))
     writer = CAMFileWriter(str(tmp_path))
-    writer.submit([_Sample('img_ok', torch.ones(1, 2, 2), torch.tensor([0])), bad])
+    # raised by submit when the thread has already failed, otherwise by close
     with pytest.raises(ValueError, match=r'img_nan\.npz: cam contains NaN'):
+        writer.submit([_Sample('img_ok', torch.ones(1, 2, 2), torch.tensor([0])), bad])
         writer.close()
+    assert writer.close() == 0  # nothing left pending
     assert os.listdir(tmp_path) == ['img_ok.npz']
     with pytest.raises(ValueError, match='max_pending must be at least 1'):
         CAMFileWriter(str(tmp_path), max_pending=0)
 
 
+class _GatedCam:
+    """A NaN map whose copy off the 'device' waits for ``gate``: the write fails only once the test lets it."""
+
+    def __init__(self, gate):
+        self.gate = gate
+
+    def detach(self):
+        return self
+
+    def cpu(self):
+        self.gate.wait(timeout=30)
+        return torch.full((1, 2, 2), float('nan'))
+
+
 def test_cam_file_writer_lets_the_body_error_through(tmp_path):
-    bad = _Sample('img_nan', torch.full((1, 2, 2), float('nan')), torch.tensor([0]))
+    import threading
+    gate = threading.Event()
     with pytest.raises(KeyError, match='from the loop'):
         with CAMFileWriter(str(tmp_path)) as writer:
-            writer.submit([bad])
+            writer.submit([_Sample('img_nan', _GatedCam(gate), torch.tensor([0]))])
+            gate.set()  # the queued write fails now, after submit returned
             raise KeyError('from the loop')
+    assert os.listdir(tmp_path) == []
