@@ -29,7 +29,7 @@ from typing import Optional
 
 import torch
 
-__all__ = ['apply', 'install_mmcv_ops_fallback', 'allow_mmengine_checkpoint_types',
+__all__ = ['apply', 'install_mmcv_ops_fallback', 'allow_mmengine_checkpoint_types', 'finish_distributed',
            'setup_cpu_distributed', 'fresh_subset_memo']
 
 _APPLIED = False
@@ -145,6 +145,21 @@ def _slurm_dist_env() -> None:
     os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
     os.environ['RANK'] = str(proc_id)
     os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
+
+
+def finish_distributed() -> None:
+    """Ends a distributed run cleanly: every rank reaches this point, then the process group is destroyed.
+
+    Without it the process group is torn down by the interpreter's exit, in whatever order its objects go, and a
+    gloo rank could abort there ("terminate called without an active exception", exit code -6) after all of its
+    work was done, failing the whole ``torchrun`` job (seen with ``tools/dist_test.sh`` while the CAM writer
+    thread had just ended). PyTorch asks for ``destroy_process_group`` at the end of a program. Does nothing
+    when no process group is initialised.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def setup_cpu_distributed(cfg, launcher: str) -> bool:

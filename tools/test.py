@@ -36,7 +36,7 @@ from mmengine.dist import barrier
 from mmengine.runner import Runner
 
 import csd_mm  # noqa: F401  (adapts third-party breakages and registers every part)
-from csd_mm.compat import setup_cpu_distributed
+from csd_mm.compat import finish_distributed, setup_cpu_distributed
 from csd_mm.engine.hooks import CAMGenerationHook
 from csd_mm.utils.checkpoint import check_checkpoint_matches
 from csd_mm.utils.fileio import atomic_write_bytes
@@ -227,6 +227,7 @@ def main() -> None:
         barrier()  # every rank's CAM files are written
         if runner.rank == 0:
             draw_cams(runner, args.show_dir, metrics)
+    finish_distributed()
 
 
 def write_metrics(path: str, metrics: dict) -> None:

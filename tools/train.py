@@ -23,7 +23,7 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.runner import Runner
 
 import csd_mm  # noqa: F401  (adapts third-party breakages and registers every part)
-from csd_mm.compat import setup_cpu_distributed
+from csd_mm.compat import finish_distributed, setup_cpu_distributed
 from csd_mm.utils.checkpoint import check_checkpoint_matches, latest_complete_checkpoint
 from csd_mm.utils.process import WorkDirLockedError, lock_work_dir
 
@@ -172,6 +172,7 @@ def main() -> None:
         except (FileNotFoundError, ValueError) as e:
             raise SystemExit(f'error: {e}')
     runner.train()
+    finish_distributed()
 
 
 if __name__ == '__main__':
