@@ -90,7 +90,8 @@ def test_console_shows_progress_and_results_record_stage_times_and_figure(pipeli
                            'figures'}
     assert all(seconds >= 0 for seconds in stages.values())
     assert set(result['stage_seconds_by_run']) == {'seed0/resnet/baseline', 'seed0/resnet/csd', '.'}
-    assert sum(stages.values()) <= result['wall_time_s']
+    # each figure is rounded to 0.1 s: the rounded stages may exceed the rounded wall time by half a tenth each
+    assert sum(stages.values()) <= result['wall_time_s'] + 0.05 * (len(stages) + 1)
     figure = work / 'seed0/resnet/figure.png'
     assert result['figures'] == [str(figure)]
     import mmcv
