@@ -38,12 +38,17 @@ class PackCAMInputs(BaseTransform):
         self.meta_keys = tuple(meta_keys)
 
     @staticmethod
-    def _image_tensor(img: np.ndarray) -> torch.Tensor:
+    def _image_chw(img: np.ndarray) -> np.ndarray:
+        """The image as uint8 ``(C, H, W)``: a transposed view of ``img`` where it already is uint8."""
         if img.ndim == 2:
             img = img[..., None]
         if img.dtype != np.uint8:
             img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
-        return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+        return img.transpose(2, 0, 1)
+
+    @classmethod
+    def _image_tensor(cls, img: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(cls._image_chw(img)))
 
     def transform(self, results: dict) -> dict:
         """Packs one sample.

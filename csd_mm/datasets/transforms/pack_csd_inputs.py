@@ -44,7 +44,7 @@ class PackCSDInputs(PackCAMInputs):
         packed = super().transform(results)
         # numpy stacks the views in one single-threaded copy; torch.stack of uint8 images runs on torch's
         # intra-op threads and was 100x slower (30 ms for 4 512x512 views) when the other core was busy
-        packed['inputs'] = torch.from_numpy(np.stack([self._image_tensor(results[k]).numpy() for k in VIEW_KEYS]))
+        packed['inputs'] = torch.from_numpy(np.stack([self._image_chw(results[k]) for k in VIEW_KEYS]))
         sample = packed['data_samples']
         sample.src_label = torch.from_numpy(np.array(results['src_label'], np.float32).reshape(-1))
         sample.src_fg_mask = torch.from_numpy(np.asarray(results['src_fg_mask']) == 1)
