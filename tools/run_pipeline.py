@@ -444,6 +444,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         for model in args.models:
             rows += pipeline.run_model(model, seed)
     table = markdown_table(rows)
+    # the table first: a figure that cannot be drawn must not cost the results of the whole run
+    atomic_write_bytes(osp.join(args.work_dir, 'results.md'), (table + '\n').encode())
     with pipeline.timer.measure(args.work_dir, 'figures'):
         figures = write_figures(rows, pipeline)
     log('baseline vs CSD figures: ' + ', '.join(figures))
@@ -454,7 +456,6 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                       osp.relpath(run, args.work_dir): pipeline.timer.of_run(run) for run in pipeline.timer.seconds},
                   figures=figures)
     atomic_write_bytes(osp.join(args.work_dir, 'results.json'), json.dumps(result, indent=1).encode())
-    atomic_write_bytes(osp.join(args.work_dir, 'results.md'), (table + '\n').encode())
     if not args.quiet:
         print(f'\nmIoU (%): seeds and pseudo masks ({args.refiner}) on the {len(pipeline.eval_ids)} train images, '
               f'segmentation on the {pipeline.num_val} val images of {args.data_root}\n')

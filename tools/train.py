@@ -24,7 +24,7 @@ from mmengine.runner import Runner
 
 import csd_mm  # noqa: F401  (adapts third-party breakages and registers every part)
 from csd_mm.compat import finish_distributed, setup_cpu_distributed
-from csd_mm.utils.checkpoint import check_checkpoint_matches, latest_complete_checkpoint
+from csd_mm.utils.checkpoint import check_checkpoint_matches, set_resume_point
 from csd_mm.utils.process import WorkDirLockedError, lock_work_dir
 
 
@@ -142,10 +142,8 @@ def main() -> None:
     if args.load_from is not None:
         cfg.load_from = args.load_from
     if args.resume:
-        cfg.resume = True
-        if cfg.get('load_from', None) is None:
-            # mmengine would trust last_checkpoint; an empty one or a cut-short file would stop the resume
-            cfg.load_from = latest_complete_checkpoint(cfg.work_dir)  # None: nothing yet, train from the start
+        # mmengine would trust last_checkpoint; an empty one or a cut-short file would stop the resume
+        set_resume_point(cfg)
     if args.amp:
         try:
             enable_amp(cfg, args.config)

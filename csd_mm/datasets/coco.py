@@ -88,7 +88,7 @@ def rle_string_to_counts(encoded: str) -> List[int]:
     """Decodes COCO's compressed RLE string into run lengths (the inverse of pycocotools' ``rleToString``).
 
     Each count is written in 5-bit groups, least significant first, one character (value + 48) per group; bit
-    0x20x20 of a character says another group follows, and bit 0x10 of the last group is the sign. From the fourth
+    0x20 of a character says another group follows, and bit 0x10 of the last group is the sign. From the fourth
     count on (index 3), the stored value is the difference to the count two places before.
 
     Args:
@@ -374,8 +374,9 @@ def semantic_mask(annotations: Iterable[Mapping[str, Any]], height: int, width: 
 
     Non-crowd instances are painted largest first, so a small object lying on a larger one stays visible
     (COCO's masks of different objects can overlap). Crowd regions (``iscrowd=1``: a group of objects in one
-    RLE, not delineated) become 255 where no instance was painted: the WSSS community ignores them in training
-    and evaluation rather than calling them background or one object.
+    RLE, not delineated) become 255 where no instance was painted: ignored in training and evaluation rather
+    than called background or one object. This is the project's reading (docs/method.md section 12); some
+    COCO -> VOC converters give crowd regions their class instead.
 
     Args:
         annotations (Iterable[Mapping]): The image's annotations (``category_id``, ``segmentation``,

@@ -213,8 +213,11 @@ def build_source_bank(out_dir: str,
             else:
                 src = osp.join(pseudo_mask_dir, img_id + '.png')
                 fg, bg = masks_from_pseudo_mask(read_png(src), cls)
-            write_png(dst, encode_masks(fg, bg))
-        if not (read_png(dst) == FG_VALUE).any():
+            encoded = encode_masks(fg, bg)
+            write_png(dst, encoded)
+        else:  # written by an earlier, interrupted build
+            encoded = read_png(dst)
+        if not (encoded == FG_VALUE).any():
             empty.append(img_id)  # nothing to paste (e.g. an all-zero CAM): said once, below
         entries.append(dict(img_id=img_id, **{'class': cls}, mask=rel))
         if bar is not None:

@@ -55,9 +55,11 @@ def _instances(label: np.ndarray, counter: int) -> Tuple[List[dict], int]:
             region = (comp == k).astype(np.uint8)
             ys, xs = np.nonzero(region)
             kind = counter % 3
-            contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-            polygons = [c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3]
-            if kind == 0 and polygons:
+            polygons = []
+            if kind == 0:  # every third instance is a polygon, the others RLE
+                contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+                polygons = [c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3]
+            if polygons:
                 segmentation = polygons
             else:
                 rle = rle_encode(region)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['normalize_cams', 'strided_up_size', 'aggregate_multiscale', 'present_classes', 'select_classes']
+__all__ = ['normalize_cams', 'strided_up_size', 'aggregate_multiscale', 'present_classes']
 
 
 def normalize_cams(cams: Tensor, eps: float = 1e-5) -> Tensor:
@@ -116,7 +116,7 @@ def aggregate_multiscale(score_fn: Callable[[Tensor], Tensor],
         output_stride (int, optional): Network output stride for IRN's upsample-then-crop (16 for IRN's
             ResNet-50). Defaults to None: resize straight to ``out_size``.
         classes (Tensor, optional): Indices of the score-map channels to keep (e.g. an image's classes, from
-            :func:`select_classes`); they are picked before the upsampling, which works channel by channel, so
+            :func:`present_classes`); they are picked before the upsampling, which works channel by channel, so
             the result equals upsampling all C maps and picking afterwards, at K / C of the cost. Defaults to
             None (all channels).
 
@@ -171,24 +171,6 @@ def present_classes(label: Tensor, num_classes: int) -> Tensor:
     """
     label = torch.as_tensor(label)
     if label.dim() != 1 or label.shape[0] != num_classes:
-        raise ValueError(f'present_classes / select_classes need a label of shape [{num_classes}] (one entry '
+        raise ValueError(f'present_classes needs a label of shape [{num_classes}] (one entry '
                          f'per CAM), got {tuple(label.shape)}')
     return torch.nonzero(label > 0, as_tuple=False).flatten().long()
-
-
-def select_classes(cams: Tensor, label: Tensor) -> Tuple[Tensor, Tensor]:
-    """Keeps the CAMs of the classes present in an image-level label.
-
-    Args:
-        cams (Tensor): CAMs of all C classes, shape ``(C, H, W)``.
-        label (Tensor): Multi-hot label ``[C]``; a class is present where ``label > 0``.
-
-    Returns:
-        tuple[Tensor, Tensor]: The present classes' maps ``(K, H, W)`` and their 0-based class ids
-        (long ``[K]``, ascending, on ``cams``' device).
-    """
-    if not isinstance(cams, Tensor) or cams.dim() != 3:
-        raise ValueError('select_classes expects cams of shape (C, H, W), got '
-                         f'{tuple(cams.shape) if isinstance(cams, Tensor) else type(cams).__name__}')
-    keys = present_classes(label, cams.shape[0]).to(cams.device)
-    return cams[keys], keys

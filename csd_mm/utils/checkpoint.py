@@ -25,7 +25,7 @@ from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner.checkpoint import CheckpointLoader
 
 __all__ = ['check_checkpoint_matches', 'read_state_dict', 'state_dict_mismatch', 'is_complete_checkpoint',
-           'latest_complete_checkpoint']
+           'latest_complete_checkpoint', 'set_resume_point']
 
 # the names mmengine's CheckpointHook gives its checkpoints
 _CHECKPOINT_NAME = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')
@@ -51,7 +51,6 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
         FileNotFoundError: The file does not exist.
         ValueError: The file is not a checkpoint, cannot be loaded safely, or holds no dict of tensors.
     """
-    import os.path as osp
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint {path} does not exist')
     try:
@@ -156,3 +155,17 @@ def latest_complete_checkpoint(work_dir: str) -> Optional[str]:
                       'complete checkpoint.', logger='current', level=30)
             return path
     return None
+
+
+def set_resume_point(cfg) -> None:
+    """Makes a config resume as ``tools/train.py --resume`` does: from :func:`latest_complete_checkpoint`.
+
+    ``cfg.resume`` is set and ``cfg.load_from`` names the checkpoint, unless the config (or ``--load-from``)
+    already names one. Without any complete checkpoint the training starts from the beginning
+    (``cfg.resume = False``): left to itself mmengine would follow ``last_checkpoint`` to the torn file.
+    """
+    cfg.resume = True
+    if cfg.get('load_from', None) is None:
+        cfg.load_from = latest_complete_checkpoint(cfg.work_dir)
+        if cfg.load_from is None:
+            cfg.resume = False

@@ -57,7 +57,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temp_files(folder: str, suffix: str = '.tmp') -> List[str]:
+def remove_stale_temp_files(folder: str) -> List[str]:
     """Deletes the temporary files that killed writers of :func:`atomic_write` left in ``folder``.
 
     Only files whose name records this host and a process id that no longer runs are removed, so files being
@@ -65,8 +65,8 @@ def remove_stale_temp_files(folder: str, suffix: str = '.tmp') -> List[str]:
     reader looks for final names only.
 
     Args:
-        folder (str): The folder to clean (nothing happens when it does not exist).
-        suffix (str): The temporary files' suffix. Defaults to '.tmp'.
+        folder (str): The folder to clean (nothing happens when it does not exist). Only ``atomic_write``'s
+            default ``.tmp`` temporary files are recognised.
 
     Returns:
         list[str]: The removed paths.
@@ -76,7 +76,7 @@ def remove_stale_temp_files(folder: str, suffix: str = '.tmp') -> List[str]:
     host, removed = _host(), []
     for name in os.listdir(folder):
         match = _TEMP_NAME.match(name)
-        if not name.endswith(suffix) or match is None or match['host'] != host:
+        if match is None or match['host'] != host:
             continue
         if _pid_alive(int(match['pid'])):
             continue

@@ -133,3 +133,12 @@ def test_mctformer_voc_baseline_follows_the_paper():
         assert 'Resize' not in ' '.join(t['type'].__name__ for t in loader.dataset.pipeline)
     bank = cfg.custom_hooks[0].source_bank
     assert (bank.tau_fg, bank.tau_bg) == (0.30, 0.05)
+
+
+def test_coco_config_classes_are_the_dataset_module_s():
+    """The COCO base config spells out the 80 classes (a pure-Python config cannot concatenate an imported
+    tuple); they must stay the converter's and the pipeline's."""
+    from csd_mm.datasets.coco import COCO_CLASSES
+    for name in ('coco2014_cls.py', 'toy_coco.py'):
+        cfg = Config.fromfile(str(REPO / 'configs/_base_/datasets' / name))
+        assert tuple(cfg.metainfo['classes']) == ('background', ) + tuple(COCO_CLASSES), name

@@ -100,8 +100,8 @@ def test_polygon_column_crossings_hand_computed():
 
 # COCO's rule: pixel (col, row) covers [col, col + 1] x [row, row + 1] and is inside when its centre is; a centre
 # exactly on an edge is outside on the polygon's left / top edge and inside on its right / bottom edge (the
-# rounding half up of the 1/5-pixel grid). cv2.fillPoly on rounded vertices, csd_mm's earlier rule, differs on
-# every case below but the last two (it fills the pixels whose index, not centre, the polygon covers, edges included).
+# rounding half up of the 1/5-pixel grid). cv2.fillPoly on rounded vertices would differ on every case below but
+# the last two (it fills the pixels whose index, not centre, the polygon covers, edges included).
 def _grid(height, width, rows=slice(None), cols=slice(None)):
     mask = np.zeros((height, width), np.uint8)
     mask[rows, cols] = 1

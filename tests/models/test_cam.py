@@ -2,8 +2,7 @@
 import pytest
 import torch
 
-from csd_mm.models.cam import (aggregate_multiscale, normalize_cams, present_classes, select_classes,
-                               strided_up_size)
+from csd_mm.models.cam import aggregate_multiscale, normalize_cams, present_classes, strided_up_size
 
 
 def test_normalize_cams_hand_numbers():
@@ -150,21 +149,10 @@ def test_aggregate_errors():
         aggregate_multiscale(lambda x: x[0], torch.zeros(1, 3, 4, 4))
 
 
-def test_select_classes():
-    cams = torch.arange(3.0).view(3, 1, 1).expand(3, 2, 2)
-    kept, keys = select_classes(cams, torch.tensor([0.0, 1.0, 1.0]))
-    assert keys.dtype == torch.long and keys.tolist() == [1, 2]
-    assert torch.equal(kept, cams[1:])
-    kept, keys = select_classes(cams, torch.zeros(3))
-    assert kept.shape == (0, 2, 2) and keys.numel() == 0
-    with pytest.raises(ValueError, match='select_classes need a label of shape \\[3\\]'):
-        select_classes(cams, torch.ones(4))
-
-
 def test_present_classes_hand_numbers():
     assert present_classes(torch.tensor([0.0, 1.0, 0.0, 1.0]), 4).tolist() == [1, 3]
     assert present_classes(torch.zeros(3), 3).tolist() == []
-    with pytest.raises(ValueError, match=r'need a label of shape \[4\]'):
+    with pytest.raises(ValueError, match=r'present_classes needs a label of shape \[4\]'):
         present_classes(torch.ones(3), 4)
 
 

@@ -41,9 +41,9 @@ def toy(tmp_path_factory):
 def _train(name: str, root: Path, work_dir: Path, max_iters: int, resume: bool) -> list:
     """Trains the tiny toy config; returns the loss logged at each iteration (restored ones included).
 
-    ``resume`` resumes as ``tools/train.py --resume`` does: from :func:`latest_complete_checkpoint`.
+    ``resume`` resumes as ``tools/train.py --resume`` does (:func:`set_resume_point`).
     """
-    from csd_mm.utils.checkpoint import latest_complete_checkpoint
+    from csd_mm.utils.checkpoint import set_resume_point
     cfg = Config.fromfile(str(CONFIGS[name]))
     train_set = cfg.train_dataloader.dataset
     if name == 'csd':
@@ -57,9 +57,9 @@ def _train(name: str, root: Path, work_dir: Path, max_iters: int, resume: bool) 
     cfg.default_hooks.logger.interval = 1
     cfg.custom_hooks = []  # no CAM pass after training
     cfg.work_dir = str(work_dir)
-    cfg.resume = resume
+    cfg.resume = False
     if resume:
-        cfg.load_from = latest_complete_checkpoint(str(work_dir))
+        set_resume_point(cfg)
     cfg.experiment_name = f'{work_dir.name}_{max_iters}'  # one logger per run
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -91,3 +91,8 @@ def test_resume_after_a_torn_checkpoint_write_gives_the_uninterrupted_losses(toy
     last = toy / 'torn_cut2' / f'iter_{STOP}.pth'
     last.write_bytes(last.read_bytes()[:1000])  # torn checkpoint: iteration 3 is trained again from iter_2
     assert _train('baseline', toy, toy / 'torn_cut2', TOTAL, resume=True) == full
+    work = toy / 'torn_cut3'
+    _train('baseline', toy, work, STOP, resume=False)
+    for ckpt in work.glob('iter_*.pth'):  # no complete checkpoint at all: a fresh start, not a crash
+        ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    assert _train('baseline', toy, work, TOTAL, resume=True) == full

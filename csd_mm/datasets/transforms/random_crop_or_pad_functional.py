@@ -58,8 +58,13 @@ def _axis_slices(size: int, crop: int, shift: int) -> Tuple[slice, slice]:
     return slice(dst, dst + length), slice(src, src + length)
 
 
-def _checked_fill_value(pad_val: PadValue, dtype: np.dtype, channels: Optional[int], shape: tuple) -> np.ndarray:
-    """The fill value as an array of ``dtype``, checked against the dtype and the channel count."""
+@lru_cache(maxsize=64)
+def _checked_fill_value(pad_val: PadValue, dtype: str, channels: Optional[int], shape: tuple = ()) -> np.ndarray:
+    """The fill value as an array of ``dtype``, checked against the dtype and the channel count.
+
+    Cached (read-only result): a transform fills with the same value on every call, and the check was about a
+    tenth of a toy training sample's preparation. ``shape`` only names the array in error messages.
+    """
     values = np.asarray(pad_val, dtype=np.float64)
     if values.ndim > 1 or (values.ndim == 1 and values.shape[0] != channels):
         raise ValueError('crop_or_pad: pad_val must be one number or one number per channel '
@@ -67,6 +72,7 @@ def _checked_fill_value(pad_val: PadValue, dtype: np.dtype, channels: Optional[i
                          f'got {pad_val!r} for an array of shape {shape}')
     if not np.all(np.isfinite(values)):
         raise ValueError(f'crop_or_pad: pad_val must be finite, got {pad_val!r}')
+    dtype = np.dtype(dtype)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         if np.any(values != np.round(values)) or np.any(values < info.min) or np.any(values > info.max):
@@ -74,31 +80,17 @@ def _checked_fill_value(pad_val: PadValue, dtype: np.dtype, channels: Optional[i
                              f'(integers in [{info.min}, {info.max}]); round it first, e.g. the ImageNet mean in BGR '
                              f'order is (104, 116, 124)')
     fill = values.astype(dtype)
-    fill.setflags(write=False)  # shared by the cache below
+    fill.setflags(write=False)
     return fill
 
 
-@lru_cache(maxsize=64)
-def _cached_fill_value(pad_val: PadValue, dtype: str, channels: Optional[int], shape: tuple) -> np.ndarray:
-    return _checked_fill_value(pad_val, np.dtype(dtype), channels, shape)
-
-
 def _fill_value(pad_val: PadValue, arr: np.ndarray) -> np.ndarray:
-    """The fill value as an array broadcastable to ``arr``'s pixels, checked against its dtype and channels.
-
-    A transform fills with the same value every time, so the check runs once per (value, dtype, channels):
-    it was about a tenth of a toy training sample's preparation.
-    """
+    """The fill value as an array broadcastable to ``arr``'s pixels (see :func:`_checked_fill_value`)."""
     channels = arr.shape[2] if arr.ndim == 3 else None
     try:
-        hash(pad_val)
-    except TypeError:  # a list or an array: checked on every call
-        return _checked_fill_value(pad_val, arr.dtype, channels, arr.shape)
-    # the shape only names the array in an error message; errors are not cached
-    try:
-        return _cached_fill_value(pad_val, arr.dtype.str, channels, ())
-    except ValueError:
-        return _checked_fill_value(pad_val, arr.dtype, channels, arr.shape)
+        return _checked_fill_value(pad_val, arr.dtype.str, channels)
+    except (TypeError, ValueError):  # unhashable (a list, an array): uncached; an error: again, naming the shape
+        return _checked_fill_value.__wrapped__(pad_val, arr.dtype.str, channels, arr.shape)
 
 
 def crop_or_pad(arr: np.ndarray, crop_size: Tuple[int, int], shift: Tuple[int, int],
