@@ -177,11 +177,20 @@ def run_tool(tool: str, args: Sequence[str], work_dir: str) -> None:
     os.makedirs(work_dir, exist_ok=True)
     log_file = osp.join(work_dir, 'pipeline_stage.log')
     label = f'{osp.splitext(tool)[0]} ' + '/'.join(osp.normpath(work_dir).split(os.sep)[-3:])
-    with open(log_file, 'a') as out, CONSOLE.follow(log_file, label):
-        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=os.getcwd(),
-                              preexec_fn=die_with_parent)
-    if proc.returncode != 0:
-        raise SystemExit(f'stage failed ({proc.returncode}); see {work_dir}/pipeline_stage.log. '
+    with open(log_file, 'a') as out:
+        start = os.path.getsize(log_file)
+        # the child is forked before the follower thread starts: preexec_fn is not safe with threads running
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=os.getcwd(),
+                                preexec_fn=die_with_parent)
+        try:
+            with CONSOLE.follow(log_file, label, start=start):
+                returncode = proc.wait()
+        except BaseException:  # e.g. Ctrl-C: do not leave the stage running (as subprocess.run)
+            proc.kill()
+            proc.wait()
+            raise
+    if returncode != 0:
+        raise SystemExit(f'stage failed ({returncode}); see {work_dir}/pipeline_stage.log. '
                          'Rerun the same command to resume.')
 
 

@@ -187,17 +187,20 @@ class ConsoleProgress:
                 self._last_plain = time.monotonic()
 
     @contextmanager
-    def follow(self, log_file: str, label: str) -> Iterator[None]:
+    def follow(self, log_file: str, label: str, start: Optional[int] = None) -> Iterator[None]:
         """Follows what is appended to ``log_file`` during the ``with`` block and shows its progress.
 
         Args:
             log_file (str): The log a child process appends to (may not exist yet).
             label (str): What the line names (e.g. ``train.py seed0/resnet/csd``).
+            start (int, optional): Offset to read from (the log's size before the child started, when the
+                child is started before the block). Defaults to the log's size now.
         """
         if self.quiet:
             yield
             return
-        start = os.path.getsize(log_file) if os.path.isfile(log_file) else 0
+        if start is None:
+            start = os.path.getsize(log_file) if os.path.isfile(log_file) else 0
         stop = threading.Event()
         thread = threading.Thread(target=self._follow, args=(log_file, start, label, stop), daemon=True)
         thread.start()

@@ -110,6 +110,20 @@ def test_follow_shows_the_progress_appended_to_a_log_during_the_block(tmp_path):
     assert len(lines) == 2
 
 
+def test_follow_from_a_start_offset_shows_what_a_child_wrote_before_the_block(tmp_path):
+    log = tmp_path / 'pipeline_stage.log'
+    log.write_text('x - INFO - Iter(train) [ 5/5]  from an earlier run, not shown\n')
+    start = log.stat().st_size  # taken before the child starts (tools/run_pipeline.py forks it first)
+    with open(log, 'a') as f:  # the child's first line, written before the follower starts
+        f.write('x - INFO - Iter(train) [ 3/3]\n')
+    out = io.StringIO()
+    console = ConsoleProgress(out, interactive=False, poll_interval=0.01, plain_interval=1e9)
+    with console.follow(str(log), 'train.py run', start=start):
+        pass
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and ' 3/3 100% ' in lines[0]
+
+
 def test_stage_timer_adds_up_by_run_and_stage(monkeypatch):
     clock = iter([0.0, 2.0, 10.0, 13.5, 20.0, 21.0])
     monkeypatch.setattr(time, 'perf_counter', lambda: next(clock))

@@ -1,6 +1,7 @@
 """Refuses a model whose number of classes disagrees with the dataset's class list, before training or testing."""
 from typing import List, Optional, Sequence, Tuple
 
+import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import Runner
@@ -29,12 +30,11 @@ def num_classes_mismatch(model, classes: Sequence[str]) -> Optional[str]:
         model = model.module
     counts: List[Tuple[str, int, int]] = []
     if hasattr(model, 'decode_head'):
-        heads = [model.decode_head] if not isinstance(model.decode_head, (list, tuple)) else model.decode_head
-        aux = getattr(model, 'auxiliary_head', None)
-        heads += [] if aux is None else (list(aux) if isinstance(aux, (list, tuple)) else [aux])
-        for i, head in enumerate(heads):
-            name = 'model.decode_head' if i == 0 else 'model.auxiliary_head'
-            counts.append((name, getattr(head, 'num_classes', None), len(classes)))
+        for key in ('decode_head', 'auxiliary_head'):  # a cascade / several auxiliary heads: a list of heads
+            heads = _heads(getattr(model, key, None))
+            for i, head in enumerate(heads):
+                name = f'model.{key}' if len(heads) == 1 else f'model.{key}[{i}]'
+                counts.append((name, getattr(head, 'num_classes', None), len(classes)))
     elif hasattr(model, 'head'):
         counts.append(('model.head', getattr(model.head, 'num_classes', None), len(classes) - 1))
     for name, have, want in counts:
@@ -43,6 +43,13 @@ def num_classes_mismatch(model, classes: Sequence[str]) -> Optional[str]:
             return (f'{name}.num_classes is {have} but the dataset lists {len(classes)} classes with background '
                     f'({want} {fg}classes expected): {list(classes)[:6]}{" ..." if len(classes) > 6 else ""}')
     return None
+
+
+def _heads(head) -> list:
+    """A model's head attribute as a list: none, one head, or the heads of a list / ``nn.ModuleList``."""
+    if head is None:
+        return []
+    return list(head) if isinstance(head, (list, tuple, nn.ModuleList)) else [head]
 
 
 @HOOKS.register_module()

@@ -45,3 +45,43 @@ def test_runner_stops_at_the_first_non_finite_loss_without_a_checkpoint(tiny_toy
     runner = _runner(tiny_cam_parts, root, classes, tmp_path / 'ok', loss_weight=1.0)
     runner.train()  # a finite loss trains through
     assert osp.isfile(tmp_path / 'ok' / 'iter_3.pth')
+
+
+def _rank_main(rank: int, port: int, bad_rank: int, results) -> None:
+    """One of 2 gloo processes: only ``bad_rank`` sees a NaN loss; every rank must raise in that iteration."""
+    import torch.distributed as torch_dist
+    from types import SimpleNamespace
+
+    from csd_mm.engine.hooks.finite_loss_hook import ranks_with_non_finite_loss
+    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2)
+    try:
+        hook = FiniteLossHook()
+        runner = SimpleNamespace(iter=6, epoch=0)  # the two fields the hook reports
+        hook.after_train_iter(runner, 6, outputs=dict(loss=torch.tensor(0.5)))  # every rank finite: no stop
+        seen = ranks_with_non_finite_loss(rank == bad_rank)
+        loss = float('nan') if rank == bad_rank else 0.5
+        try:
+            hook.after_train_iter(runner, 6, outputs=dict(loss=torch.tensor(loss)))
+            message = None
+        except FloatingPointError as e:
+            message = str(e)
+        results[rank] = (seen, message)
+    finally:
+        torch_dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_every_rank_stops_in_the_iteration_one_rank_sees_a_non_finite_loss():
+    import socket
+
+    import torch.multiprocessing as mp
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    results = mp.Manager().dict()
+    # fork: the test module is not importable by name in a spawned child
+    mp.start_processes(_rank_main, args=(port, 1, results), nprocs=2, join=True, start_method='fork')
+    assert results[0][0] == results[1][0] == [1]
+    assert 'non-finite loss loss=nan (non-finite on rank(s) [1])' in results[1][1]
+    assert 'the loss of rank(s) [1] is not finite' in results[0][1]
+    assert 'iteration 7 (epoch 1, batch 7)' in results[0][1]

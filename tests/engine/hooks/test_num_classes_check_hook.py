@@ -48,6 +48,15 @@ def test_num_classes_mismatch_by_hand():
         "expected): ['background', 'a', 'b', 'c']")
     assert num_classes_mismatch(_Segmentor(4, aux_classes=21), classes).startswith(
         'model.auxiliary_head.num_classes is 21 but the dataset lists 4 classes')
+    # mmseg builds a cascade's decode heads and a list of auxiliary heads as nn.ModuleList: each is checked
+    cascade = _Segmentor(4)
+    cascade.decode_head = torch.nn.ModuleList([_Head(4), _Head(5)])
+    assert num_classes_mismatch(cascade, classes).startswith('model.decode_head[1].num_classes is 5 but')
+    cascade.decode_head[1].num_classes = 4
+    cascade.auxiliary_head = torch.nn.ModuleList([_Head(4), _Head(21)])
+    assert num_classes_mismatch(cascade, classes).startswith('model.auxiliary_head[1].num_classes is 21 but')
+    cascade.auxiliary_head[1].num_classes = 4
+    assert num_classes_mismatch(cascade, classes) is None
 
 
 def test_runner_refuses_a_model_of_another_class_count_before_training(tmp_path):
