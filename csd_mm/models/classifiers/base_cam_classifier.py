@@ -5,6 +5,7 @@ training image, as in the baseline; for each paired (multi-label) image x_m, the
 image x_s is the target distribution of the foreground-pasted view x_sm^fg (Eq. 3) and of the
 background-pasted view x_sm^bg (Eq. 4-5).
 """
+from contextlib import nullcontext
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
@@ -179,7 +180,9 @@ class BaseCAMClassifier(BaseModel):
                              'src_fg_mask')
         # One pass with gradients: [every image; x_sm^fg of the pairs; x_sm^bg of the pairs].
         views = torch.cat([inputs, pair_inputs[:, 1], pair_inputs[:, 2]])
-        with record_batch_norm_stats(self) as batch_stats:
+        # the main pass's batch statistics, for the deterministic source pass only (train_mode uses its own)
+        recording = record_batch_norm_stats(self) if self.source_pass == 'deterministic' else nullcontext({})
+        with recording as batch_stats:
             logits_list, score_map = self.forward_maps(views)
         losses = self.classification_losses([logits[:n] for logits in logits_list], labels)
         paired_samples = [data_samples[i] for i in paired]
