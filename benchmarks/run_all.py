@@ -107,6 +107,8 @@ def render_markdown(records: Dict[str, Dict]) -> str:
             if sec is None:
                 continue
             lines += [f"### {sec['title']}", '']
+            if sec.get('date', rec['date']) != rec['date']:  # kept from an earlier (--only) run of this record
+                lines += [f"From an earlier run: `{sec['command']}`, {sec['date']}.", '']
             if sec.get('error'):
                 lines += [f"Failed: `{sec['error']}`", '']
                 continue
@@ -185,7 +187,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         except Exception as e:  # record the failure, keep the other benchmarks
             traceback.print_exc()
             sec = dict(title=name, error=f'{type(e).__name__}: {e}'.splitlines()[0][:300])
-        sec['seconds'] = round(time.perf_counter() - t0, 1)
+        sec.update(seconds=round(time.perf_counter() - t0, 1), date=record['date'], command=record['command'])
         record['sections'][name] = sec
         record['wall_s'] = time.perf_counter() - start
         write_text(rec_path, json.dumps(record, indent=1))

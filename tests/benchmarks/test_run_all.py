@@ -32,6 +32,12 @@ def test_render_markdown_orders_runs_and_marks_targets():
     assert 'GPU figures: missing' not in md and 'GPU H200 (CUDA 13)' in md
     assert '| a | b |\n|---|---|\n| 1 | 2 |' in md and 'fast enough: **met**; small enough: **missed**' in md
     assert 'GPU figures: missing' in run_all.render_markdown({'cpu_toy': records['cpu_toy']})
+    # a section kept from an earlier --only run says so, with that run's command and date
+    old = dict(sec, date='2026-11-29 10:00 UTC', command='python benchmarks/run_all.py --only seed_eval')
+    md = run_all.render_markdown({'cpu_toy': dict(records['cpu_toy'], sections=dict(seed_eval=old))})
+    assert 'From an earlier run: `python benchmarks/run_all.py --only seed_eval`, 2026-11-29 10:00 UTC.' in md
+    assert 'From an earlier run' not in run_all.render_markdown(  # the same date: measured by this run
+        {'cpu_toy': dict(records['cpu_toy'], sections=dict(seed_eval=dict(sec, date='2026-11-30 20:00 UTC')))})
 
 
 @pytest.mark.slow
@@ -65,5 +71,14 @@ def test_tiny_run_writes_every_table(tmp_path):
     train = record['sections']['train_step']
     assert len(train['rows']) == 3 and len(train['targets']) == 4  # 2 models x 2 modes, + DeepLab's row
     # a rerun of one benchmark keeps the other sections of the same record
+    first_date = record['date']
     record = run_all.main(_args(tmp_path, 'pipeline', pipeline_dir=pipe))
     assert set(record['sections']) == {'train_step', 'seed_eval', 'pipeline'}
+    # ... each saying which run measured it
+    assert record['sections']['train_step']['date'] == first_date
+    assert record['sections']['train_step']['command'].endswith('--only train_step seed_eval pipeline '
+                                                                f'--pipeline-dir {pipe}')
+    assert record['sections']['pipeline']['command'] == record['command']
+    if first_date != record['date']:  # the minute changed between the two runs
+        assert f'From an earlier run: `{record["sections"]["train_step"]["command"]}`, {first_date}.' in \
+            (tmp_path / 'benchmarks.md').read_text()
