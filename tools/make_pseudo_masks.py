@@ -6,13 +6,13 @@ The refinement step of the WSSS pipeline (PSA / IRN / MCTformer; Yang et al., BM
 Examples::
 
     # dense CRF with PSA's background (1 - max cam) ** 16
-    python tools/make_pseudo_masks.py work_dirs/cam/cams data/voc12/JPEGImages work_dirs/cam/masks_crf \\
-        --ids data/voc12/ImageSets/Segmentation/train.txt --refiner crf \\
-        --gt-dir data/voc12/SegmentationClassAug
+    python tools/make_pseudo_masks.py work_dirs/cam/cams data/VOCdevkit/VOC2012/JPEGImages work_dirs/cam/masks_crf \\
+        --ids data/VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt --refiner crf \\
+        --gt-dir data/VOCdevkit/VOC2012/SegmentationClassAug
     # the seeds themselves at a background threshold of 0.3
     python tools/make_pseudo_masks.py CAMS IMGS OUT --refiner none --bg-threshold 0.3
     # any registered refiner from a Python-style config file that defines `refiner = dict(type=...)`
-    python tools/make_pseudo_masks.py CAMS IMGS OUT --refiner configs/psa_affinity/aff_resnet50_8xb8_8e_voc12_448.py
+    python tools/make_pseudo_masks.py CAMS IMGS OUT --refiner configs/psa_affinity/aff_resnet50_1xb8_8e_voc12_448.py
 """
 import argparse
 import os
@@ -56,8 +56,20 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+# the flags of the built-in refiners and their defaults: set for another refiner they would be ignored silently
+CRF_FLAGS = dict(alpha=16.0, confident=False, low_alpha=4.0, high_alpha=32.0, crf_iters=10)
+
+
 def refiner_from_args(args: argparse.Namespace):
     """The refiner config the arguments describe."""
+    if args.refiner != 'crf':
+        ignored = [f'--{k.replace("_", "-")}' for k, default in CRF_FLAGS.items() if getattr(args, k) != default]
+        if args.refiner != 'none' and args.bg_threshold is not None:
+            ignored.insert(0, '--bg-threshold')
+        if ignored:
+            raise SystemExit(f'{" ".join(ignored)}: for the built-in refiners only (--refiner crf; --bg-threshold '
+                             'also none); a config refiner takes its settings from the config or --cfg-options, '
+                             'e.g. refiner.bg_threshold=0.3')
     if args.refiner == 'crf':
         return dict(type=DenseCRFRefiner, bg_threshold=args.bg_threshold, alpha=args.alpha,
                     confident=args.confident, low_alpha=args.low_alpha, high_alpha=args.high_alpha,
@@ -98,7 +110,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
                                      num_workers=args.num_workers, progress=not args.no_progress,
                                      img_suffix=args.img_suffix, num_fg_classes=args.num_classes - 1)
     except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f'error: {err}') from None
+        hint = (f' (--num-classes {args.num_classes} counts the classes with background; COCO: --num-classes 81)'
+                if 'foreground classes (ids' in str(err) else '')
+        raise SystemExit(f'error: {err}{hint}') from None
     print(f'pseudo masks in {args.out_dir}: {counts["written"]} written, {counts["skipped"]} already there')
     result = dict(counts=counts)
     if args.gt_dir:

@@ -42,6 +42,7 @@ On the embedded toy dataset (the default; generated on first use) this runs on a
     python tools/run_pipeline.py --dataset coco                    # the same on the COCO-format toy (80 classes)
 """
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -123,7 +124,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--models', nargs='+', choices=sorted(MODELS), default=['resnet'],
                         help='CAM networks to run, each as baseline and + CSD')
     parser.add_argument('--iters', type=int, default=None,
-                        help='CAM training iterations (default: the configs\', 300)')
+                        help='CAM training iterations (default: the configs\', 300); the learning-rate schedule '
+                        'keeps its shape (warm-up and decay scaled to the new length)')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='extra key=value overrides for the CAM trainings (e.g. model.head.loss_weight=1)')
     parser.add_argument('--csd-variant', nargs='+', action='append', default=None, metavar=('NAME', 'KEY=VALUE'),
@@ -181,7 +183,7 @@ def run_tool(tool: str, args: Sequence[str], work_dir: str) -> None:
         start = os.path.getsize(log_file)
         # the child is forked before the follower thread starts: preexec_fn is not safe with threads running
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=os.getcwd(),
-                                preexec_fn=die_with_parent)
+                                preexec_fn=functools.partial(die_with_parent, parent=os.getpid()))
         try:
             with CONSOLE.follow(log_file, label, start=start):
                 returncode = proc.wait()
@@ -210,6 +212,31 @@ def trained(work_dir: str) -> bool:
 def last_checkpoint(work_dir: str) -> str:
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         return f.read().strip()
+
+
+def stretched_schedule_options(schedulers: Sequence[Dict], max_iters: int, iters: int) -> List[str]:
+    """``--cfg-options`` that train ``iters`` iterations with the shape of an iteration-based schedule made for
+    ``max_iters``: every ``begin`` / ``end`` is scaled by ``iters / max_iters`` (rounded; boundaries stay in
+    order, one iteration apart at least, so a decay that starts where the warm-up ends still does), and a
+    ``T_max`` that spanned its scheduler spans it again. E.g. the toy MCTformer's 25-iteration warm-up and
+    275-iteration cosine (300 iterations) become 8 + 92 for ``iters=100``; a single poly decay ends at ``iters``.
+    """
+    for i, sched in enumerate(schedulers):
+        if sched.get('by_epoch', True):  # mmengine's default
+            raise ValueError(f'--iters: param_scheduler[{i}] ({sched.get("type")}) is not iteration-based')
+    spans = [(sched.get('begin', 0), min(sched.get('end', max_iters), max_iters)) for sched in schedulers]
+    new_point, previous = {}, None
+    for point in sorted({p for span in spans for p in span}):
+        value = round(point * iters / max_iters)
+        new_point[point] = previous = value if previous is None else max(value, previous + 1)
+    options = [f'train_cfg.max_iters={iters}']
+    for i, (sched, (begin, end)) in enumerate(zip(schedulers, spans)):
+        options += [f'param_scheduler.{i}.begin={new_point[begin]}', f'param_scheduler.{i}.end={new_point[end]}']
+        if 'T_max' in sched:
+            t_max = new_point[end] - new_point[begin] if sched['T_max'] == end - begin else \
+                max(1, round(sched['T_max'] * iters / max_iters))
+            options.append(f'param_scheduler.{i}.T_max={t_max}')
+    return options
 
 
 def data_options(data_root: str, csd: bool) -> List[str]:
@@ -274,8 +301,13 @@ class Pipeline:
         self.gt_dir = osp.join(root, layout['gt_dir'])
         self.cam_options = list(args.cfg_options)
         self.timer = StageTimer()  # wall time by run (work dir) and stage: results.json's stage_seconds
-        if args.iters is not None:
-            self.cam_options += [f'train_cfg.max_iters={args.iters}', f'param_scheduler.0.end={args.iters}']
+
+    def iter_options(self, config: str) -> List[str]:
+        """``--iters``: the config's schedule stretched to that many iterations (none without ``--iters``)."""
+        if self.args.iters is None:
+            return []
+        cfg = Config.fromfile(config)
+        return stretched_schedule_options(cfg.param_scheduler, cfg.train_cfg.max_iters, self.args.iters)
 
     # ---- stages 0 and 1: CAM networks
     def cam_runs(self, model: str, seed: int) -> List[tuple]:
@@ -290,7 +322,8 @@ class Pipeline:
         else:
             log(f'seed {seed} {model}: stage 0, baseline CAM network -> CAMs -> source bank')
             with self.timer.measure(base_dir, 'cam_training'):
-                train(baseline_cfg, base_dir, seed_opts + data_options(self.data_root, False) + self.cam_options)
+                train(baseline_cfg, base_dir, seed_opts + data_options(self.data_root, False) + self.cam_options
+                      + self.iter_options(baseline_cfg))
         runs = [(model, base_dir)]
         for name, *options in [['csd']] + self.args.csd_variant:
             work = osp.join(root, name)
@@ -300,7 +333,8 @@ class Pipeline:
                 continue
             log(f'seed {seed} {model}: stage 1, {name}: CSD training on the source bank -> CAMs')
             with self.timer.measure(work, 'cam_training'):
-                train(csd_cfg, work, seed_opts + data_options(self.data_root, True) + self.cam_options + [
+                train(csd_cfg, work, seed_opts + data_options(self.data_root, True) + self.cam_options
+                      + self.iter_options(csd_cfg) + [
                     f'train_dataloader.dataset.source_bank={osp.join(base_dir, "source_bank")}',
                     f'train_dataloader.dataset.seed={seed}'] + options)
         return runs

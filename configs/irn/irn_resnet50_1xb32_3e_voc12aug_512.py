@@ -4,7 +4,7 @@
 # 1, 2, 2, 1), frozen (features detached, batch norms in eval mode), edge branch on the stem and the four
 # stages (32 channels each, GroupNorm(4, 32)); crop 512, random rescale 0.5-1.5, flip; pairs within radius 10
 # on the 1/4 map; batch 32, 3 epochs, SGD lr 0.1 with poly decay (power 0.9), weight decay 1e-4 (IRN's
-# PolyOptimizer passes its weight decay positionally as SGD's momentum, so its momentum is 1e-4, i.e. none).
+# PolyOptimizer passes its weight decay positionally as SGD's momentum, so its momentum is 1e-4, as here).
 # Confident labels: PSA's two CRFs (alphas 4 / 32) of AffinityLabelDataset, instead of IRN's CAM thresholds
 # (conf_fg_thres 0.30 / conf_bg_thres 0.05) with a label CRF.
 #
@@ -13,7 +13,7 @@
 #
 #   python tools/train.py configs/irn/irn_resnet50_1xb32_3e_voc12aug_512.py --cfg-options \
 #       model.pretrained=/path/to/resnet50.pth train_dataloader.dataset.cam_dir=work_dirs/<cam run>/cams
-#   python tools/make_pseudo_masks.py work_dirs/<cam run>/cams data/voc12/JPEGImages OUT \
+#   python tools/make_pseudo_masks.py work_dirs/<cam run>/cams data/VOCdevkit/VOC2012/JPEGImages OUT \
 #       --refiner configs/irn/irn_resnet50_1xb32_3e_voc12aug_512.py \
 #       --cfg-options refiner.checkpoint=work_dirs/irn_resnet50_1xb32_3e_voc12aug_512/epoch_3.pth
 from mmcv.transforms import LoadImageFromFile, RandomFlip, RandomResize
@@ -30,7 +30,7 @@ with read_base():
 
 from csd_mm.refine import AffinityLabelDataset, BoundaryNet, IRNBoundaryRefiner
 
-data_root = 'data/voc12'
+data_root = 'data/VOCdevkit/VOC2012'
 crop_size = (512, 512)
 
 train_pipeline = [
@@ -75,7 +75,7 @@ max_epochs = 3
 train_cfg = dict(type=EpochBasedTrainLoop, max_epochs=max_epochs, val_interval=max_epochs + 1)
 val_cfg = None
 test_cfg = None
-optim_wrapper = dict(type=OptimWrapper, optimizer=dict(type=SGD, lr=0.1, momentum=0.0, weight_decay=1e-4))
+optim_wrapper = dict(type=OptimWrapper, optimizer=dict(type=SGD, lr=0.1, momentum=1e-4, weight_decay=1e-4))
 param_scheduler = [
     dict(type=PolyLR, power=0.9, eta_min=0.0, begin=0, end=max_epochs, by_epoch=True,
          convert_to_iter_based=True)

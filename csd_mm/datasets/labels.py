@@ -108,7 +108,8 @@ def load_cls_labels(path: str) -> Dict[str, np.ndarray]:
 
     A ``.npz`` file (this repository's compact form, ``voc12/cls_labels.npz``: arrays ``ids`` (str) and
     ``labels`` (``uint8 [N, C]``), loaded with ``allow_pickle=False``) is read directly. Otherwise the file is
-    the one shipped with IRN / MCTformer (a dict saved with ``np.save``). The ``.npy`` header is
+    the one shipped with IRN / MCTformer (a dict saved with ``np.save``; IRN's integer keys are turned into
+    VOC ids, ``2007000032`` -> ``2007_000032``). The ``.npy`` header is
     read with :mod:`numpy.lib.format` and the payload with an unpickler that admits only numpy array,
     dtype and scalar reconstruction and plain builtins; anything else is rejected.
 
@@ -143,8 +144,19 @@ def load_cls_labels(path: str) -> Dict[str, np.ndarray]:
             length = len(vec)
         elif len(vec) != length:
             raise LabelFileError(f'{path}: label of {key!r} has {len(vec)} entries, others have {length}')
-        labels[str(key)] = vec
+        labels[_image_id(key)] = vec
     return labels
+
+
+def _image_id(key: Any) -> str:
+    """A label file's key as an image id. IRN's ``cls_labels.npy`` keys VOC ids as integers
+    (``2007_000032`` -> ``2007000032``: its split files are read with ``np.loadtxt(dtype=np.int32)``); they are
+    turned back as IRN's ``decode_int_filename`` does (``'2007' + '_' + '000032'``). Text keys (PSA's,
+    MCTformer's, this repository's) are kept."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+        digits = str(int(key))
+        return f'{digits[:4]}_{digits[4:]}'
+    return str(key)
 
 
 def _load_npz_labels(path: str) -> Dict[str, np.ndarray]:

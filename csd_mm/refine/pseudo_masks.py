@@ -57,11 +57,13 @@ def refine_one(refiner: Callable, cam_dir: str, img_dir: str, img_id: str, out_d
 _WORKER: Dict[str, Any] = {}
 
 
-def _init_worker(refiner: Callable, cam_dir: str, img_dir: str, out_dir: str, img_suffix: str) -> None:
+def _init_worker(refiner: Callable, cam_dir: str, img_dir: str, out_dir: str, img_suffix: str,
+                 parent: int) -> None:
     """Pool initializer: one torch thread per worker; the refiner and folders are passed once, not per task.
 
-    A worker dies with the exporting process (killed or not), so no orphan keeps writing after a crash."""
-    die_with_parent()
+    A worker dies with the exporting process ``parent`` (killed or not), so no orphan keeps writing after a
+    crash."""
+    die_with_parent(parent=parent)
     torch.set_num_threads(1)
     _WORKER.update(refiner=refiner, cam_dir=cam_dir, img_dir=img_dir, out_dir=out_dir, img_suffix=img_suffix)
 
@@ -126,7 +128,7 @@ def export_pseudo_masks(cam_dir: str,
     bar_file = sys.stdout if progress else io.StringIO()  # mmengine's bars always draw; off: into a buffer
     if num_workers and num_workers > 0 and len(todo) > 1:
         done = track_parallel_progress(_work, todo, num_workers, initializer=_init_worker,
-                                       initargs=(refiner, cam_dir, img_dir, out_dir, img_suffix),
+                                       initargs=(refiner, cam_dir, img_dir, out_dir, img_suffix, os.getpid()),
                                        keep_order=False, file=bar_file)
     else:
         done = track_progress(partial(refine_one, refiner, cam_dir, img_dir, out_dir=out_dir,

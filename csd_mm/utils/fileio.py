@@ -111,6 +111,10 @@ def atomic_write(path: str, write: Callable[[Any], None], suffix: str = '.tmp') 
         os.fchmod(fd, new_file_mode(current_umask()))
         with os.fdopen(fd, 'wb') as f:
             write(f)
+            # on disk before the rename: after a power loss the name never shows an empty or partial file,
+            # which a rerun would take as finished
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):

@@ -30,16 +30,23 @@ _HELD = {}
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith('linux') else None
 
 
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
+def die_with_parent(sig: int = signal.SIGKILL, parent: Optional[int] = None) -> None:
     """Asks the kernel to send ``sig`` to this process when its parent dies (Linux; a no-op elsewhere).
 
-    Meant as ``subprocess.Popen(..., preexec_fn=die_with_parent)``: it runs in the child between fork and exec
-    and survives the exec. If the parent died before the call took effect the child is an orphan already, so it
-    checks for that and exits.
+    Meant as ``subprocess.Popen(..., preexec_fn=partial(die_with_parent, parent=os.getpid()))``: it runs in the
+    child between fork and exec and survives the exec. If the parent died before the call took effect the
+    child is an orphan already, so it checks for that and exits.
+
+    Args:
+        sig (int): The signal. Defaults to SIGKILL.
+        parent (int, optional): The parent's pid, taken by the parent before the fork (``os.getpid()``).
+            Defaults to ``os.getppid()`` at this call, which cannot see a parent that died between the fork and
+            the call (the child then looks adopted from the start).
     """
     if _LIBC is None:
         return
-    parent = os.getppid()
+    if parent is None:
+        parent = os.getppid()
     if _LIBC.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), 'prctl(PR_SET_PDEATHSIG) failed')
     if os.getppid() != parent:  # the parent died before prctl: nobody will signal us

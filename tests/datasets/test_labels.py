@@ -186,3 +186,15 @@ def test_npz_label_file_with_pickled_objects_runs_no_code(tmp_path):
     with pytest.raises(LabelFileError, match=r'evil\.npz is not a valid cls_labels \.npz file'):
         load_cls_labels(path)
     assert not os.path.exists(target)
+
+
+def test_irns_integer_keys_load_as_voc_ids(tmp_path):
+    """IRN's cls_labels.npy keys the ids as integers (its split files are read with np.loadtxt(dtype=np.int32))."""
+    path = tmp_path / 'irn_cls_labels.npy'
+    vec = np.zeros(20, np.float32)
+    vec[[0, 14]] = 1
+    np.save(path, {np.int32(2007000032): vec, 2011003276: vec * 0 + (np.arange(20) == 3)}, allow_pickle=True)
+    labels = load_cls_labels(str(path))
+    assert sorted(labels) == ['2007_000032', '2011_003276']
+    np.testing.assert_array_equal(labels['2007_000032'], vec)
+    assert labels_for_split(labels, ['2011_003276'], 20)[0].nonzero()[0].tolist() == [3]

@@ -66,13 +66,22 @@ def test_crf_and_config_refiners(tmp_path):
         assert not read_png(str(tmp_path / 'cfg' / f'{img_id}.png')).any()
     with pytest.raises(SystemExit, match='refiner'):
         tool.main([str(cam_dir), str(img_dir), str(tmp_path / 'x'), '--refiner', str(tmp_path / 'missing.py')])
+    # the built-in refiners' flags are refused where they would be ignored
+    with pytest.raises(SystemExit, match=r'--bg-threshold --confident: for the built-in refiners only .* '
+                                         r'--cfg-options, e\.g\. refiner\.bg_threshold=0\.3'):
+        tool.main([str(cam_dir), str(img_dir), str(tmp_path / 'x'), '--refiner', str(cfg), '--bg-threshold', '0.3',
+                   '--confident'])
+    with pytest.raises(SystemExit, match=r'^--alpha: for the built-in refiners only'):
+        tool.main([str(cam_dir), str(img_dir), str(tmp_path / 'x'), '--refiner', 'none', '--alpha', '8'])
 
 
 def test_cams_of_another_dataset_are_refused(tmp_path):
     cam_dir, img_dir, gt_dir, ids = _data(tmp_path)  # class ids 2, 3, 4
     out = tmp_path / 'out'
     with pytest.raises(SystemExit, match=r'error: CAM file .*i2\.npz has class ids \[4\] but the dataset has 4 '
-                                         r'foreground classes \(ids 0\.\.3\): CAMs of another dataset\?'):
+                                         r'foreground classes \(ids 0\.\.3\): CAMs of another dataset\? '
+                                         r'\(--num-classes 5 counts the classes with background; COCO: '
+                                         r'--num-classes 81\)'):
         tool.main([str(cam_dir), str(img_dir), str(out), '--refiner', 'none', '--img-suffix', '.png',
                    '--num-classes', '5', '--gt-dir', str(gt_dir), '--no-progress'])
     assert not out.exists()  # nothing written, no mIoU

@@ -188,3 +188,21 @@ def test_same_command_twice_gives_identical_figures(pipeline, run_tool):
             with np.load(work / rel) as x, np.load(again / rel) as y:
                 for key in x.files:
                     np.testing.assert_array_equal(x[key], y[key], err_msg=rel)
+
+
+def test_iters_stretches_every_scheduler_of_the_schedule():
+    tool = _load_tool()
+    # the toy MCTformer's warm-up + cosine (300 iterations) keeps its shape at 100 iterations
+    mct = [dict(type='LinearLR', begin=0, end=25, by_epoch=False),
+           dict(type='CosineAnnealingLR', T_max=275, begin=25, end=300, by_epoch=False)]
+    assert tool.stretched_schedule_options(mct, 300, 100) == [
+        'train_cfg.max_iters=100', 'param_scheduler.0.begin=0', 'param_scheduler.0.end=8',
+        'param_scheduler.1.begin=8', 'param_scheduler.1.end=100', 'param_scheduler.1.T_max=92']
+    # the toy ResNet's single poly decay ends at the new length; every scheduler keeps at least one iteration
+    assert tool.stretched_schedule_options([dict(type='PolyLR', begin=0, end=300, by_epoch=False)], 300, 4) == [
+        'train_cfg.max_iters=4', 'param_scheduler.0.begin=0', 'param_scheduler.0.end=4']
+    assert tool.stretched_schedule_options(mct, 300, 4)[1:] == [  # the cosine still starts after the warm-up
+        'param_scheduler.0.begin=0', 'param_scheduler.0.end=1', 'param_scheduler.1.begin=1',
+        'param_scheduler.1.end=4', 'param_scheduler.1.T_max=3']
+    with pytest.raises(ValueError, match=r'param_scheduler\[0\] \(PolyLR\) is not iteration-based'):
+        tool.stretched_schedule_options([dict(type='PolyLR', end=5)], 5, 2)

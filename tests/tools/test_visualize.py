@@ -43,6 +43,20 @@ def test_grid_of_two_runs_on_the_first_multi_label_images(toy, run_tool_inproces
     assert (csd_row[:, 4 * 128:] == 255).all() and not (csd_row[:, 3 * 128:4 * 128] == 255).all()
 
 
+def test_data_root_with_the_configs_npz_labels(toy, tmp_path, run_tool_inprocess):
+    """A VOC root laid out as docs/data_preparation.md says (cls_labels.npz, no .npy) works with --num."""
+    import shutil
+
+    from csd_mm.datasets import load_cls_labels, save_cls_labels
+    root = tmp_path / 'voc_like'
+    shutil.copytree(toy, root)
+    save_cls_labels(str(root / 'cls_labels.npz'), load_cls_labels(str(root / 'cls_labels.npy')))
+    (root / 'cls_labels.npy').unlink()
+    out = tmp_path / 'grid.png'
+    run_tool_inprocess([TOOL, out, '--data-root', root, '--num', '2', '--run', 'CSD', toy.parent / 'cams'])
+    assert mmcv.imread(str(out)).shape[0] == 2 * 64 + 2  # the two multi-label images, a 2 px gap
+
+
 def test_one_png_per_image_into_a_folder(toy, run_tool_inprocess):
     out = toy.parent / 'per_image'
     ids = _multi_label_train_ids(toy)[:1] + ['toytr_00000']

@@ -49,6 +49,19 @@ def test_child_started_with_die_with_parent_ends_when_the_parent_is_killed(tmp_p
         parent.kill()
 
 
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='PR_SET_PDEATHSIG is Linux only')
+def test_a_child_whose_parent_is_already_gone_ends_at_once():
+    """The parent's pid taken before the fork: a child that finds another parent (the one that forked it died
+    before the call) ends itself instead of running unguarded; with the true parent's pid it runs."""
+    from functools import partial
+    ok = subprocess.run([sys.executable, '-c', 'print("ran")'], capture_output=True, text=True,
+                        preexec_fn=partial(process.die_with_parent, parent=os.getpid()))
+    assert ok.returncode == 0 and ok.stdout.strip() == 'ran'
+    orphan = subprocess.run([sys.executable, '-c', 'print("ran")'], capture_output=True, text=True,
+                            preexec_fn=partial(process.die_with_parent, parent=os.getpid() + 10 ** 6))
+    assert orphan.returncode == -signal.SIGKILL and orphan.stdout == ''
+
+
 def test_lock_refuses_a_second_process_naming_the_holder_and_frees_on_sigkill(tmp_path):
     work = tmp_path / 'work'
     ready = tmp_path / 'ready'

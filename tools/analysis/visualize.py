@@ -61,7 +61,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ids.add_argument('--ids', nargs='+', help='image ids')
     ids.add_argument('--num', type=int, help='the first N multi-label images of --split')
     parser.add_argument('--data-root', help='VOC-format root: default images JPEGImages/, ground truth '
-                        'SegmentationClassAug/, labels cls_labels.npy, split ImageSets/Segmentation/train.txt')
+                        'SegmentationClassAug/, labels cls_labels.npz (else .npy), split ImageSets/Segmentation/train.txt')
     parser.add_argument('--img-dir')
     parser.add_argument('--gt-dir', help='ground-truth masks (<img_id>.png); none: no ground-truth panel')
     parser.add_argument('--labels', help='image-level labels (cls_labels.npy / .npz) for --num')
@@ -75,7 +75,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         args.img_dir = args.img_dir or osp.join(root, 'JPEGImages')
         gt = osp.join(root, 'SegmentationClassAug')
         args.gt_dir = args.gt_dir or (gt if osp.isdir(gt) else None)
-        args.labels = args.labels or osp.join(root, 'cls_labels.npy')
+        # the configs' cls_labels.npz (docs/data_preparation.md), else a community / toy cls_labels.npy
+        npz = osp.join(root, 'cls_labels.npz')
+        args.labels = args.labels or (npz if osp.isfile(npz) else osp.join(root, 'cls_labels.npy'))
         args.split = args.split or osp.join(root, 'ImageSets/Segmentation/train.txt')
     if args.img_dir is None:
         parser.error('give --data-root or --img-dir')

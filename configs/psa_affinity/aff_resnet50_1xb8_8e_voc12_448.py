@@ -1,10 +1,15 @@
 # PSA affinity network (Ahn & Kwak, CVPR 2018), the refinement MCTformer (Xu et al., CVPR 2022) applies to its
-# CAMs, on VOC 2012 train_aug. PSA: ResNet-38 at output stride 8, crop 448, batch 8, 8 epochs, poly lr 0.1 with
-# the new layers at 10x, weight decay 5e-4, confident labels from CRFs with alpha 4 / 32 (MCTformer: 1 / 12).
-# Here an mmpretrain ResNet-50 with dilated stages 3-4 (output stride 8) stands in for ResNet-38.
+# CAMs, on VOC 2012 train_aug. PSA (train_aff.py): ResNet-38 at output stride 8 with frozen batch norms, crop 448,
+# batch 8 in all (one DataParallel process), 8 epochs, poly lr 0.1 with the new layers at 10x, weight decay 5e-4,
+# and momentum 5e-4: PSA's PolyOptimizer passes its weight decay positionally as SGD's momentum (the same quirk
+# as IRN's, configs/_base_/schedules/schedule_sgd_poly_5e.py). Confident labels from CRFs with alpha 4 / 32
+# (MCTformer: 1 / 12). Here an mmpretrain ResNet-50 with dilated stages 3-4 (output stride 8) stands in for
+# ResNet-38; PSA's bias groups (2x / 20x lr, no decay) have no counterpart: the head has no biases and the
+# backbone's only biases are its frozen batch norms'.
+# The batch is PSA's on one GPU (1xb8); on N GPUs it is N x 8, so keep one GPU or scale the lr.
 # Pretrained weights are never downloaded: set model.backbone.init_cfg to a LOCAL ImageNet checkpoint.
 #
-#   python tools/train.py configs/psa_affinity/aff_resnet50_8xb8_8e_voc12_448.py \
+#   python tools/train.py configs/psa_affinity/aff_resnet50_1xb8_8e_voc12_448.py \
 #       --cfg-options train_dataloader.dataset.cam_dir=work_dirs/<cam run>/cams
 from mmcv.transforms import LoadImageFromFile, RandomFlip, RandomResize
 from mmengine.config import read_base
@@ -20,7 +25,7 @@ with read_base():
 
 from csd_mm.refine import AffinityLabelDataset, AffinityNet, AffinityRandomWalkRefiner
 
-data_root = 'data/voc12'
+data_root = 'data/VOCdevkit/VOC2012'
 crop_size = (448, 448)
 
 train_pipeline = [
@@ -51,8 +56,9 @@ train_dataloader = dict(
 
 model = dict(
     type=AffinityNet,
+    # PSA's batch norms are fixed (statistics and affine parameters): norm_eval + requires_grad=False
     backbone=dict(type=ResNet, depth=50, strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4), out_indices=(1, 2, 3),
-                  frozen_stages=1, norm_eval=True),
+                  frozen_stages=1, norm_eval=True, norm_cfg=dict(type='BN', requires_grad=False)),
     in_channels=(512, 1024, 2048),
     mid_channels=(64, 128, 256),
     embed_channels=448,
@@ -64,7 +70,7 @@ val_cfg = None
 test_cfg = None
 optim_wrapper = dict(
     type=OptimWrapper,
-    optimizer=dict(type=SGD, lr=0.1, momentum=0.9, weight_decay=5e-4),
+    optimizer=dict(type=SGD, lr=0.1, momentum=5e-4, weight_decay=5e-4),  # momentum: PSA's, see the top
     paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=10.0)}))
 param_scheduler = [
     dict(type=PolyLR, power=0.9, eta_min=0.0, begin=0, end=max_epochs, by_epoch=True,
@@ -76,4 +82,4 @@ default_hooks.update(checkpoint=dict(type=CheckpointHook, by_epoch=True, interva
 # For tools/make_pseudo_masks.py --refiner <this file> (built with csd_mm.registry.REFINERS): PSA's inference
 # (beta 8, logt 8, alpha 16).
 refiner = dict(type=AffinityRandomWalkRefiner, model=model,
-               checkpoint='work_dirs/aff_resnet50_8xb8_8e_voc12_448/epoch_8.pth', beta=8, logt=8, alpha=16)
+               checkpoint='work_dirs/aff_resnet50_1xb8_8e_voc12_448/epoch_8.pth', beta=8, logt=8, alpha=16)
