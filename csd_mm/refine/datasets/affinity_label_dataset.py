@@ -5,7 +5,9 @@ PSA (Ahn & Kwak, CVPR 2018) trains AffinityNet on confident labels built from th
 masks of Yang et al., "Cross-domain Semantic Decoupling for Weakly-Supervised Semantic Segmentation" (BMVC 2023) do
 the same with their CAMs. The confident labels are computed lazily, the first time a sample is fetched (so the
 dataloader workers share the CRF work), and cached as PNGs (written atomically) in ``label_dir``; later epochs and
-reruns read the cache. A stock mmseg pipeline (``LoadImageFromFile``, ``LoadAnnotations``, random resize / crop /
+reruns read the cache, as long as the folder's record (``settings.json``, :mod:`.label_record`) shows the same
+alphas, CRF kernels, CAM folder and unchanged CAM files; labels made otherwise are refused, never silently reused.
+A stock mmseg pipeline (``LoadImageFromFile``, ``LoadAnnotations``, random resize / crop /
 flip, ``PackSegInputs``) then serves :class:`~csd_mm.refine.models.AffinityNet`.
 """
 import copy
@@ -21,6 +23,7 @@ from ...datasets.labels import read_split
 from ...utils.cam_io import CAM_SUFFIX, cam_path, check_cam_folder, load_cam
 from ...utils.fileio import read_image, write_png
 from ..functional.crf import confident_regions
+from .label_record import cam_stamps, claim_label_dir, confident_label_settings, effective_crf_cfg
 
 __all__ = ['AffinityLabelDataset']
 
@@ -38,7 +41,10 @@ class AffinityLabelDataset(BaseSegDataset):
         ann_file (str): Split file, one id per line (relative to ``data_root``; read with
             :func:`csd_mm.datasets.read_split`). Empty: every CAM file in ``cam_dir``.
         label_dir (str, optional): Cache folder of the confident labels. Defaults to the sibling
-            ``<cam_dir>_conf_la<low_alpha>_ha<high_alpha>``, so other alphas never reuse a stale cache.
+            ``<cam_dir>_conf_la<low_alpha>_ha<high_alpha>``. Its ``settings.json`` records the alphas,
+            ``crf_cfg``, the CAM folder and each CAM file's size / modification time; cached labels made with
+            other settings or from since-changed CAM files are refused with an error (see
+            :func:`~csd_mm.refine.datasets.label_record.claim_label_dir`).
         low_alpha (float): Strong-background power. Defaults to 4 (PSA; MCTformer uses 1).
         high_alpha (float): Weak-background power. Defaults to 32 (PSA; MCTformer uses 12).
         crf_cfg (dict, optional): Kernel parameters for :func:`~csd_mm.refine.functional.crf.dense_crf`.
@@ -66,6 +72,10 @@ class AffinityLabelDataset(BaseSegDataset):
         self.label_dir = label_dir if label_dir is not None else \
             f'{self.cam_dir}_conf_la{low_alpha:g}_ha{high_alpha:g}'
         self.crf_cfg = dict(crf_cfg or {})
+        try:
+            effective_crf_cfg(self.crf_cfg)  # a misspelt kernel name: refused here, not in the first CRF call
+        except ValueError as e:
+            raise ValueError(f'AffinityLabelDataset: {e}') from None
         metainfo = kwargs.pop('metainfo', None)
         if metainfo is not None and 'classes' in metainfo and 'palette' not in metainfo and \
                 list(metainfo['classes']) != list(self.METAINFO['classes']):
@@ -108,6 +118,10 @@ class AffinityLabelDataset(BaseSegDataset):
         classes = list(self._metainfo.get('classes') or [])
         num_fg = len(classes) - 1 if classes and classes[0] == 'background' else None
         check_cam_folder(self.cam_dir, ids, num_fg)  # CAMs of another dataset: refused before any label is made
+        # before any label is made (here, in the main process, not in the dataloader workers): cached labels of
+        # other alphas / CRF kernels / CAMs are refused, the settings of new ones recorded
+        settings = confident_label_settings(self.cam_dir, self.low_alpha, self.high_alpha, self.crf_cfg)
+        claim_label_dir(self.label_dir, settings, cam_stamps(self.cam_dir, ids))
         return data_list
 
     def confident_label(self, info: dict) -> str:

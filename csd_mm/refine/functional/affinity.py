@@ -41,7 +41,7 @@ from torch import Tensor
 
 __all__ = ['search_offsets', 'pair_indices', 'affinity_labels', 'affinity_loss', 'confident_label_maps',
            'pair_loss', 'resize_labels', 'feature_affinity', 'affinity_matrix', 'transition_matrix', 'random_walk',
-           'random_walk_refine', 'resize_scores']
+           'random_walk_refine']
 
 
 def search_offsets(radius: int = 5) -> np.ndarray:
@@ -296,7 +296,7 @@ def random_walk_refine(aff_features: Tensor,
     Args:
         aff_features (Tensor): ``(C, h, w)`` (or ``(1, C, h, w)``) affinity embedding of one image.
         cams_with_bg (Tensor): ``(L, h, w)`` label scores ``[bg, cam_1 .. cam_K]`` at the embedding's size
-            (resize them first, e.g. by average pooling as PSA).
+            (average-pooled onto the grid first, as PSA: :func:`~.stride_grid.pool_to_grid`).
         beta (float): Affinity power. Defaults to 8 (PSA).
         logt (int): log2 of the number of walk steps. Defaults to 8 (PSA).
         radius (int): Pair radius. Defaults to 5 (PSA).
@@ -319,8 +319,3 @@ def random_walk_refine(aff_features: Tensor,
     out = random_walk(cams_with_bg.reshape(cams_with_bg.shape[0], h * w).float(), trans, logt)
     return out.reshape(cams_with_bg.shape[0], h, w)
 
-
-def resize_scores(scores: Tensor, size: Tuple[int, int], mode: str = 'area') -> Tensor:
-    """Resizes ``(L, H, W)`` scores to ``size`` (``'area'``: average pooling, PSA's downsampling)."""
-    kwargs = {} if mode in ('area', 'nearest') else dict(align_corners=False)
-    return F.interpolate(scores[None].float(), size=tuple(size), mode=mode, **kwargs)[0]

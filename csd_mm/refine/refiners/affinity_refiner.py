@@ -2,24 +2,28 @@
 CVPR 2022), as used for the MCTformer pseudo masks of Yang et al., "Cross-domain Semantic Decoupling for
 Weakly-Supervised Semantic Segmentation" (BMVC 2023).
 
-Steps (PSA's ``infer_aff.py``): label scores ``[bg, cam_1 .. cam_K]`` (bg = ``(1 - max cam) ** alpha`` with PSA's
-alpha 16, or a constant ``bg_threshold``), average-pooled to the embedding size; the trained
-:class:`~csd_mm.refine.models.AffinityNet` embeds the image;
-:func:`~csd_mm.refine.functional.affinity.random_walk_refine` propagates the scores ``2 ** logt`` steps with
-``T = D^-1 A^beta``; bilinear upsampling to the image size; argmax -> mask values ``0`` / ``keys + 1``.
+Steps (PSA's ``infer_aff.py``): the normalised image is zero-padded at the bottom / right to a multiple of 8 and
+the trained :class:`~csd_mm.refine.models.AffinityNet` embeds it (``ceil(H / 8) x ceil(W / 8)`` positions, each on
+its own 8x8 block of pixels); label scores ``[bg, cam_1 .. cam_K]`` (bg = ``(1 - max cam) ** alpha`` with PSA's
+alpha 16, or a constant ``bg_threshold``) are computed at the image size, zero-padded the same way and
+average-pooled by 8 onto the embedding grid;
+:func:`~csd_mm.refine.functional.affinity.random_walk_refine` propagates them ``2 ** logt`` steps with
+``T = D^-1 A^beta``; bilinear upsampling by 8 (``align_corners=False``), cropping back to the image, argmax (no
+normalisation in between) -> mask values ``0`` / ``keys + 1``. The geometry is
+:mod:`csd_mm.refine.functional.stride_grid`, shared with the IRN refiner.
 """
 from typing import Optional, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 
 from ...registry import REFINERS
 from ...utils.checkpoint import check_checkpoint_matches
-from ..functional.affinity import random_walk_refine, resize_scores
+from ..functional.affinity import random_walk_refine
 from ..functional.crf import cam_label_scores
+from ..functional.stride_grid import grid_size, map_stride, pad_to_multiple, pool_to_grid, upsample_from_grid
 
 __all__ = ['AffinityRandomWalkRefiner']
 
@@ -39,6 +43,9 @@ class AffinityRandomWalkRefiner:
         bg_threshold (float, optional): Constant background score instead of the power (IRN-style). Since
             the walk averages, a constant background stays that constant. Defaults to None.
         radius (int, optional): Pair radius; defaults to the model's ``radius`` (5).
+        size_divisor (int): The normalised image is zero-padded bottom / right to a multiple of this before the
+            model (PSA: 8, its network's stride), so every embedding position covers one block of pixels; a
+            multiple of the model's stride. Defaults to 8.
         device (str): Device to run the model on. Defaults to 'cpu'.
     """
 
@@ -50,6 +57,7 @@ class AffinityRandomWalkRefiner:
                  alpha: float = 16.0,
                  bg_threshold: Optional[float] = None,
                  radius: Optional[int] = None,
+                 size_divisor: int = 8,
                  device: str = 'cpu') -> None:
         self.model = MODELS.build(model) if isinstance(model, dict) else model
         if checkpoint is not None:
@@ -62,6 +70,9 @@ class AffinityRandomWalkRefiner:
         self.alpha = float(alpha)
         self.bg_threshold = bg_threshold
         self.radius = int(radius if radius is not None else getattr(self.model, 'radius', 5))
+        self.size_divisor = int(size_divisor)
+        if self.size_divisor < 1:
+            raise ValueError(f'AffinityRandomWalkRefiner: size_divisor must be >= 1, got {size_divisor}')
 
     @torch.no_grad()
     def scores(self, img: np.ndarray, cam: np.ndarray) -> torch.Tensor:
@@ -77,12 +88,17 @@ class AffinityRandomWalkRefiner:
         h, w = img.shape[:2]
         # the data preprocessor expects what the loading pipeline gives: BGR uint8 (3, H, W)
         bgr = torch.from_numpy(np.ascontiguousarray(img[..., ::-1].transpose(2, 0, 1)))
-        data = self.model.data_preprocessor(dict(inputs=[bgr], data_samples=None), False)
-        emb = self.model.extract_embedding(data['inputs'].to(self.device))[0]
+        inputs = self.model.data_preprocessor(dict(inputs=[bgr], data_samples=None), False)['inputs']
+        inputs = pad_to_multiple(inputs.to(self.device), self.size_divisor)  # zeros after normalisation, as PSA
+        emb = self.model.extract_embedding(inputs)[0]
+        cell = map_stride(inputs.shape[-2:], emb.shape[-2:], 'AffinityRandomWalkRefiner')
+        gh, gw = grid_size((h, w), cell)
+        emb = emb[:, :gh, :gw]  # the positions that cover the image (all of them when size_divisor is the stride)
+        # the background score is computed on the image, then padded with zeros like the CAMs (PSA)
         labels = torch.from_numpy(cam_label_scores(cam, self.bg_threshold, self.alpha)).to(self.device)
-        small = resize_scores(labels, emb.shape[-2:], mode='area')
-        walked = random_walk_refine(emb, small, beta=self.beta, logt=self.logt, radius=self.radius)
-        return F.interpolate(walked[None], size=(h, w), mode='bilinear', align_corners=False)[0].cpu()
+        walked = random_walk_refine(emb, pool_to_grid(labels, cell), beta=self.beta, logt=self.logt,
+                                    radius=self.radius)
+        return upsample_from_grid(walked, cell, (h, w)).cpu()
 
     def __call__(self, img: np.ndarray, cam: np.ndarray, keys: np.ndarray) -> np.ndarray:
         """Returns the ``uint8 (H, W)`` mask (0 or ``keys + 1``) of one image."""
@@ -98,4 +114,4 @@ class AffinityRandomWalkRefiner:
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(beta={self.beta}, logt={self.logt}, alpha={self.alpha}, '
-                f'bg_threshold={self.bg_threshold}, radius={self.radius})')
+                f'bg_threshold={self.bg_threshold}, radius={self.radius}, size_divisor={self.size_divisor})')

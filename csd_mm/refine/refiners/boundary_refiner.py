@@ -17,13 +17,13 @@ from typing import Optional, Union
 import mmcv
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 
 from ...registry import REFINERS
 from ...utils.checkpoint import check_checkpoint_matches
 from ..functional.boundary_affinity import boundary_random_walk
+from ..functional.stride_grid import grid_size, map_stride, pad_to_multiple, pool_to_grid, upsample_from_grid
 
 __all__ = ['IRNBoundaryRefiner']
 
@@ -104,8 +104,7 @@ class IRNBoundaryRefiner:
         # the data preprocessor expects what the loading pipeline gives: BGR uint8 (3, H, W)
         bgr = torch.from_numpy(np.ascontiguousarray(img[..., ::-1].transpose(2, 0, 1)))
         inputs = self.model.data_preprocessor(dict(inputs=[bgr], data_samples=None), False)['inputs']
-        d = self.size_divisor
-        inputs = F.pad(inputs.to(self.device), (0, -w % d, 0, -h % d))  # zeros after normalisation, as IRN
+        inputs = pad_to_multiple(inputs.to(self.device), self.size_divisor)  # zeros after normalisation, as IRN
         if self.flip:
             inputs = torch.cat([inputs, inputs.flip(-1)])
         logits = self.model.boundary_logits(inputs)
@@ -113,16 +112,12 @@ class IRNBoundaryRefiner:
             raise ValueError(f'IRNBoundaryRefiner: boundary_logits must return (N, 1, h, w), got {tuple(logits.shape)}')
         logits = logits[:, 0].float()
         logit = (logits[0] + logits[1].flip(-1)) / 2 if self.flip else logits[0]
-        pad_h, pad_w = inputs.shape[-2:]
-        stride = pad_h // logit.shape[0]
-        if stride < 1 or pad_h != stride * logit.shape[0] or pad_w != stride * logit.shape[1]:
-            raise ValueError(f'IRNBoundaryRefiner: the boundary map {tuple(logit.shape)} is not the padded input '
-                             f'{(pad_h, pad_w)} divided by an integer stride (set size_divisor to a multiple of '
-                             f'the stride)')
+        stride = map_stride(inputs.shape[-2:], logit.shape, 'IRNBoundaryRefiner')
         if stride % self.img_scale:
             raise ValueError(f'IRNBoundaryRefiner: the model\'s stride {stride} is not a multiple of img_scale '
                              f'{self.img_scale}')
-        return torch.sigmoid(logit[:-(-h // stride), :-(-w // stride)]), stride // self.img_scale
+        gh, gw = grid_size((h, w), stride)
+        return torch.sigmoid(logit[:gh, :gw]), stride // self.img_scale
 
     @torch.no_grad()
     def scores(self, img: np.ndarray, cam: np.ndarray) -> torch.Tensor:
@@ -136,15 +131,11 @@ class IRNBoundaryRefiner:
             raise ValueError('IRNBoundaryRefiner: cam contains NaN or inf values')
         bnd, cell = self.boundary(img)
         h, w = img_shape
-        bh, bw = bnd.shape
-        cams = torch.from_numpy(cam).to(self.device)
-        # average pooling over the map's cells (zeros beyond the image)
-        cams = F.pad(cams, (0, bw * cell - w, 0, bh * cell - h))
-        small = F.avg_pool2d(cams[None], cell)[0] if cell > 1 else cams
+        # average pooling over the map's cells (zeros beyond the image): one position per block of pixels
+        small = pool_to_grid(torch.from_numpy(cam).to(self.device), cell)
         walked = boundary_random_walk(bnd, small, beta=self.beta, exp_times=self.exp_times, radius=self.radius,
                                       weight_by_boundary=self.weight_by_boundary)
-        up = F.interpolate(walked[None], size=(bh * cell, bw * cell), mode='bilinear',
-                           align_corners=False)[0, :, :h, :w]
+        up = upsample_from_grid(walked, cell, (h, w))  # cropped before the division by the maximum, as IRN
         peak = up.max() if up.numel() else up.new_tensor(0.0)
         if peak > 0:
             up = up / peak

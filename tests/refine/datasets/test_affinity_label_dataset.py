@@ -12,6 +12,7 @@ from mmseg.registry import DATASETS, MODELS
 
 import csd_mm  # noqa: F401
 from csd_mm.refine.datasets import AffinityLabelDataset
+from csd_mm.refine.datasets.label_record import RECORD_FILE
 from csd_mm.refine.functional import confident_regions
 from csd_mm.utils.cam_io import cam_path, save_cam
 from csd_mm.utils.fileio import read_png, write_png
@@ -50,7 +51,8 @@ def test_labels_built_lazily_and_cached(tmp_path):
     assert len(ds) == 2
     label_dir = f'{cam_dir}_conf_la4_ha32'
     assert ds.label_dir == label_dir
-    assert not os.path.exists(label_dir)  # nothing computed at construction
+    assert not [f for f in os.listdir(label_dir) if f.endswith('.png')]  # no label computed at construction
+    assert os.listdir(label_dir) == [RECORD_FILE]  # but the settings recorded
     sample = ds[1]
     label_path = os.path.join(label_dir, 'x1.png')
     assert os.path.isfile(label_path) and not os.path.exists(os.path.join(label_dir, 'x0.png'))
@@ -102,3 +104,35 @@ def test_cams_of_another_dataset_and_corrupt_images_are_named(tmp_path):
     ds = DATASETS.build(_cfg(root, cam_dir))
     with pytest.raises(ValueError, match=r'image .*JPEGImages/x0\.png cannot be decoded'):
         ds[0]
+
+
+def test_cached_labels_reused_only_with_the_same_crf_cfg_and_cams(tmp_path):
+    root, cam_dir = _make_data(tmp_path)
+    label_dir = f'{cam_dir}_conf_la4_ha32'
+    DATASETS.build(_cfg(root, cam_dir, crf_cfg=dict(n_iters=3, bi_xy_std=8)))[0]  # label of x0 cached
+    label_path = os.path.join(label_dir, 'x0.png')
+    write_png(label_path, np.full((32, 32), 255, np.uint8))  # marks the cached file
+    # same settings (the dict in another order): the cached label is reused
+    again = DATASETS.build(_cfg(root, cam_dir, crf_cfg=dict(bi_xy_std=8, n_iters=3)))
+    assert (again[0]['data_samples'].gt_sem_seg.data == 255).all()
+    # other CRF kernels: refused, naming the folder and the difference
+    with pytest.raises(ValueError, match=rf'labels in {label_dir} were made with other settings: '
+                       r'crf_cfg\.bi_xy_std: 8 \(labels\) vs 50 \(asked\)\. Delete'):
+        DATASETS.build(_cfg(root, cam_dir, crf_cfg=dict(n_iters=3)))
+    # regenerated CAMs in the same folder: refused as well (the label of x0 exists; x1's is not made yet)
+    cam, keys = np.zeros((1, 32, 32), np.float32), np.array([2])
+    save_cam(cam_path(str(cam_dir), 'x0'), cam, keys)
+    os.utime(cam_path(str(cam_dir), 'x0'), ns=(1, 1))  # a different mtime even on a coarse-clock filesystem
+    with pytest.raises(ValueError, match=r"1 CAM files in .*cams changed .*\['x0\.npz'\]"):
+        DATASETS.build(_cfg(root, cam_dir, crf_cfg=dict(n_iters=3, bi_xy_std=8)))
+    # after deleting the folder as the message says, the labels are recomputed from the new CAMs
+    for name in os.listdir(label_dir):
+        os.remove(os.path.join(label_dir, name))
+    fresh = DATASETS.build(_cfg(root, cam_dir, crf_cfg=dict(n_iters=3, bi_xy_std=8)))
+    assert not (fresh[0]['data_samples'].gt_sem_seg.data == 255).all()
+
+
+def test_misspelt_crf_kernel_is_refused_at_construction(tmp_path):
+    root, cam_dir = _make_data(tmp_path)
+    with pytest.raises(ValueError, match=r"AffinityLabelDataset: crf_cfg has keys \['bi_xy'\]"):
+        DATASETS.build(_cfg(root, cam_dir, crf_cfg=dict(bi_xy=8)))

@@ -1,13 +1,33 @@
-"""Tests of csd_mm/refine/refiners/affinity_refiner.py: the PSA random-walk refiner with a tiny AffinityNet."""
+"""Tests of csd_mm/refine/refiners/affinity_refiner.py: the PSA random-walk refiner with a tiny AffinityNet, and
+with a module whose embedding makes the walk the identity (so the pooled CAM grid is known)."""
 import numpy as np
 import pytest
 import torch
+import torch.nn as nn
 from mmengine.runner import save_checkpoint
+from mmseg.models.data_preprocessor import SegDataPreProcessor
 from mmseg.registry import MODELS
 
 import csd_mm  # noqa: F401
+from csd_mm.refine.functional import upsample_from_grid
 from csd_mm.refine.refiners import AffinityRandomWalkRefiner
 from csd_mm.registry import REFINERS
+
+
+class DistinctEmbedding(nn.Module):
+    """Stand-in for a trained AffinityNet of stride 8: every position gets its own far-away feature (a scaled one-hot),
+    so every affinity ``exp(-mean |f_i - f_j|) ** beta`` is 0 and the walk leaves the label scores as they are."""
+
+    def __init__(self, padded_size) -> None:
+        super().__init__()
+        self.data_preprocessor = SegDataPreProcessor(mean=[0., 0., 0.], std=[1., 1., 1.])
+        self.padded_size = tuple(padded_size)
+        self.radius = 5
+
+    def extract_embedding(self, inputs: torch.Tensor) -> torch.Tensor:
+        assert tuple(inputs.shape[-2:]) == self.padded_size  # the image reaches the model padded to 8
+        h, w = inputs.shape[-2] // 8, inputs.shape[-1] // 8
+        return 1000.0 * torch.eye(h * w).reshape(1, h * w, h, w)
 
 
 def _image_and_cam(h=40, w=48):
@@ -47,3 +67,39 @@ def test_refiner_constant_background_and_checkpoint(tmp_path, tiny_aff_cfg):
     scores = refiner.scores(img, cam)
     # the walk averages, so a constant background score stays constant (bilinear upsampling keeps it too)
     torch.testing.assert_close(scores[0], torch.full((40, 48), 0.3), atol=1e-5, rtol=0)
+
+
+def test_odd_sized_image_keeps_each_grid_cell_on_its_8x8_block():
+    # 44 x 52 is padded to 48 x 56: a 6 x 7 grid of 8x8 blocks (PSA); unpadded, 44 / 6 = 7.3-pixel bins would drift
+    img = np.zeros((44, 52, 3), np.uint8)
+    cam = np.zeros((2, 44, 52), np.float32)
+    cam[0, 16:24, 8:16] = 0.9  # exactly block (2, 1)
+    cam[1, 40:44, 48:52] = 0.8  # the bottom-right corner: the in-image quarter of block (5, 6)
+    refiner = AffinityRandomWalkRefiner(DistinctEmbedding((48, 56)), beta=8, logt=4, alpha=16)
+    # the pooled grid by hand: bg = (1 - max cam) ** 16 is 1 off the blocks, ~0 on them; padding counts as 0
+    grid = torch.zeros(3, 6, 7)
+    grid[0] = 1.0
+    grid[0, 5, :] = 0.5  # rows 40-43 of 40-47 are in the image
+    grid[0, :, 6] = 0.5  # columns 48-51 of 48-55
+    grid[0, 5, 6] = 16 * 0.2**16 / 64  # its 16 in-image pixels are all hot
+    grid[0, 2, 1] = 0.1**16
+    grid[1, 2, 1] = 0.9
+    grid[2, 5, 6] = 16 * 0.8 / 64  # 0.2: less than a full block, but the background there is padding
+    scores = refiner.scores(img, cam)
+    assert scores.shape == (3, 44, 52)
+    torch.testing.assert_close(scores, upsample_from_grid(grid, 8, (44, 52)), atol=1e-6, rtol=1e-5)
+    mask = refiner(img, cam, np.array([2, 5]))
+    assert (mask[19:21, 11:13] == 3).all()  # the centre of block (2, 1)
+    assert (mask[43, 50:52] == 6).all() and (mask[42:44, 51] == 6).all()  # the corner keeps its class
+    assert mask[0, 0] == 0 and mask[30, 30] == 0
+
+
+def test_tiny_affinity_net_on_an_odd_sized_image(tiny_aff_cfg):
+    torch.manual_seed(0)
+    refiner = AffinityRandomWalkRefiner(MODELS.build(tiny_aff_cfg()), logt=3)
+    img, cam = _image_and_cam(37, 45)
+    scores = refiner.scores(img, cam)
+    assert scores.shape == (3, 37, 45) and torch.isfinite(scores).all()
+    assert refiner(img, cam, np.array([2, 7])).shape == (37, 45)
+    with pytest.raises(ValueError, match=r'the map \(5, 6\) is not the padded input \(37, 45\)'):
+        AffinityRandomWalkRefiner(MODELS.build(tiny_aff_cfg()), size_divisor=1).scores(img, cam)
