@@ -12,7 +12,9 @@ from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 from mmseg.registry import HOOKS
 
-from csd_mm.utils.cam_io import CAMFileWriter, cam_path
+from csd_mm.utils.cam_io import (CAMFileWriter, cam_path, check_cam_record, read_cam_record,
+                                 record_new_cam_folder)
+from csd_mm.utils.checkpoint import weights_fingerprint
 from csd_mm.utils.fileio import remove_stale_temp_files
 from csd_mm.utils.paths import resolve_inside
 
@@ -32,6 +34,16 @@ class CAMGenerationHook(Hook):
       and written exactly once.
     * ``after_test_iter``: when ``save_in_test`` is True, writes the CAMs that the test loop computed (the
       predictions that :class:`~csd_mm.evaluation.SeedMetric` scores), so ``tools/test.py`` leaves them on disk.
+
+    Both roles first compare the model's :func:`~csd_mm.utils.checkpoint.weights_fingerprint` with the record
+    of the weights that wrote ``out_dir`` (``.cams_of.json``, :func:`~csd_mm.utils.cam_io.check_cam_record`):
+    a new or empty folder gets this model's record (rank 0, before the barrier after which every rank reads
+    it); a folder of the same weights is resumed (a training resumed at its last iteration has them); a folder
+    of other weights is an error on every rank, naming both fingerprints (delete it or choose another
+    ``out_dir`` / ``--cam-dir``), never a silent reuse. ``tools/test.py`` rewrites every CAM of a folder with
+    its record, and refuses another checkpoint's folder too rather than leave a folder of two models. A folder
+    written before these records existed is used as before, with a warning. A training that starts with another
+    model's CAMs in ``out_dir`` is warned at its start.
 
     Args:
         out_dir (str): Output folder, relative to the runner's ``work_dir`` and inside it (an absolute path or
@@ -89,9 +101,14 @@ class CAMGenerationHook(Hook):
     def before_test(self, runner: Runner) -> None:
         # a killed tools/test.py leaves temporary files; its rerun writes every CAM again (the metric needs them)
         if self.save_in_test:
+            out_dir = self._resolve_out_dir(runner)
+            fingerprint = weights_fingerprint(runner.model)
             if get_dist_info()[0] == 0:
-                remove_stale_temp_files(self._resolve_out_dir(runner))
-            self._test_writer = CAMFileWriter(self._resolve_out_dir(runner))
+                remove_stale_temp_files(out_dir)
+                record_new_cam_folder(out_dir, fingerprint, self._checkpoint(runner))
+            barrier()
+            check_cam_record(out_dir, fingerprint)  # another checkpoint's folder is refused, not rewritten
+            self._test_writer = CAMFileWriter(out_dir)
 
     def after_test_iter(self, runner: Runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if self.save_in_test and outputs:
@@ -154,10 +171,32 @@ class CAMGenerationHook(Hook):
         asked = {k: v for k, v in kwargs.items() if k in ('cam_dir', 'pseudo_mask_dir', 'tau_fg', 'tau_bg')}
         check_source_bank_settings(out_dir, source_bank_settings(**asked))
 
+    @staticmethod
+    def _checkpoint(runner: Runner) -> Optional[str]:
+        """The checkpoint the runner loaded or resumed from, when it was named (for the CAM folder's record)."""
+        return getattr(runner, '_load_from', None)
+
     def before_train(self, runner: Runner) -> None:
         # fail before training, not after it, when the bank this run would write exists with other settings
         if self.source_bank is not None and self.dataloader_cfg is not None:
             self.check_source_bank(runner)
+        if self.dataloader_cfg is not None:
+            self._warn_if_cams_of_other_weights(runner)
+
+    def _warn_if_cams_of_other_weights(self, runner: Runner) -> None:
+        """Says at the start, not only after training, that the CAM folder holds another model's CAMs.
+
+        A warning, not an error: the weights change during training, and only the final ones are compared (a
+        training from scratch that reproduces the recorded weights bit for bit may use the folder).
+        """
+        out_dir = self._resolve_out_dir(runner)
+        record = read_cam_record(out_dir)
+        if record is None or runner.iter >= runner.max_iters:
+            return  # a finished training's weights are compared by the CAM pass itself, moments later
+        runner.logger.warning(
+            f'CAM folder {out_dir} holds the CAMs of weights {record["fingerprint"]}; unless this training ends '
+            f'with exactly those weights, the CAM pass after it will stop with an error. Delete {out_dir} (or set '
+            'another out_dir of the CAMGenerationHook) now to avoid that.')
 
     def write_source_bank(self, runner: Runner, dataset) -> None:
         """Stage 0 of CSD: the source bank of the single-label images (rank 0 writes).
@@ -182,15 +221,19 @@ class CAMGenerationHook(Hook):
         out_dir = self._resolve_out_dir(runner)
         dataset = self._build_dataset(dataloader_cfg)
         cfg = {k: copy.deepcopy(v) for k, v in dataloader_cfg.items() if k != 'dataset'}
+        fingerprint = weights_fingerprint(runner.model)
         barrier()  # every rank lists the finished files before any rank writes new ones
         if get_dist_info()[0] == 0:
             remove_stale_temp_files(out_dir)  # a killed run's temporary files (live writers' are kept)
+            record_new_cam_folder(out_dir, fingerprint, self._checkpoint(runner), runner.iter)
         todo = list(range(len(dataset)))
         if self.skip_existing:
             todo = [i for i in todo
                     if not osp.exists(cam_path(out_dir, dataset.get_data_info(i)['img_id']))]
-        runner.logger.info(f'CAM generation: {len(todo)} of {len(dataset)} images to write to {out_dir}')
         barrier()
+        # after the barrier, so every rank reads rank 0's record of a new folder; every rank raises alike
+        check_cam_record(out_dir, fingerprint)
+        runner.logger.info(f'CAM generation: {len(todo)} of {len(dataset)} images to write to {out_dir}')
         if not todo:
             return 0
         dataset = dataset.get_subset(todo)

@@ -1,12 +1,14 @@
 """Tests of csd_mm/engine/hooks/cam_generation_hook.py with a real mmengine Runner on a tiny toy dataset."""
 import os
 import os.path as osp
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from mmcv.transforms import LoadImageFromFile
 from mmengine.dataset import DefaultSampler
+from mmengine.hooks import CheckpointHook
 from mmengine.runner import Runner
 from mmpretrain.models import ResNet
 
@@ -16,7 +18,8 @@ from csd_mm.datasets.transforms import PackCAMInputs
 from csd_mm.engine.hooks import CAMGenerationHook
 from csd_mm.models.classifiers import CAMClassifier
 from csd_mm.models.heads import CAMHead
-from csd_mm.utils.cam_io import cam_path, load_cam
+from csd_mm.utils.cam_io import cam_path, load_cam, read_cam_record
+from csd_mm.utils.checkpoint import weights_fingerprint
 from csd_mm.utils.fileio import read_png
 
 NUM_TRAIN = 12
@@ -93,7 +96,9 @@ def test_after_train_writes_cams_skips_existing_and_builds_the_bank(toy_root, tm
     single = [d for d in infos if d['gt_label'].sum() == 1]
     assert single and len(single) < NUM_TRAIN
     index = load_source_bank(osp.join(str(tmp_path), 'bank'))
-    assert index['settings'] == dict(prior='cam', tau_fg=0.30, tau_bg=0.05)
+    fingerprint = weights_fingerprint(runner.model)  # the trained weights: the CAM folder and the bank name them
+    assert read_cam_record(cam_dir) == dict(fingerprint=fingerprint, checkpoint=None, iteration=1)
+    assert index['settings'] == dict(prior='cam', tau_fg=0.30, tau_bg=0.05, cam_fingerprint=fingerprint)
     assert [e['img_id'] for e in index['entries']] == [d['img_id'] for d in single]
     for e, d in zip(index['entries'], single):
         assert e['class'] == int(np.flatnonzero(d['gt_label'])[0])
@@ -184,3 +189,78 @@ def test_an_out_dir_named_on_the_command_line_may_lie_anywhere(toy_root, tmp_pat
     hook.out_dir, hook.out_dir_from_cli = str(tmp_path / 'elsewhere'), True
     hook.before_run(runner)
     assert hook._resolve_out_dir(runner) == str(tmp_path / 'elsewhere')
+
+
+def _cam_runner(parts, root, classes, work_dir, name, seed, load_from=None):
+    """A 2-iteration CAM training whose hook writes ``cams/`` and ``bank/``; ``load_from`` resumes it."""
+    model, dataset = parts(root, classes)
+    return Runner(
+        model=model, work_dir=str(work_dir), experiment_name=f'{osp.basename(str(work_dir))}_{name}',
+        train_dataloader=dict(batch_size=4, num_workers=0, sampler=dict(type=DefaultSampler, shuffle=True),
+                              dataset=dataset),
+        train_cfg=dict(by_epoch=False, max_iters=2),
+        optim_wrapper=dict(optimizer=dict(type=torch.optim.SGD, lr=0.1)),
+        custom_hooks=[dict(type=CAMGenerationHook, dataloader=dict(batch_size=4, dataset=dataset),
+                           source_bank=dict(out_dir='bank'))],
+        default_hooks=dict(checkpoint=dict(type=CheckpointHook, by_epoch=False, interval=2), logger=None),
+        default_scope=None, randomness=dict(seed=seed), load_from=load_from, resume=load_from is not None)
+
+
+def _mtimes(folder):
+    return {f: os.stat(osp.join(folder, f)).st_mtime_ns for f in os.listdir(folder)}
+
+
+def test_cams_of_other_weights_are_refused_and_a_resumed_run_completes_its_own(tiny_toy_voc, tiny_cam_parts,
+                                                                               tmp_path):
+    root, classes = tiny_toy_voc
+    work = tmp_path / 'work'
+    cam_dir, bank_index = str(work / 'cams'), str(work / 'bank' / 'index.json')
+    first = _cam_runner(tiny_cam_parts, root, classes, work, 'first', seed=0)
+    first.train()
+    fingerprint = weights_fingerprint(first.model)
+    assert read_cam_record(cam_dir) == dict(fingerprint=fingerprint, checkpoint=None, iteration=2)
+    assert load_source_bank(str(work / 'bank'))['settings']['cam_fingerprint'] == fingerprint
+
+    # a pass killed after some files: the resumed training (at its last iteration, weights from iter_2.pth)
+    # has the recorded weights and writes the missing files only
+    names = sorted(f for f in os.listdir(cam_dir) if f.endswith('.npz'))
+    for name in names[:3]:
+        os.remove(osp.join(cam_dir, name))
+    before = _mtimes(cam_dir)
+    resumed = _cam_runner(tiny_cam_parts, root, classes, work, 'resumed', seed=0,
+                          load_from=str(work / 'iter_2.pth'))
+    resumed.train()
+    assert weights_fingerprint(resumed.model) == fingerprint
+    after = _mtimes(cam_dir)
+    assert sorted(f for f in after if after[f] != before.get(f)) == names[:3]
+    assert read_cam_record(cam_dir)['fingerprint'] == fingerprint
+
+    # a training from scratch with another seed in the same work dir: its CAM pass refuses the folder
+    before, bank_before = _mtimes(cam_dir), os.stat(bank_index).st_mtime_ns
+    other = _cam_runner(tiny_cam_parts, root, classes, work, 'other', seed=1)
+    with pytest.raises(ValueError) as refused:
+        other.train()
+    other_fingerprint = weights_fingerprint(other.model)
+    assert other.iter == 2 and other_fingerprint != fingerprint
+    assert str(refused.value).startswith(
+        f'CAM folder {cam_dir} holds the CAMs of other weights: written by weights {fingerprint} (iteration 2), '
+        f"while this model's weights are {other_fingerprint}.")
+    assert f'Delete {cam_dir}, or write to another folder' in str(refused.value)
+    assert _mtimes(cam_dir) == before and os.stat(bank_index).st_mtime_ns == bank_before
+    # tools/test.py's path (the test loop's CAMs) refuses it too, and takes it for the recorded weights
+    with pytest.raises(ValueError, match='holds the CAMs of other weights'):
+        _hook(other).before_test(other)
+    _hook(resumed).before_test(resumed)
+    assert _hook(resumed)._test_writer.close() == 0
+
+    # CAMs written again by other weights (the folder deleted) do not reuse the bank of the first ones
+    shutil.rmtree(cam_dir)
+    again = _cam_runner(tiny_cam_parts, root, classes, work, 'again', seed=1)
+    with pytest.raises(ValueError) as refused:
+        again.train()
+    assert str(refused.value).startswith(
+        f'source bank {work / "bank"} exists with other settings: built with CAM prior, tau_fg=0.3, tau_bg=0.05, '
+        f'CAMs of weights {fingerprint}, asked for CAM prior, tau_fg=0.3, tau_bg=0.05, CAMs of weights '
+        f'{weights_fingerprint(again.model)}. Delete')
+    assert read_cam_record(cam_dir)['fingerprint'] == weights_fingerprint(again.model) == other_fingerprint
+    assert os.stat(bank_index).st_mtime_ns == bank_before
