@@ -6,7 +6,7 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 from mmengine.dataset import DefaultSampler
-from mmengine.dist import all_reduce, barrier, get_dist_info
+from mmengine.dist import all_reduce, barrier, broadcast, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
@@ -14,7 +14,7 @@ from mmseg.registry import HOOKS
 
 from csd_mm.utils.cam_io import (CAMFileWriter, cam_path, check_cam_record, read_cam_record,
                                  record_new_cam_folder)
-from csd_mm.utils.checkpoint import weights_fingerprint
+from csd_mm.utils.checkpoint import unwrap_model, weights_fingerprint
 from csd_mm.utils.fileio import remove_stale_temp_files
 from csd_mm.utils.paths import resolve_inside
 
@@ -31,7 +31,8 @@ class CAMGenerationHook(Hook):
       (typically every training image, which the source bank of CSD and the pseudo masks need). Images whose
       file already exists are skipped, so a rerun (or a crashed run resumed) only does the missing ones.
       Distributed: the images are split over the ranks with a non-padding sampler, so each image is computed
-      and written exactly once.
+      and written exactly once, by every rank with rank 0's batch-norm statistics (those of the checkpoint; DDP
+      leaves each rank the statistics of its own last batch).
     * ``after_test_iter``: when ``save_in_test`` is True, writes the CAMs that the test loop computed (the
       predictions that :class:`~csd_mm.evaluation.SeedMetric` scores), so ``tools/test.py`` leaves them on disk.
 
@@ -216,11 +217,25 @@ class CAMGenerationHook(Hook):
             runner.logger.info(f'source bank: {len(index["entries"])} single-label images in {out_dir}')
         barrier()
 
+    @staticmethod
+    def _use_buffers_of_rank_0(model: torch.nn.Module) -> None:
+        """Gives every rank rank 0's buffers (batch-norm statistics), so all ranks hold the checkpoint's weights.
+
+        DDP broadcasts rank 0's buffers at the start of each forward pass, so after the last training step every
+        rank keeps the statistics of its own last batch, while the checkpoint holds rank 0's; the CAM pass calls
+        ``test_step``, which does not broadcast. (The parameters are equal on every rank: DDP averages the
+        gradients.)
+        """
+        if get_dist_info()[1] > 1:
+            for buffer in unwrap_model(model).buffers():
+                broadcast(buffer, src=0)
+
     def generate(self, runner: Runner, dataloader_cfg: dict) -> int:
         """Runs the CAM pass over a dataset; returns how many images this rank computed."""
         out_dir = self._resolve_out_dir(runner)
         dataset = self._build_dataset(dataloader_cfg)
         cfg = {k: copy.deepcopy(v) for k, v in dataloader_cfg.items() if k != 'dataset'}
+        self._use_buffers_of_rank_0(runner.model)
         fingerprint = weights_fingerprint(runner.model)
         barrier()  # every rank lists the finished files before any rank writes new ones
         if get_dist_info()[0] == 0:

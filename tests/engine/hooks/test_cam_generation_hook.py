@@ -18,7 +18,7 @@ from csd_mm.datasets.transforms import PackCAMInputs
 from csd_mm.engine.hooks import CAMGenerationHook
 from csd_mm.models.classifiers import CAMClassifier
 from csd_mm.models.heads import CAMHead
-from csd_mm.utils.cam_io import cam_path, load_cam, read_cam_record
+from csd_mm.utils.cam_io import cam_path, load_cam, read_cam_record, save_cam
 from csd_mm.utils.checkpoint import weights_fingerprint
 from csd_mm.utils.fileio import read_png
 
@@ -264,3 +264,60 @@ def test_cams_of_other_weights_are_refused_and_a_resumed_run_completes_its_own(t
         f'{weights_fingerprint(again.model)}. Delete')
     assert read_cam_record(cam_dir)['fingerprint'] == weights_fingerprint(again.model) == other_fingerprint
     assert os.stat(bank_index).st_mtime_ns == bank_before
+
+
+def _record_rank_main(rank: int, port: int, cam_dir: str, results) -> None:
+    """One of 2 gloo ranks running the test loop's CAM folder check (``before_test``) on the same weights."""
+    from types import SimpleNamespace
+
+    import torch.distributed as torch_dist
+    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)  # the same weights on both ranks, as under DDP
+        # the three things before_test reads of a runner: its work dir, model and checkpoint
+        runner = SimpleNamespace(work_dir=cam_dir, model=torch.nn.Linear(2, 2), _load_from='w/iter_4.pth')
+        hook = CAMGenerationHook(out_dir=cam_dir, out_dir_from_cli=True)
+        outcome = []
+        for _ in range(2):  # a new folder, then the same weights again
+            hook.before_test(runner)
+            hook._test_writer.close()
+            outcome.append(read_cam_record(cam_dir))
+        if rank == 0:
+            save_cam(cam_path(cam_dir, 'a'), np.zeros((1, 2, 2)), [0])
+        torch_dist.barrier()
+        with torch.no_grad():
+            runner.model.weight.add_(1.0)  # other weights, on both ranks
+        try:
+            hook.before_test(runner)
+            outcome.append(None)
+        except ValueError as e:
+            outcome.append(str(e))
+        # after a DDP training each rank holds the batch-norm statistics of its own last batch
+        norm = torch.nn.BatchNorm1d(2)
+        norm.running_mean.fill_(rank + 1.0)
+        CAMGenerationHook._use_buffers_of_rank_0(norm)
+        results[rank] = (outcome, weights_fingerprint(runner.model), norm.running_mean.tolist())
+    finally:
+        torch_dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_ranks_take_rank_0s_buffers_read_its_record_and_both_refuse_other_weights(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    results = mp.Manager().dict()
+    cam_dir = str(tmp_path / 'cams')
+    # fork: the test module is not importable by name in a spawned child
+    mp.start_processes(_record_rank_main, args=(port, cam_dir, results), nprocs=2, join=True, start_method='fork')
+    torch.manual_seed(0)
+    fingerprint = weights_fingerprint(torch.nn.Linear(2, 2))
+    for rank in (0, 1):
+        (first, second, refused), other, running_mean = results[rank]
+        assert running_mean == [1.0, 1.0]  # rank 0's
+        assert first == second == dict(fingerprint=fingerprint, checkpoint='w/iter_4.pth', iteration=None)
+        assert refused.startswith(f'CAM folder {cam_dir} holds the CAMs of other weights: written by weights '
+                                  f"{fingerprint} (checkpoint w/iter_4.pth), while this model's weights are {other}.")
