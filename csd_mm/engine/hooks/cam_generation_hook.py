@@ -83,6 +83,7 @@ class CAMGenerationHook(Hook):
         self.save_in_test = save_in_test
         self.skip_existing = skip_existing
         self._test_writer: Optional[CAMFileWriter] = None
+        self._start_iter: Optional[int] = None
 
     @staticmethod
     def _resolve(runner: Runner, path: str) -> str:
@@ -172,12 +173,15 @@ class CAMGenerationHook(Hook):
         asked = {k: v for k, v in kwargs.items() if k in ('cam_dir', 'pseudo_mask_dir', 'tau_fg', 'tau_bg')}
         check_source_bank_settings(out_dir, source_bank_settings(**asked))
 
-    @staticmethod
-    def _checkpoint(runner: Runner) -> Optional[str]:
-        """The checkpoint the runner loaded or resumed from, when it was named (for the CAM folder's record)."""
+    def _checkpoint(self, runner: Runner) -> Optional[str]:
+        """The checkpoint holding the model's weights, when known (for the CAM folder's record): the one the
+        runner loaded or resumed from, unless training steps ran since (then the weights are newer)."""
+        if self._start_iter is not None and runner.iter != self._start_iter:
+            return None
         return getattr(runner, '_load_from', None)
 
     def before_train(self, runner: Runner) -> None:
+        self._start_iter = runner.iter  # after loading / resuming: the iteration of the loaded weights
         # fail before training, not after it, when the bank this run would write exists with other settings
         if self.source_bank is not None and self.dataloader_cfg is not None:
             self.check_source_bank(runner)

@@ -234,6 +234,8 @@ def test_cams_of_other_weights_are_refused_and_a_resumed_run_completes_its_own(t
     after = _mtimes(cam_dir)
     assert sorted(f for f in after if after[f] != before.get(f)) == names[:3]
     assert read_cam_record(cam_dir)['fingerprint'] == fingerprint
+    # (the record of a folder first written by the resumed run names the checkpoint of the weights)
+    assert _hook(resumed)._checkpoint(resumed) == str(work / 'iter_2.pth')
 
     # a training from scratch with another seed in the same work dir: its CAM pass refuses the folder
     before, bank_before = _mtimes(cam_dir), os.stat(bank_index).st_mtime_ns
