@@ -49,7 +49,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', help='the dir to save logs and metrics')
     parser.add_argument(
         '--cam-dir', help='CAM configs: where the CAM files (.npz) go; default: <work_dir>/cams or the config\'s '
-        'hook')
+        'hook. A folder holding the CAMs of another checkpoint is refused (its .cams_of.json names the weights)')
     parser.add_argument(
         '--no-save-cams', action='store_true',
         help='CAM configs: only evaluate, write no CAM files (a segmentation config writes none anyway)')

@@ -10,9 +10,10 @@ On disk one single-channel PNG per source image encodes both masks: 1 = foregrou
 255 = unsure (so mmseg's ``LoadAnnotations`` loads it and every geometric transform keeps it aligned with the
 image; padding with 255 keeps padded pixels out of both masks). ``index.json`` lists the entries:
 ``{"img_id", "class", "mask"}``, ``num_classes`` and the ``settings`` the masks were made with
-(:func:`source_bank_settings`: ``prior`` 'cam' with ``tau_fg`` / ``tau_bg``, or 'masks' with ``mask_dir``).
-The bank is written once and reused only with the same settings: asking a finished bank for other ones is an
-error naming both (delete the folder or choose another ``out_dir``), never a silent reuse.
+(:func:`source_bank_settings`: ``prior`` 'cam' with ``tau_fg`` / ``tau_bg`` and the fingerprint of the
+weights that wrote the CAMs, or 'masks' with ``mask_dir``). The bank is written once and reused only with the
+same settings: asking a finished bank for other ones (CAMs of other weights included) is an error naming both
+(delete the folder or choose another ``out_dir``), never a silent reuse.
 """
 import json
 import logging
@@ -23,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.logging import print_log
 
-from csd_mm.utils.cam_io import cam_path, load_cam
+from csd_mm.utils.cam_io import cam_path, load_cam, read_cam_record
 from csd_mm.utils.fileio import atomic_write_bytes, read_png, remove_stale_temp_files, write_png
 
 __all__ = ['FG_VALUE', 'BG_VALUE', 'UNSURE_VALUE', 'masks_from_cam', 'masks_from_pseudo_mask',
@@ -84,9 +85,10 @@ def source_bank_settings(cam_dir: Optional[str] = None,
                          tau_bg: float = 0.05) -> Dict:
     """The settings that decide a bank's masks, as stored in its index under ``settings``.
 
-    With CAMs: ``dict(prior='cam', tau_fg=..., tau_bg=...)`` (the CAM folder is not part of it: the hook
-    always reads its own work dir's CAMs). With pseudo masks: ``dict(prior='masks', mask_dir=<absolute
-    path>)``; the thresholds do not apply there.
+    With CAMs: ``dict(prior='cam', tau_fg=..., tau_bg=...)``, plus ``cam_fingerprint``, the fingerprint of the
+    weights that wrote the CAM folder, when the folder records it (:func:`~csd_mm.utils.cam_io.read_cam_record`;
+    the folder's path is not part of it: the hook always reads its own work dir's CAMs). With pseudo masks:
+    ``dict(prior='masks', mask_dir=<absolute path>)``; the thresholds do not apply there.
 
     Args:
         cam_dir (str, optional): Folder of the CAM files (CAM prior).
@@ -106,16 +108,40 @@ def source_bank_settings(cam_dir: Optional[str] = None,
     if cam_dir is not None:
         if tau_bg > tau_fg:
             raise ValueError(f'tau_bg ({tau_bg}) must not exceed tau_fg ({tau_fg})')
-        return dict(prior='cam', tau_fg=float(tau_fg), tau_bg=float(tau_bg))
+        settings = dict(prior='cam', tau_fg=float(tau_fg), tau_bg=float(tau_bg))
+        record = read_cam_record(cam_dir)
+        if record is not None:
+            settings['cam_fingerprint'] = record['fingerprint']
+        return settings
     return dict(prior='masks', mask_dir=osp.normpath(osp.abspath(pseudo_mask_dir)))
 
 
 def _describe(settings: Dict) -> str:
     if settings.get('prior') == 'cam':
-        return f"CAM prior, tau_fg={settings.get('tau_fg')}, tau_bg={settings.get('tau_bg')}"
+        weights = settings.get('cam_fingerprint')
+        return (f"CAM prior, tau_fg={settings.get('tau_fg')}, tau_bg={settings.get('tau_bg')}"
+                + ('' if weights is None else f', CAMs of weights {weights}'))
     if settings.get('prior') == 'masks':
         return f"pseudo-mask prior from {settings.get('mask_dir')}"
     return repr(settings)
+
+
+def _same_settings(stored: Dict, asked: Dict, bank: str) -> bool:
+    """Whether a bank's stored settings are the asked ones.
+
+    The CAM fingerprint is compared when both record one. A bank that records none while the CAM folder does
+    (built before banks recorded it) is taken with a warning; a CAM folder without a record (written before CAM
+    folders recorded their weights, or not written yet) cannot tell, and its CAM pass warns about it.
+    """
+    key = 'cam_fingerprint'
+    if key in stored and key in asked:
+        return stored == asked
+    if key not in stored and key in asked and stored == {k: v for k, v in asked.items() if k != key}:
+        print_log(f'source bank {bank} records no CAM fingerprint (built before banks recorded it), so nothing '
+                  f'tells whether its masks come from the CAMs of weights {asked[key]}; it is used as it is. '
+                  f'Delete {bank} to rebuild it from these CAMs.', logger='current', level=logging.WARNING)
+        return True
+    return {k: v for k, v in stored.items() if k != key} == {k: v for k, v in asked.items() if k != key}
 
 
 def check_source_bank_settings(out_dir: str, settings: Dict) -> None:
@@ -143,7 +169,7 @@ def check_source_bank_settings(out_dir: str, settings: Dict) -> None:
         raise ValueError(f'source bank {out_dir} was written before banks recorded their settings '
                          f'(its {INDEX_FILE} has no "settings"), so it cannot be checked against the asked '
                          f'{_describe(settings)}. {how}')
-    if stored != settings:
+    if not _same_settings(stored, settings, out_dir):
         raise ValueError(f'source bank {out_dir} exists with other settings: built with {_describe(stored)}, '
                          f'asked for {_describe(settings)}. {how}')
 
@@ -249,7 +275,7 @@ def _claim_partial_bank(out_dir: str, mask_dir: str, settings: Dict) -> None:
                 stored = json.load(f)
         except ValueError as e:
             raise ValueError(f'{marker}: unreadable settings of an unfinished source bank ({e}). {how}') from e
-        if stored != settings:
+        if not _same_settings(stored, settings, out_dir):
             raise ValueError(f'unfinished source bank {out_dir} was started with {_describe(stored)}, '
                              f'asked for {_describe(settings)}; resuming would mix both. {how}')
         return

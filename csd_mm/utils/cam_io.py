@@ -6,22 +6,32 @@ ascending, so mask value ``keys + 1``). This replaces IRN's pickled ``.npy`` dic
 archive keeps the keys beside the maps and is read with ``allow_pickle=False``, so loading a CAM file cannot
 run code. Files are written atomically (a temporary file in the same folder, then :func:`os.replace`), so a
 file that exists is complete and reruns can skip it (:func:`missing_ids`).
+
+A CAM folder also records which weights wrote it: ``.cams_of.json`` holds ``fingerprint``
+(:func:`~csd_mm.utils.checkpoint.weights_fingerprint`), ``checkpoint`` and ``iteration`` (null when unknown). A
+writer records a new (or empty) folder (:func:`record_new_cam_folder`) and refuses to add to a folder of other
+weights (:func:`check_cam_record`), so skipping existing files never keeps another model's CAMs.
 """
 import collections
+import json
+import logging
 import os
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+from mmengine.logging import print_log
 
-from .fileio import atomic_write
+from .fileio import atomic_write, atomic_write_bytes
 from .paths import check_image_id
 
 __all__ = ['CAM_SUFFIX', 'CAMFileWriter', 'save_cam', 'load_cam', 'load_cam_keys', 'cam_path', 'missing_ids',
-           'is_complete', 'check_cam_folder']
+           'is_complete', 'check_cam_folder', 'CAM_RECORD_FILE', 'read_cam_record', 'record_new_cam_folder',
+           'check_cam_record']
 
 CAM_SUFFIX = '.npz'
+CAM_RECORD_FILE = '.cams_of.json'  # hidden: listings of ``*.npz`` and of image ids never meet it
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -148,6 +158,93 @@ class CAMFileWriter:
             self.close()
         else:  # the body failed: let queued writes finish, but raise the body's error, not theirs
             self._pool.shutdown(wait=True)
+
+
+def _holds_cam_files(cam_dir: str) -> bool:
+    return os.path.isdir(cam_dir) and any(
+        name.endswith(CAM_SUFFIX) and not name.startswith('.') for name in os.listdir(cam_dir))
+
+
+def read_cam_record(cam_dir: str) -> Optional[dict]:
+    """The record of the weights that wrote ``cam_dir`` (``fingerprint``, ``checkpoint``, ``iteration``), or None
+    when the folder has none.
+
+    Raises:
+        ValueError: The record is no JSON object with a string ``fingerprint`` (the file is named).
+    """
+    path = os.path.join(cam_dir, CAM_RECORD_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        if not isinstance(record, dict) or not isinstance(record.get('fingerprint'), str):
+            raise ValueError(f'expected an object with a string "fingerprint", got {record!r}')
+    except ValueError as e:
+        raise ValueError(f'{path}: unreadable record of the weights that wrote the CAM files of {cam_dir} ({e}); '
+                         f'delete {cam_dir} to write its CAMs again') from e
+    return record
+
+
+def record_new_cam_folder(cam_dir: str, fingerprint: str, checkpoint: Optional[str] = None,
+                          iteration: Optional[int] = None) -> bool:
+    """Records the weights about to write ``cam_dir`` when it holds no CAM file yet (created if needed).
+
+    A folder with CAM files keeps its record (or its lack of one): :func:`check_cam_record` judges it.
+
+    Args:
+        cam_dir (str): The CAM folder.
+        fingerprint (str): :func:`~csd_mm.utils.checkpoint.weights_fingerprint` of the writing model.
+        checkpoint (str, optional): The checkpoint the weights were loaded from, when known.
+        iteration (int, optional): The training iteration of the weights, when known.
+
+    Returns:
+        bool: Whether the record was written.
+    """
+    if _holds_cam_files(cam_dir):
+        return False
+    record = dict(fingerprint=fingerprint, checkpoint=checkpoint, iteration=iteration)
+    atomic_write_bytes(os.path.join(cam_dir, CAM_RECORD_FILE), json.dumps(record, indent=1).encode())
+    return True
+
+
+def _describe_record(record: dict) -> str:
+    known = [f'{k} {record[k]}' for k in ('checkpoint', 'iteration') if record.get(k) is not None]
+    return record['fingerprint'] + (f' ({", ".join(known)})' if known else '')
+
+
+def check_cam_record(cam_dir: str, fingerprint: str) -> Optional[dict]:
+    """Refuses to add the CAMs of weights ``fingerprint`` to a folder that other weights wrote.
+
+    A folder with CAM files but no record (written before CAM folders recorded their weights) cannot be
+    checked: a warning says so and the folder is used as it is.
+
+    Args:
+        cam_dir (str): The CAM folder.
+        fingerprint (str): :func:`~csd_mm.utils.checkpoint.weights_fingerprint` of the writing model.
+
+    Returns:
+        dict | None: The folder's record, None when it has none.
+
+    Raises:
+        ValueError: The record names other weights; the message names the folder, both fingerprints and what to
+            do.
+    """
+    record = read_cam_record(cam_dir)
+    if record is None:
+        if _holds_cam_files(cam_dir):
+            print_log(f'CAM folder {cam_dir} has no {CAM_RECORD_FILE} (written before CAM folders recorded their '
+                      'weights), so nothing tells whether its CAM files are this model\'s; existing files are '
+                      f'kept as they are. Delete {cam_dir} to have them all written by this model.',
+                      logger='current', level=logging.WARNING)
+        return None
+    if record['fingerprint'] != fingerprint:
+        raise ValueError(f'CAM folder {cam_dir} holds the CAMs of other weights: written by weights '
+                         f'{_describe_record(record)}, while this model\'s weights are {fingerprint}. Writing there '
+                         'would mix two models\' CAMs (and keep the other\'s files as if finished). Delete '
+                         f'{cam_dir}, or write to another folder (the CAMGenerationHook\'s out_dir, or tools/test.py '
+                         '--cam-dir).')
+    return record
 
 
 def load_cam(path: str) -> Tuple[np.ndarray, np.ndarray]:

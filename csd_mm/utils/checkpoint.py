@@ -11,13 +11,17 @@ never run code.
 :func:`latest_complete_checkpoint` is what ``tools/train.py --resume`` resumes from: mmengine writes a
 checkpoint and then the ``last_checkpoint`` file naming it, both without a temporary file, so a training killed
 (or a machine lost) while writing either leaves a name that is empty, or a file that is cut short.
+
+:func:`weights_fingerprint` names a model's weights in a few characters, so outputs written from them (the CAM
+folder's record, the source bank's settings) can tell whether they came from the model at hand.
 """
+import hashlib
 import os
 import os.path as osp
 import pickle
 import re
 import zipfile
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional, Union
 
 import torch
 from mmengine.logging import print_log
@@ -25,7 +29,7 @@ from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner.checkpoint import CheckpointLoader
 
 __all__ = ['check_checkpoint_matches', 'read_state_dict', 'state_dict_mismatch', 'is_complete_checkpoint',
-           'latest_complete_checkpoint', 'set_resume_point']
+           'latest_complete_checkpoint', 'set_resume_point', 'unwrap_model', 'weights_fingerprint']
 
 # the names mmengine's CheckpointHook gives its checkpoints
 _CHECKPOINT_NAME = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')
@@ -86,6 +90,40 @@ def state_dict_mismatch(model_state: Dict[str, torch.Tensor], ckpt_state: Dict[s
     return dict(missing=missing, unexpected=unexpected, shape=shape)
 
 
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The model whose ``state_dict`` a checkpoint holds: a DDP wrapper and a TTA wrapper are taken off."""
+    if is_model_wrapper(model):
+        model = model.module
+    if isinstance(model, BaseTTAModel):  # tools/test.py --tta: the checkpoint is the wrapped segmentor's
+        model = model.module
+    return model
+
+
+def weights_fingerprint(model: Union[torch.nn.Module, Mapping[str, torch.Tensor]]) -> str:
+    """A short hex digest of a model's weights: equal for equal weights, whatever device or wrapper holds them.
+
+    BLAKE2b (8-byte digest) over the ``state_dict`` in its key order: for every entry the UTF-8 bytes of
+    ``'<name>|<dtype>|<shape>|'`` (e.g. ``'head.weight|torch.float32|(3, 2)|'``) followed by the tensor's
+    bytes (moved to the CPU, C order). A wrapped model (DDP, TTA) gives its inner model's digest, and a model
+    gives the digest of its own state dict, so a checkpoint read back (:func:`read_state_dict`) has the digest
+    of the model that saved it.
+
+    Args:
+        model (torch.nn.Module | Mapping[str, torch.Tensor]): A model or a state dict.
+
+    Returns:
+        str: 16 hex characters.
+    """
+    state = model if isinstance(model, Mapping) else unwrap_model(model).state_dict()
+    digest = hashlib.blake2b(digest_size=8)
+    for name, tensor in state.items():
+        tensor = tensor.detach()
+        digest.update(f'{name}|{tensor.dtype}|{tuple(tensor.shape)}|'.encode())
+        # the raw bytes of any dtype (bfloat16 has no numpy type): one flat uint8 view of a contiguous CPU copy
+        digest.update(tensor.cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
 def check_checkpoint_matches(model: torch.nn.Module, path: str) -> None:
     """Refuses a checkpoint that is not one of ``model`` (strict keys and shapes), naming what differs.
 
@@ -98,10 +136,7 @@ def check_checkpoint_matches(model: torch.nn.Module, path: str) -> None:
         ValueError: The file is no (safe) checkpoint, or its keys / shapes differ from the model's: the message
             names the file, the model class and the first missing / unexpected / mis-shaped keys.
     """
-    if is_model_wrapper(model):
-        model = model.module
-    if isinstance(model, BaseTTAModel):  # tools/test.py --tta: the checkpoint is the wrapped segmentor's
-        model = model.module
+    model = unwrap_model(model)
     ckpt_state = read_state_dict(path)
     diff = state_dict_mismatch(model.state_dict(), ckpt_state)
     if any(diff.values()):

@@ -6,12 +6,13 @@ import os.path as osp
 
 import numpy as np
 import pytest
+from mmengine.logging import MMLogger
 
 from csd_mm.datasets.source_bank import (BG_VALUE, FG_VALUE, UNSURE_VALUE, build_source_bank,
                                          check_source_bank_labels, check_source_bank_settings, encode_masks,
                                          load_source_bank, masks_from_cam, masks_from_pseudo_mask,
                                          source_bank_complete, source_bank_settings)
-from csd_mm.utils.cam_io import cam_path, save_cam
+from csd_mm.utils.cam_io import CAM_RECORD_FILE, cam_path, record_new_cam_folder, save_cam
 from csd_mm.utils.fileio import read_png, write_png
 
 
@@ -294,3 +295,66 @@ def test_malicious_source_bank_index_runs_no_code(tmp_path, touch_marker):
     with pytest.raises(ValueError, match=r'index\.json: malformed source bank index'):
         load_source_bank(str(bank))
     assert not marker.exists()
+
+
+def _warnings_of(call):
+    """The warnings the current MMLogger logs while ``call()`` runs, and its result."""
+    messages = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        result = call()
+    finally:
+        logger.removeHandler(handler)
+    return result, messages
+
+
+def test_a_bank_of_the_cams_of_other_weights_is_refused(tmp_path):
+    cam_dir, out = str(tmp_path / 'cams'), str(tmp_path / 'bank')
+    record_new_cam_folder(cam_dir, 'aaaa000000000001', iteration=2)
+    _write_cams(cam_dir)
+    assert source_bank_settings(cam_dir=cam_dir) == dict(prior='cam', tau_fg=0.3, tau_bg=0.05,
+                                                         cam_fingerprint='aaaa000000000001')
+    first = build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False)
+    assert first['settings']['cam_fingerprint'] == 'aaaa000000000001'
+    assert build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False) == first  # same CAMs: reused
+    # the CAM folder written again by other weights
+    record = json.loads((tmp_path / 'cams' / CAM_RECORD_FILE).read_text())
+    (tmp_path / 'cams' / CAM_RECORD_FILE).write_text(json.dumps(dict(record, fingerprint='bbbb000000000002')))
+    message = (f'source bank {out} exists with other settings: built with CAM prior, tau_fg=0.3, tau_bg=0.05, '
+               'CAMs of weights aaaa000000000001, asked for CAM prior, tau_fg=0.3, tau_bg=0.05, CAMs of weights '
+               f'bbbb000000000002. Delete {out}')
+    for check in (lambda: build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False),
+                  lambda: check_source_bank_settings(out, source_bank_settings(cam_dir=cam_dir))):
+        with pytest.raises(ValueError) as refused:
+            check()
+        assert str(refused.value).startswith(message)
+    # a crashed build resumed from the CAMs of other weights would mix them: refused too
+    os.remove(osp.join(out, 'index.json'))
+    (tmp_path / 'bank' / 'settings.partial.json').write_text(json.dumps(first['settings']))
+    with pytest.raises(ValueError, match=r'unfinished source bank .* started with CAM prior, tau_fg=0\.3, '
+                       r'tau_bg=0\.05, CAMs of weights aaaa000000000001, asked for .*bbbb000000000002; resuming'):
+        build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False)
+
+
+def test_a_bank_without_cam_fingerprint_is_reused_with_a_warning(tmp_path):
+    cam_dir, out = str(tmp_path / 'cams'), str(tmp_path / 'bank')
+    _write_cams(cam_dir)  # a CAM folder without record (older version): the bank records no fingerprint
+    first = build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False)
+    assert first['settings'] == dict(prior='cam', tau_fg=0.3, tau_bg=0.05)
+    (tmp_path / 'cams' / CAM_RECORD_FILE).write_text(json.dumps(dict(fingerprint='cccc000000000003')))
+    again, messages = _warnings_of(lambda: build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False))
+    assert again == first
+    assert [m for m in messages if m.startswith(
+        f'source bank {out} records no CAM fingerprint (built before banks recorded it), so nothing tells whether '
+        'its masks come from the CAMs of weights cccc000000000003; it is used as it is.')]
+    with pytest.raises(ValueError, match=r'tau_fg=0\.3, tau_bg=0\.05, asked for CAM prior, tau_fg=0\.6'):
+        build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, tau_fg=0.6, progress=False)  # the rest still counts
+    # a bank that records one, asked of a CAM folder without record (deleted, to be written again): no verdict
+    os.remove(str(tmp_path / 'cams' / CAM_RECORD_FILE))
+    index = json.loads((tmp_path / 'bank' / 'index.json').read_text())
+    index['settings']['cam_fingerprint'] = 'cccc000000000003'
+    (tmp_path / 'bank' / 'index.json').write_text(json.dumps(index))
+    check_source_bank_settings(out, source_bank_settings(cam_dir=cam_dir))

@@ -170,12 +170,19 @@ def test_killed_pipeline_ends_its_training_and_a_rerun_completes(tmp_path, pid_g
     assert 2 <= len(written) < len(ids)
     for img_id in written:
         load_cam(str(base / 'cams' / f'{img_id}.npz'))  # complete
+    # the killed pass recorded its in-memory weights: those of its last checkpoint, which the rerun resumes
+    from csd_mm.utils.cam_io import read_cam_record
+    from csd_mm.utils.checkpoint import read_state_dict, weights_fingerprint
+    record = read_cam_record(str(base / 'cams'))
+    assert record['iteration'] == 4
+    assert record['fingerprint'] == weights_fingerprint(read_state_dict(str(base / 'iter_4.pth')))
     log = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True)
     assert log.returncode == 0, log.stdout[-3000:] + log.stderr[-3000:]
     stage_log = (base / 'pipeline_stage.log').read_text()
     assert 'resumed epoch: 0, iter: 4' in stage_log  # the finished training was not redone
     assert f'CAM generation: {len(ids) - len(written)} of {len(ids)} images' in stage_log
     assert sorted(p.stem for p in (base / 'cams').glob('*.npz')) == sorted(ids)
+    assert read_cam_record(str(base / 'cams')) == record  # the same weights finished the folder
     _no_temp_files(base / 'cams')
     assert source_bank_complete(str(base / 'source_bank'))
     assert (work / 'results.json').is_file() and (work / 'seed0/resnet/csd/cams').is_dir()

@@ -1,4 +1,6 @@
 """Tests of csd_mm.utils.cam_io (the CAM file format)."""
+import json
+import logging
 import os
 import zipfile
 
@@ -6,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from csd_mm.utils.cam_io import (CAMFileWriter, cam_path, check_cam_folder, is_complete, load_cam, load_cam_keys, missing_ids,
-                                 save_cam)
+from csd_mm.utils.cam_io import (CAM_RECORD_FILE, CAMFileWriter, cam_path, check_cam_folder, check_cam_record,
+                                 is_complete, load_cam, load_cam_keys, missing_ids, read_cam_record,
+                                 record_new_cam_folder, save_cam)
 from csd_mm.utils.fileio import atomic_write
 
 
@@ -247,3 +250,61 @@ def test_cam_file_writer_lets_the_body_error_through(tmp_path):
             gate.set()  # the queued write fails now, after submit returned
             raise KeyError('from the loop')
     assert os.listdir(tmp_path) == []
+
+
+def test_a_new_or_empty_cam_folder_records_its_weights(tmp_path):
+    cam_dir = str(tmp_path / 'new' / 'cams')
+    assert read_cam_record(cam_dir) is None
+    assert record_new_cam_folder(cam_dir, 'aaaa000000000001', checkpoint='w/iter_4.pth', iteration=4)
+    with open(os.path.join(cam_dir, CAM_RECORD_FILE)) as f:
+        assert json.load(f) == dict(fingerprint='aaaa000000000001', checkpoint='w/iter_4.pth', iteration=4)
+    assert check_cam_record(cam_dir, 'aaaa000000000001')['iteration'] == 4
+    # still empty (e.g. a run killed before its first file): the next weights take it over
+    assert record_new_cam_folder(cam_dir, 'bbbb000000000002')
+    assert read_cam_record(cam_dir) == dict(fingerprint='bbbb000000000002', checkpoint=None, iteration=None)
+    # with CAM files, the record stays (a temporary file of a killed writer is no CAM file)
+    open(os.path.join(cam_dir, '.a.npz~host~1~r.tmp'), 'wb').close()
+    assert record_new_cam_folder(cam_dir, 'cccc000000000003')
+    save_cam(cam_path(cam_dir, 'a'), np.zeros((1, 2, 2)), [0])
+    assert not record_new_cam_folder(cam_dir, 'dddd000000000004')
+    assert read_cam_record(cam_dir)['fingerprint'] == 'cccc000000000003'
+
+
+def test_a_cam_folder_of_other_weights_is_refused(tmp_path):
+    cam_dir = str(tmp_path / 'cams')
+    record_new_cam_folder(cam_dir, 'aaaa000000000001', checkpoint='w/iter_4.pth', iteration=4)
+    save_cam(cam_path(cam_dir, 'a'), np.zeros((1, 2, 2)), [0])
+    with pytest.raises(ValueError) as refused:
+        check_cam_record(cam_dir, 'bbbb000000000002')
+    assert str(refused.value) == (
+        f'CAM folder {cam_dir} holds the CAMs of other weights: written by weights aaaa000000000001 (checkpoint '
+        "w/iter_4.pth, iteration 4), while this model's weights are bbbb000000000002. Writing there would mix two "
+        "models' CAMs (and keep the other's files as if finished). Delete "
+        f"{cam_dir}, or write to another folder (the CAMGenerationHook's out_dir, or tools/test.py --cam-dir).")
+
+
+def test_a_cam_folder_without_record_is_used_with_a_warning(tmp_path):
+    from mmengine.logging import MMLogger
+    cam_dir = str(tmp_path / 'cams')
+    messages = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        assert check_cam_record(cam_dir, 'aaaa000000000001') is None  # no folder yet: nothing to say
+        assert messages == []
+        save_cam(cam_path(cam_dir, 'a'), np.zeros((1, 2, 2)), [0])  # written by an older version
+        assert check_cam_record(cam_dir, 'aaaa000000000001') is None
+    finally:
+        logger.removeHandler(handler)
+    assert len(messages) == 1 and messages[0].startswith(
+        f'CAM folder {cam_dir} has no .cams_of.json (written before CAM folders recorded their weights)')
+
+
+@pytest.mark.parametrize('text', ['{"fingerprint": 3}', '[1]', '{not json'])
+def test_an_unreadable_cam_record_names_the_file(tmp_path, text):
+    (tmp_path / CAM_RECORD_FILE).write_text(text)
+    with pytest.raises(ValueError, match=f'{tmp_path / CAM_RECORD_FILE}: unreadable record of the weights that '
+                       f'wrote the CAM files of {tmp_path} .*delete {tmp_path} to write its CAMs again'):
+        read_cam_record(str(tmp_path))

@@ -1,4 +1,5 @@
 """csd_mm.utils.checkpoint: strict checks of a checkpoint against the model it is loaded into."""
+import hashlib
 import os
 import os.path as osp
 import re
@@ -10,7 +11,7 @@ from mmengine.runner.checkpoint import save_checkpoint
 import csd_mm  # noqa: F401  (weights-only loading of mmengine checkpoints)
 from csd_mm.models.backbones import MCTformerViT
 from csd_mm.utils.checkpoint import (check_checkpoint_matches, is_complete_checkpoint, latest_complete_checkpoint,
-                                    read_state_dict, state_dict_mismatch)
+                                    read_state_dict, state_dict_mismatch, weights_fingerprint)
 
 
 class _Net(torch.nn.Module):
@@ -146,3 +147,59 @@ def test_latest_complete_checkpoint_none_without_checkpoints(tmp_path):
     _cut_short(tmp_path / 'iter_3.pth')
     (tmp_path / 'epoch_x.pth').write_bytes(b'not a numbered checkpoint')
     assert latest_complete_checkpoint(str(tmp_path)) is None
+
+
+def test_weights_fingerprint_by_hand():
+    net = torch.nn.Linear(1, 2)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[0.5], [-2.0]]))
+        net.bias.copy_(torch.tensor([1.0, 0.0]))
+    # float32 little-endian: 0.5 = 00 00 00 3f, -2.0 = 00 00 00 c0, 1.0 = 00 00 80 3f, 0.0 = 00 00 00 00
+    data = (b'weight|torch.float32|(2, 1)|' + bytes.fromhex('0000003f' '000000c0')
+            + b'bias|torch.float32|(2,)|' + bytes.fromhex('0000803f' '00000000'))
+    expected = hashlib.blake2b(data, digest_size=8).hexdigest()
+    assert weights_fingerprint(net) == expected and len(expected) == 16
+    assert weights_fingerprint(net.state_dict()) == expected  # a state dict gives the same digest
+
+
+def test_weights_fingerprint_follows_the_weights_not_the_object(tmp_path):
+    torch.manual_seed(0)
+    net = _Net()
+    fingerprint = weights_fingerprint(net)
+    assert weights_fingerprint(net) == fingerprint
+    # saved and read back (weights only), and loaded into another model: the same weights, the same digest
+    save_checkpoint(dict(state_dict=net.state_dict(), meta=dict(iter=3)), str(tmp_path / 'iter_3.pth'))
+    assert weights_fingerprint(read_state_dict(str(tmp_path / 'iter_3.pth'))) == fingerprint
+    other = _Net()
+    assert weights_fingerprint(other) != fingerprint
+    other.load_state_dict(read_state_dict(str(tmp_path / 'iter_3.pth')))
+    assert weights_fingerprint(other) == fingerprint
+    # one element changed, by the smallest float step
+    with torch.no_grad():
+        other.head.weight[0, 1] = torch.nextafter(other.head.weight[0, 1], torch.tensor(1.0))
+    assert weights_fingerprint(other) != fingerprint
+    # same values, other dtype or shape: other weights
+    state = net.state_dict()
+    assert weights_fingerprint({k: v.double() for k, v in state.items()}) != fingerprint
+    assert weights_fingerprint({k: v.reshape(-1) for k, v in state.items()}) != fingerprint
+    assert weights_fingerprint(dict(x=torch.zeros(2, dtype=torch.bfloat16))) != weights_fingerprint(
+        dict(x=torch.zeros(2, dtype=torch.float16)))
+
+
+def test_weights_fingerprint_unwraps_a_tta_model():
+    from mmengine.model import BaseModel
+    from mmseg.models import SegTTAModel
+
+    class Model(BaseModel):
+
+        def __init__(self):
+            super().__init__()
+            self.net = _Net()
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            return self.net.head(self.net.backbone(inputs))
+
+    model = Model()
+    tta = SegTTAModel(module=model)
+    assert set(tta.state_dict()) != set(model.state_dict())  # 'module.' keys
+    assert weights_fingerprint(tta) == weights_fingerprint(model)

@@ -6,13 +6,15 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 from mmengine.dataset import DefaultSampler
-from mmengine.dist import all_reduce, barrier, get_dist_info
+from mmengine.dist import all_reduce, barrier, broadcast, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 from mmseg.registry import HOOKS
 
-from csd_mm.utils.cam_io import CAMFileWriter, cam_path
+from csd_mm.utils.cam_io import (CAMFileWriter, cam_path, check_cam_record, read_cam_record,
+                                 record_new_cam_folder)
+from csd_mm.utils.checkpoint import unwrap_model, weights_fingerprint
 from csd_mm.utils.fileio import remove_stale_temp_files
 from csd_mm.utils.paths import resolve_inside
 
@@ -29,9 +31,20 @@ class CAMGenerationHook(Hook):
       (typically every training image, which the source bank of CSD and the pseudo masks need). Images whose
       file already exists are skipped, so a rerun (or a crashed run resumed) only does the missing ones.
       Distributed: the images are split over the ranks with a non-padding sampler, so each image is computed
-      and written exactly once.
+      and written exactly once, by every rank with rank 0's batch-norm statistics (those of the checkpoint; DDP
+      leaves each rank the statistics of its own last batch).
     * ``after_test_iter``: when ``save_in_test`` is True, writes the CAMs that the test loop computed (the
       predictions that :class:`~csd_mm.evaluation.SeedMetric` scores), so ``tools/test.py`` leaves them on disk.
+
+    Both roles first compare the model's :func:`~csd_mm.utils.checkpoint.weights_fingerprint` with the record
+    of the weights that wrote ``out_dir`` (``.cams_of.json``, :func:`~csd_mm.utils.cam_io.check_cam_record`):
+    a new or empty folder gets this model's record (rank 0, before the barrier after which every rank reads
+    it); a folder of the same weights is resumed (a training resumed at its last iteration has them); a folder
+    of other weights is an error on every rank, naming both fingerprints (delete it or choose another
+    ``out_dir`` / ``--cam-dir``), never a silent reuse. ``tools/test.py`` rewrites every CAM of a folder with
+    its record, and refuses another checkpoint's folder too rather than leave a folder of two models. A folder
+    written before these records existed is used as before, with a warning. A training that starts with another
+    model's CAMs in ``out_dir`` is warned at its start.
 
     Args:
         out_dir (str): Output folder, relative to the runner's ``work_dir`` and inside it (an absolute path or
@@ -70,6 +83,7 @@ class CAMGenerationHook(Hook):
         self.save_in_test = save_in_test
         self.skip_existing = skip_existing
         self._test_writer: Optional[CAMFileWriter] = None
+        self._start_iter: Optional[int] = None
 
     @staticmethod
     def _resolve(runner: Runner, path: str) -> str:
@@ -89,9 +103,14 @@ class CAMGenerationHook(Hook):
     def before_test(self, runner: Runner) -> None:
         # a killed tools/test.py leaves temporary files; its rerun writes every CAM again (the metric needs them)
         if self.save_in_test:
+            out_dir = self._resolve_out_dir(runner)
+            fingerprint = weights_fingerprint(runner.model)
             if get_dist_info()[0] == 0:
-                remove_stale_temp_files(self._resolve_out_dir(runner))
-            self._test_writer = CAMFileWriter(self._resolve_out_dir(runner))
+                remove_stale_temp_files(out_dir)
+                record_new_cam_folder(out_dir, fingerprint, self._checkpoint(runner))
+            barrier()
+            check_cam_record(out_dir, fingerprint)  # another checkpoint's folder is refused, not rewritten
+            self._test_writer = CAMFileWriter(out_dir)
 
     def after_test_iter(self, runner: Runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if self.save_in_test and outputs:
@@ -154,10 +173,35 @@ class CAMGenerationHook(Hook):
         asked = {k: v for k, v in kwargs.items() if k in ('cam_dir', 'pseudo_mask_dir', 'tau_fg', 'tau_bg')}
         check_source_bank_settings(out_dir, source_bank_settings(**asked))
 
+    def _checkpoint(self, runner: Runner) -> Optional[str]:
+        """The checkpoint holding the model's weights, when known (for the CAM folder's record): the one the
+        runner loaded or resumed from, unless training steps ran since (then the weights are newer)."""
+        if self._start_iter is not None and runner.iter != self._start_iter:
+            return None
+        return getattr(runner, '_load_from', None)
+
     def before_train(self, runner: Runner) -> None:
+        self._start_iter = runner.iter  # after loading / resuming: the iteration of the loaded weights
         # fail before training, not after it, when the bank this run would write exists with other settings
         if self.source_bank is not None and self.dataloader_cfg is not None:
             self.check_source_bank(runner)
+        if self.dataloader_cfg is not None:
+            self._warn_if_cams_of_other_weights(runner)
+
+    def _warn_if_cams_of_other_weights(self, runner: Runner) -> None:
+        """Says at the start, not only after training, that the CAM folder holds another model's CAMs.
+
+        A warning, not an error: the weights change during training, and only the final ones are compared (a
+        training from scratch that reproduces the recorded weights bit for bit may use the folder).
+        """
+        out_dir = self._resolve_out_dir(runner)
+        record = read_cam_record(out_dir)
+        if record is None or runner.iter >= runner.max_iters:
+            return  # a finished training's weights are compared by the CAM pass itself, moments later
+        runner.logger.warning(
+            f'CAM folder {out_dir} holds the CAMs of weights {record["fingerprint"]}; unless this training ends '
+            f'with exactly those weights, the CAM pass after it will stop with an error. Delete {out_dir} (or set '
+            'another out_dir of the CAMGenerationHook) now to avoid that.')
 
     def write_source_bank(self, runner: Runner, dataset) -> None:
         """Stage 0 of CSD: the source bank of the single-label images (rank 0 writes).
@@ -177,20 +221,38 @@ class CAMGenerationHook(Hook):
             runner.logger.info(f'source bank: {len(index["entries"])} single-label images in {out_dir}')
         barrier()
 
+    @staticmethod
+    def _use_buffers_of_rank_0(model: torch.nn.Module) -> None:
+        """Gives every rank rank 0's buffers (batch-norm statistics), so all ranks hold the checkpoint's weights.
+
+        DDP broadcasts rank 0's buffers at the start of each forward pass, so after the last training step every
+        rank keeps the statistics of its own last batch, while the checkpoint holds rank 0's; the CAM pass calls
+        ``test_step``, which does not broadcast. (The parameters are equal on every rank: DDP averages the
+        gradients.)
+        """
+        if get_dist_info()[1] > 1:
+            for buffer in unwrap_model(model).buffers():
+                broadcast(buffer, src=0)
+
     def generate(self, runner: Runner, dataloader_cfg: dict) -> int:
         """Runs the CAM pass over a dataset; returns how many images this rank computed."""
         out_dir = self._resolve_out_dir(runner)
         dataset = self._build_dataset(dataloader_cfg)
         cfg = {k: copy.deepcopy(v) for k, v in dataloader_cfg.items() if k != 'dataset'}
+        self._use_buffers_of_rank_0(runner.model)
+        fingerprint = weights_fingerprint(runner.model)
         barrier()  # every rank lists the finished files before any rank writes new ones
         if get_dist_info()[0] == 0:
             remove_stale_temp_files(out_dir)  # a killed run's temporary files (live writers' are kept)
+            record_new_cam_folder(out_dir, fingerprint, self._checkpoint(runner), runner.iter)
         todo = list(range(len(dataset)))
         if self.skip_existing:
             todo = [i for i in todo
                     if not osp.exists(cam_path(out_dir, dataset.get_data_info(i)['img_id']))]
-        runner.logger.info(f'CAM generation: {len(todo)} of {len(dataset)} images to write to {out_dir}')
         barrier()
+        # after the barrier, so every rank reads rank 0's record of a new folder; every rank raises alike
+        check_cam_record(out_dir, fingerprint)
+        runner.logger.info(f'CAM generation: {len(todo)} of {len(dataset)} images to write to {out_dir}')
         if not todo:
             return 0
         dataset = dataset.get_subset(todo)

@@ -1,12 +1,14 @@
 """Tests of csd_mm/engine/hooks/cam_generation_hook.py with a real mmengine Runner on a tiny toy dataset."""
 import os
 import os.path as osp
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from mmcv.transforms import LoadImageFromFile
 from mmengine.dataset import DefaultSampler
+from mmengine.hooks import CheckpointHook
 from mmengine.runner import Runner
 from mmpretrain.models import ResNet
 
@@ -16,7 +18,8 @@ from csd_mm.datasets.transforms import PackCAMInputs
 from csd_mm.engine.hooks import CAMGenerationHook
 from csd_mm.models.classifiers import CAMClassifier
 from csd_mm.models.heads import CAMHead
-from csd_mm.utils.cam_io import cam_path, load_cam
+from csd_mm.utils.cam_io import cam_path, load_cam, read_cam_record, save_cam
+from csd_mm.utils.checkpoint import weights_fingerprint
 from csd_mm.utils.fileio import read_png
 
 NUM_TRAIN = 12
@@ -93,7 +96,9 @@ def test_after_train_writes_cams_skips_existing_and_builds_the_bank(toy_root, tm
     single = [d for d in infos if d['gt_label'].sum() == 1]
     assert single and len(single) < NUM_TRAIN
     index = load_source_bank(osp.join(str(tmp_path), 'bank'))
-    assert index['settings'] == dict(prior='cam', tau_fg=0.30, tau_bg=0.05)
+    fingerprint = weights_fingerprint(runner.model)  # the trained weights: the CAM folder and the bank name them
+    assert read_cam_record(cam_dir) == dict(fingerprint=fingerprint, checkpoint=None, iteration=1)
+    assert index['settings'] == dict(prior='cam', tau_fg=0.30, tau_bg=0.05, cam_fingerprint=fingerprint)
     assert [e['img_id'] for e in index['entries']] == [d['img_id'] for d in single]
     for e, d in zip(index['entries'], single):
         assert e['class'] == int(np.flatnonzero(d['gt_label'])[0])
@@ -184,3 +189,137 @@ def test_an_out_dir_named_on_the_command_line_may_lie_anywhere(toy_root, tmp_pat
     hook.out_dir, hook.out_dir_from_cli = str(tmp_path / 'elsewhere'), True
     hook.before_run(runner)
     assert hook._resolve_out_dir(runner) == str(tmp_path / 'elsewhere')
+
+
+def _cam_runner(parts, root, classes, work_dir, name, seed, load_from=None):
+    """A 2-iteration CAM training whose hook writes ``cams/`` and ``bank/``; ``load_from`` resumes it."""
+    model, dataset = parts(root, classes)
+    return Runner(
+        model=model, work_dir=str(work_dir), experiment_name=f'{osp.basename(str(work_dir))}_{name}',
+        train_dataloader=dict(batch_size=4, num_workers=0, sampler=dict(type=DefaultSampler, shuffle=True),
+                              dataset=dataset),
+        train_cfg=dict(by_epoch=False, max_iters=2),
+        optim_wrapper=dict(optimizer=dict(type=torch.optim.SGD, lr=0.1)),
+        custom_hooks=[dict(type=CAMGenerationHook, dataloader=dict(batch_size=4, dataset=dataset),
+                           source_bank=dict(out_dir='bank'))],
+        default_hooks=dict(checkpoint=dict(type=CheckpointHook, by_epoch=False, interval=2), logger=None),
+        default_scope=None, randomness=dict(seed=seed), load_from=load_from, resume=load_from is not None)
+
+
+def _mtimes(folder):
+    return {f: os.stat(osp.join(folder, f)).st_mtime_ns for f in os.listdir(folder)}
+
+
+def test_cams_of_other_weights_are_refused_and_a_resumed_run_completes_its_own(tiny_toy_voc, tiny_cam_parts,
+                                                                               tmp_path):
+    root, classes = tiny_toy_voc
+    work = tmp_path / 'work'
+    cam_dir, bank_index = str(work / 'cams'), str(work / 'bank' / 'index.json')
+    first = _cam_runner(tiny_cam_parts, root, classes, work, 'first', seed=0)
+    first.train()
+    fingerprint = weights_fingerprint(first.model)
+    assert read_cam_record(cam_dir) == dict(fingerprint=fingerprint, checkpoint=None, iteration=2)
+    assert load_source_bank(str(work / 'bank'))['settings']['cam_fingerprint'] == fingerprint
+
+    # a pass killed after some files: the resumed training (at its last iteration, weights from iter_2.pth)
+    # has the recorded weights and writes the missing files only
+    names = sorted(f for f in os.listdir(cam_dir) if f.endswith('.npz'))
+    for name in names[:3]:
+        os.remove(osp.join(cam_dir, name))
+    before = _mtimes(cam_dir)
+    resumed = _cam_runner(tiny_cam_parts, root, classes, work, 'resumed', seed=0,
+                          load_from=str(work / 'iter_2.pth'))
+    resumed.train()
+    assert weights_fingerprint(resumed.model) == fingerprint
+    after = _mtimes(cam_dir)
+    assert sorted(f for f in after if after[f] != before.get(f)) == names[:3]
+    assert read_cam_record(cam_dir)['fingerprint'] == fingerprint
+    # (the record of a folder first written by the resumed run names the checkpoint of the weights)
+    assert _hook(resumed)._checkpoint(resumed) == str(work / 'iter_2.pth')
+
+    # a training from scratch with another seed in the same work dir: its CAM pass refuses the folder
+    before, bank_before = _mtimes(cam_dir), os.stat(bank_index).st_mtime_ns
+    other = _cam_runner(tiny_cam_parts, root, classes, work, 'other', seed=1)
+    with pytest.raises(ValueError) as refused:
+        other.train()
+    other_fingerprint = weights_fingerprint(other.model)
+    assert other.iter == 2 and other_fingerprint != fingerprint
+    assert str(refused.value).startswith(
+        f'CAM folder {cam_dir} holds the CAMs of other weights: written by weights {fingerprint} (iteration 2), '
+        f"while this model's weights are {other_fingerprint}.")
+    assert f'Delete {cam_dir}, or write to another folder' in str(refused.value)
+    assert _mtimes(cam_dir) == before and os.stat(bank_index).st_mtime_ns == bank_before
+    # tools/test.py's path (the test loop's CAMs) refuses it too, and takes it for the recorded weights
+    with pytest.raises(ValueError, match='holds the CAMs of other weights'):
+        _hook(other).before_test(other)
+    _hook(resumed).before_test(resumed)
+    assert _hook(resumed)._test_writer.close() == 0
+
+    # CAMs written again by other weights (the folder deleted) do not reuse the bank of the first ones
+    shutil.rmtree(cam_dir)
+    again = _cam_runner(tiny_cam_parts, root, classes, work, 'again', seed=1)
+    with pytest.raises(ValueError) as refused:
+        again.train()
+    assert str(refused.value).startswith(
+        f'source bank {work / "bank"} exists with other settings: built with CAM prior, tau_fg=0.3, tau_bg=0.05, '
+        f'CAMs of weights {fingerprint}, asked for CAM prior, tau_fg=0.3, tau_bg=0.05, CAMs of weights '
+        f'{weights_fingerprint(again.model)}. Delete')
+    assert read_cam_record(cam_dir)['fingerprint'] == weights_fingerprint(again.model) == other_fingerprint
+    assert os.stat(bank_index).st_mtime_ns == bank_before
+
+
+def _record_rank_main(rank: int, port: int, cam_dir: str, results) -> None:
+    """One of 2 gloo ranks running the test loop's CAM folder check (``before_test``) on the same weights."""
+    from types import SimpleNamespace
+
+    import torch.distributed as torch_dist
+    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)  # the same weights on both ranks, as under DDP
+        # the three things before_test reads of a runner: its work dir, model and checkpoint
+        runner = SimpleNamespace(work_dir=cam_dir, model=torch.nn.Linear(2, 2), _load_from='w/iter_4.pth')
+        hook = CAMGenerationHook(out_dir=cam_dir, out_dir_from_cli=True)
+        outcome = []
+        for _ in range(2):  # a new folder, then the same weights again
+            hook.before_test(runner)
+            hook._test_writer.close()
+            outcome.append(read_cam_record(cam_dir))
+        if rank == 0:
+            save_cam(cam_path(cam_dir, 'a'), np.zeros((1, 2, 2)), [0])
+        torch_dist.barrier()
+        with torch.no_grad():
+            runner.model.weight.add_(1.0)  # other weights, on both ranks
+        try:
+            hook.before_test(runner)
+            outcome.append(None)
+        except ValueError as e:
+            outcome.append(str(e))
+        # after a DDP training each rank holds the batch-norm statistics of its own last batch
+        norm = torch.nn.BatchNorm1d(2)
+        norm.running_mean.fill_(rank + 1.0)
+        CAMGenerationHook._use_buffers_of_rank_0(norm)
+        results[rank] = (outcome, weights_fingerprint(runner.model), norm.running_mean.tolist())
+    finally:
+        torch_dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_ranks_take_rank_0s_buffers_read_its_record_and_both_refuse_other_weights(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    results = mp.Manager().dict()
+    cam_dir = str(tmp_path / 'cams')
+    # fork: the test module is not importable by name in a spawned child
+    mp.start_processes(_record_rank_main, args=(port, cam_dir, results), nprocs=2, join=True, start_method='fork')
+    torch.manual_seed(0)
+    fingerprint = weights_fingerprint(torch.nn.Linear(2, 2))
+    for rank in (0, 1):
+        (first, second, refused), other, running_mean = results[rank]
+        assert running_mean == [1.0, 1.0]  # rank 0's
+        assert first == second == dict(fingerprint=fingerprint, checkpoint='w/iter_4.pth', iteration=None)
+        assert refused.startswith(f'CAM folder {cam_dir} holds the CAMs of other weights: written by weights '
+                                  f"{fingerprint} (checkpoint w/iter_4.pth), while this model's weights are {other}.")
