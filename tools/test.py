@@ -34,6 +34,7 @@ from mmengine.config import Config, DictAction
 from mmengine.config.lazy import LazyObject
 from mmengine.dist import barrier
 from mmengine.runner import Runner
+from mmengine.utils import ProgressBar
 
 import csd_mm  # noqa: F401  (adapts third-party breakages and registers every part)
 from csd_mm.compat import finish_distributed, setup_cpu_distributed
@@ -225,7 +226,7 @@ def main() -> None:
         write_metrics(args.out_metrics, metrics)
     if kind == 'cam' and args.show_dir is not None:
         barrier()  # every rank's CAM files are written
-        if runner.rank == 0:
+        if runner.rank == 0:  # mmengine's visualizers draw on rank 0 only (master_only)
             draw_cams(runner, args.show_dir, metrics)
     finish_distributed()
 
@@ -254,6 +255,7 @@ def draw_cams(runner: Runner, show_dir: str, metrics: dict) -> None:
     dataset = runner.test_dataloader.dataset
     names = list(dataset.metainfo['classes'])
     palette = np.asarray(dataset.metainfo.get('palette') or PascalVOCDataset.METAINFO['palette'], np.uint8)
+    progress = ProgressBar(len(dataset))
     for i in range(len(dataset)):
         info = dataset.get_data_info(i)
         img_id = info.get('img_id') or osp.splitext(osp.basename(info['img_path']))[0]
@@ -264,6 +266,7 @@ def draw_cams(runner: Runner, show_dir: str, metrics: dict) -> None:
         except ValueError as e:
             raise ValueError(f'{info["img_path"]}: {e}') from e
         write_png(osp.join(show_dir, f'{img_id}.png'), row)
+        progress.update()
     runner.logger.info(f'drew {len(dataset)} CAM files of {cam_dir} into {show_dir}'
                        + ('' if threshold is None else f' (seeds at background score {float(threshold):.2f})'))
 

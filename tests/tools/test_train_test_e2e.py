@@ -217,8 +217,10 @@ def test_dist_test_matches_one_process_cams_seeds_and_pseudo_masks(workspace, ba
     single_cams, _, single_log = single_test
     cam_dir = workspace / 'dist_test_cams'
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(_free_port()), OMP_NUM_THREADS='1')
+    show_dir = workspace / 'dist_test_vis'
     proc = subprocess.run(['bash', str(REPO / 'tools/dist_test.sh'), str(BASE_CFG), str(work / 'iter_4.pth'), '2',
-                           '--work-dir', str(workspace / 'work_dirs/dist_test'), '--cam-dir', str(cam_dir)],
+                           '--work-dir', str(workspace / 'work_dirs/dist_test'), '--cam-dir', str(cam_dir),
+                           '--show-dir', str(show_dir)],
                           cwd=workspace, capture_output=True, text=True, env=env, timeout=600)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
@@ -226,6 +228,8 @@ def test_dist_test_matches_one_process_cams_seeds_and_pseudo_masks(workspace, ba
     counts = _per_rank(log, r'CAM files written per rank: ')
     assert sum(counts) == len(ids) and min(counts) > 0
     _same_cams(single_cams, cam_dir, ids)
+    # --show-dir: rank 0 draws every image (mmengine's visualizers draw on rank 0 only)
+    assert sorted(p.stem for p in show_dir.glob('*.png')) == sorted(ids)
     for key in ('mIoU', 'best_threshold'):  # the seed sweep, gathered over the ranks
         pattern = rf'seed/{key}: ([0-9.]+)'
         assert re.search(pattern, log).group(1) == re.search(pattern, single_log).group(1)
