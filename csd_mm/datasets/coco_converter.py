@@ -21,7 +21,7 @@ from mmengine.utils import track_parallel_progress, track_progress
 from csd_mm.utils.fileio import atomic_write_bytes, write_png
 
 from .coco import category_index_map, image_label, semantic_mask
-from .labels import LabelFileError, save_cls_labels
+from .labels import LabelFileError, load_cls_labels, save_cls_labels
 
 __all__ = ['load_coco_instances', 'convert_coco_split', 'convert_coco']
 
@@ -139,6 +139,9 @@ def convert_coco(ann_files: Mapping[str, str], out_root: str, masks: bool = True
                  log: Optional[Any] = print) -> Dict[str, Dict[str, int]]:
     """Converts every split of ``ann_files`` (split name -> json) and writes one ``cls_labels.npz``.
 
+    The label file keeps the labels of images of other splits already in it, so the splits can be converted in
+    separate runs (a converted split's images get their new labels).
+
     Returns:
         dict: split -> ``num_images``, ``num_labelled``, ``masks_written``.
 
@@ -161,5 +164,12 @@ def convert_coco(ann_files: Mapping[str, str], out_root: str, masks: bool = True
             log(f'{split}: {res["num_images"]:,} images, {res["num_labelled"]:,} with at least one label '
                 f'({res["num_images"] - res["num_labelled"]:,} without: left out of {SPLIT_DIR}/{split}_cls.txt); '
                 f'{res["num_classes"]} classes; {res["masks_written"]:,} masks written')
-    save_cls_labels(osp.join(out_root, LABEL_FILE), labels)
+    label_file = osp.join(out_root, LABEL_FILE)
+    if osp.isfile(label_file):  # splits converted by an earlier run (--ann-files one split at a time) keep theirs
+        kept = {k: v for k, v in load_cls_labels(label_file).items() if k not in labels}
+        if kept and num_classes is not None and len(next(iter(kept.values()))) != num_classes:
+            raise LabelFileError(f'{label_file} holds labels of {len(next(iter(kept.values())))} classes, '
+                                 f'{", ".join(ann_files.values())} {num_classes}: another dataset in {out_root}?')
+        labels = {**kept, **labels}
+    save_cls_labels(label_file, labels)
     return summary

@@ -1,9 +1,9 @@
 """The source bank of CSD: prior localisation masks of the single-label (source-domain) images.
 
 Stage 0 of CSD (Yang et al., BMVC 2023, Sec. 3.1): a baseline classifier trained without the CSD losses gives
-a CAM for every single-label image; its one class map, max-normalised to [0, 1], becomes a foreground mask
-``M_fg = cam >= tau_fg`` and a background mask ``M_bg = cam < tau_bg`` (IRN's confident-region thresholds
-by default); pixels in between are "unsure" and belong to neither. Alternatively the masks come from a
+a CAM for every single-label image; its one class map, normalised to [0, 1] by the CAM network, becomes a
+foreground mask ``M_fg = cam >= tau_fg`` and a background mask ``M_bg = cam < tau_bg`` (IRN's confident-region
+thresholds by default); pixels in between are "unsure" and belong to neither. Alternatively the masks come from a
 folder of pseudo-mask PNGs: ``M_fg = (mask == c + 1)``, ``M_bg = (mask == 0)``.
 
 On disk one single-channel PNG per source image encodes both masks: 1 = foreground, 0 = background,
@@ -40,7 +40,7 @@ PARTIAL_FILE = 'settings.partial.json'  # the settings of a bank being written (
 
 def masks_from_cam(cam: np.ndarray, tau_fg: float = 0.30,
                    tau_bg: float = 0.05) -> Tuple[np.ndarray, np.ndarray]:
-    """Turns one max-normalised class map into the fg / bg prior masks (docs/method.md section 1).
+    """Turns one normalised class map ([0, 1]) into the fg / bg prior masks (docs/method.md section 1).
 
     Args:
         cam (np.ndarray): (H, W) CAM of the image's class, in [0, 1].

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['normalize_cams', 'strided_up_size', 'aggregate_multiscale', 'present_classes']
+__all__ = ['normalize_cams', 'minmax_normalize_cams', 'strided_up_size', 'aggregate_multiscale', 'present_classes']
 
 
 def normalize_cams(cams: Tensor, eps: float = 1e-5) -> Tensor:
@@ -41,6 +41,34 @@ def normalize_cams(cams: Tensor, eps: float = 1e-5) -> Tensor:
         return cams
     peak = cams.flatten(1).amax(dim=1).view(-1, 1, 1)
     return cams / (peak + eps)
+
+
+def minmax_normalize_cams(cams: Tensor, eps: float = 1e-8) -> Tensor:
+    """Min-max normalises each CAM to [0, 1] as MCTformer does (``engine.py``, ``generate_attention_maps_ms``).
+
+    ``out[k] = (cams[k] - min(cams[k])) / (max(cams[k]) - min(cams[k]) + eps)``. MCTformer's patch-to-patch
+    refinement averages every patch with positive attention weights, so its maps have a floor above 0; max
+    normalisation (:func:`normalize_cams`) would keep that floor, and a background threshold on such maps
+    would find no background. A constant map becomes zero everywhere.
+
+    Args:
+        cams (Tensor): CAMs of shape ``(K, H, W)``; ``K`` may be 0.
+        eps (float): Added to each map's range. Defaults to 1e-8 (MCTformer).
+
+    Returns:
+        Tensor: The normalised maps, same shape and dtype as ``cams``.
+    """
+    if not isinstance(cams, Tensor) or cams.dim() != 3:
+        raise ValueError('minmax_normalize_cams expects a tensor of shape (K, H, W), got '
+                         f'{tuple(cams.shape) if isinstance(cams, Tensor) else type(cams).__name__}')
+    if eps <= 0:
+        raise ValueError(f'minmax_normalize_cams needs eps > 0, got {eps}')
+    if cams.numel() == 0:
+        return cams
+    flat = cams.flatten(1)
+    low = flat.amin(dim=1).view(-1, 1, 1)
+    high = flat.amax(dim=1).view(-1, 1, 1)
+    return (cams - low) / (high - low + eps)
 
 
 def strided_up_size(size: Tuple[int, int], stride: int) -> Tuple[int, int]:

@@ -1,8 +1,8 @@
 """The CAM file format: one ``<img_id>.npz`` NumPy archive per image.
 
 Each file holds ``cam`` (``float16``, shape ``(K, H, W)``: the image's K classes at the original image size,
-max-normalised to [0, 1]) and ``keys`` (``int64``, shape ``[K]``: the 0-based foreground class ids, strictly
-ascending, so mask value ``keys + 1``). This replaces IRN's pickled ``.npy`` dict (Ahn et al., CVPR 2019): the
+normalised to [0, 1]: max-normalised as IRN, min-max as MCTformer) and ``keys`` (``int64``, shape ``[K]``: the
+0-based foreground class ids, strictly ascending, so mask value ``keys + 1``). This replaces IRN's pickled ``.npy`` dict (Ahn et al., CVPR 2019): the
 archive keeps the keys beside the maps and is read with ``allow_pickle=False``, so loading a CAM file cannot
 run code. Files are written atomically (a temporary file in the same folder, then :func:`os.replace`), so a
 file that exists is complete and reruns can skip it (:func:`missing_ids`).

@@ -8,7 +8,7 @@ import pytest
 
 from csd_mm.datasets import load_cls_labels, read_split
 from csd_mm.datasets.coco_converter import convert_coco, load_coco_instances
-from csd_mm.datasets.labels import LabelFileError
+from csd_mm.datasets.labels import LabelFileError, save_cls_labels
 from csd_mm.datasets.toy import render_toy_image
 from csd_mm.datasets.toy_coco import make_toy_coco
 from csd_mm.utils.fileio import read_png
@@ -118,3 +118,18 @@ def test_malformed_json_errors_name_the_file(tmp_path):
     with pytest.raises(LabelFileError, match=r'v.json: a.png: RLE run lengths sum to 2'):
         convert_coco(dict(train2014=rle_json), str(tmp_path / 'out'), progress=False, log=None,
                      use_pycocotools=False)
+
+
+def test_splits_converted_in_separate_runs_keep_each_others_labels(toy_coco, tmp_path):
+    root, info, _ = toy_coco
+    out = tmp_path / 'one_at_a_time'
+    for split in ('train2014', 'val2014'):  # --ann-files SPLIT=JSON, one run per split
+        convert_coco({split: info['ann_files'][split]}, str(out), masks=False, progress=False, log=None)
+    together = load_cls_labels(str(root / 'cls_labels.npz'))
+    separate = load_cls_labels(str(out / 'cls_labels.npz'))
+    assert sorted(separate) == sorted(together) and len(separate) == 40
+    assert all(np.array_equal(separate[k], together[k]) for k in together)
+    # a label file of another dataset in the folder is an error, not a silent mix
+    save_cls_labels(str(out / 'cls_labels.npz'), {'other_image': np.ones(5, np.float32)})
+    with pytest.raises(LabelFileError, match='holds labels of 5 classes'):
+        convert_coco({'val2014': info['ann_files']['val2014']}, str(out), masks=False, progress=False, log=None)

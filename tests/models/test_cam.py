@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from csd_mm.models.cam import aggregate_multiscale, normalize_cams, present_classes, strided_up_size
+from csd_mm.models.cam import (aggregate_multiscale, minmax_normalize_cams, normalize_cams, present_classes,
+                               strided_up_size)
 
 
 def test_normalize_cams_hand_numbers():
@@ -19,6 +20,19 @@ def test_normalize_cams_empty_and_errors():
     assert normalize_cams(torch.zeros(0, 3, 4)).shape == (0, 3, 4)
     with pytest.raises(ValueError, match='normalize_cams expects.*\\(K, H, W\\)'):
         normalize_cams(torch.zeros(3, 4))
+
+
+def test_minmax_normalize_cams_hand_numbers():
+    """MCTformer's rule: a map with a floor (refined attention) spans [0, 1]; max normalisation keeps the floor."""
+    cams = torch.tensor([[[2.0, 3.0], [6.0, 2.5]], [[1.5, 1.5], [1.5, 1.5]], [[0.0, 1.0], [2.0, 4.0]]])
+    out = minmax_normalize_cams(cams, eps=1e-8)
+    assert torch.allclose(out[0], torch.tensor([[0.0, 1.0], [4.0, 0.5]]) / (4.0 + 1e-8))
+    assert torch.equal(out[1], torch.zeros(2, 2))  # a constant map: zero everywhere, no NaN
+    assert torch.allclose(out[2], torch.tensor([[0.0, 0.25], [0.5, 1.0]]))  # a map reaching 0: as max-normalised
+    assert normalize_cams(cams)[0].min().item() == pytest.approx(2.0 / 6.0, abs=1e-4)  # the floor kept
+    assert minmax_normalize_cams(torch.zeros(0, 3, 4)).shape == (0, 3, 4)
+    with pytest.raises(ValueError, match=r'minmax_normalize_cams expects.*\(K, H, W\)'):
+        minmax_normalize_cams(torch.zeros(3, 4))
 
 
 def _const(value, channels=2):

@@ -14,7 +14,7 @@ def _load(name):
     return module
 
 
-def test_toy_then_labels_from_xml_and_masks(tmp_path, capsys):
+def test_toy_then_labels_from_xml_and_masks(tmp_path, capsys, monkeypatch):
     root = tmp_path / 'toy'
     toy = _load('make_toy_voc')
     args = [str(root), '--num-train', '10', '--num-val', '3', '--size', '40']
@@ -35,3 +35,10 @@ def test_toy_then_labels_from_xml_and_masks(tmp_path, capsys):
         assert all(made[k].tolist() == reference[k].tolist() for k in reference)
     assert tool.main([str(root), *splits, '--classes', 'horse', 'car']) == 1
     assert 'is not one of' in capsys.readouterr().err
+    # the split paths as a shell completes them from the working directory (ROOT/ImageSets/...) work too
+    as_typed = ['--splits', str(root / 'ImageSets/Segmentation/train_aug.txt'),
+                str(root.relative_to(tmp_path) / 'ImageSets/Segmentation/val.txt')]
+    monkeypatch.chdir(tmp_path)
+    assert tool.main([str(root), *as_typed, '--out', 'typed.npz']) == 0
+    typed = load_cls_labels(root / 'typed.npz')
+    assert sorted(typed) == sorted(reference) and all(typed[k].tolist() == reference[k].tolist() for k in typed)

@@ -27,6 +27,12 @@ def _under(root: str, path: str) -> str:
     return path if osp.isabs(path) else osp.join(root, path)
 
 
+def _input(root: str, path: str) -> str:
+    """An input path: relative to ROOT, or as given when only that exists (e.g. ``ROOT/ImageSets/...``)."""
+    under = _under(root, path)
+    return path if not osp.exists(under) and osp.exists(path) else under
+
+
 def default_classes(root: str) -> List[str]:
     """Foreground classes from ``ROOT/meta.json`` (background first there) if present, else VOC's 20."""
     meta = osp.join(root, 'meta.json')
@@ -53,11 +59,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     labels: Dict[str, np.ndarray] = {}
     try:
         for split in args.splits:
-            ids = [i for i in read_split(_under(args.root, split)) if i not in labels]
+            ids = [i for i in read_split(_input(args.root, split)) if i not in labels]
             if args.source == 'xml':
-                labels.update(labels_from_xml(_under(args.root, args.ann_dir), ids, classes))
+                labels.update(labels_from_xml(_input(args.root, args.ann_dir), ids, classes))
             else:
-                labels.update(labels_from_masks(_under(args.root, args.mask_dir), ids, len(classes),
+                labels.update(labels_from_masks(_input(args.root, args.mask_dir), ids, len(classes),
                                                 ignore_index=args.ignore_index))
     except LabelFileError as e:
         print(f'error: {e}', file=sys.stderr)

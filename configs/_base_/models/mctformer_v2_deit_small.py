@@ -50,4 +50,4 @@ model = dict(
         pretrained=deit_checkpoint),
     head=dict(type=CAMHead, in_channels=384, num_classes=num_classes, kernel_size=3, bias=True,
               loss_weight=1.0),
-    test_cfg=dict(scales=(1.0, ), flip=True, num_cam_layers=3, patch_refine=True, resize_mode='bilinear'))
+    test_cfg=dict(scales=(1.0, ), flip=True, num_cam_layers=3, patch_refine=True, resize_mode='bicubic'))

@@ -203,6 +203,12 @@ class BaseCAMClassifier(BaseModel):
         losses.update(self.head.consistency(src, fg, bg, fg_mask, bg_mask, cur_iter=_current_iter()))
         return losses
 
+    @staticmethod
+    def normalize(cams: Tensor) -> Tensor:
+        """Scales an image's aggregated CAMs ``(K, H, W)`` to [0, 1]: IRN's max normalisation
+        (:func:`~csd_mm.models.cam.normalize_cams`); a subclass follows its own baseline."""
+        return normalize_cams(cams)
+
     @torch.no_grad()
     def predict(self, inputs: Tensor,
                 data_samples: Optional[Sequence[SegDataSample]] = None) -> List[SegDataSample]:
@@ -212,7 +218,7 @@ class BaseCAMClassifier(BaseModel):
         when it stacks images of different sizes), :meth:`cam_score_fn` is aggregated over ``test_cfg['scales']``
         and flips (:func:`~csd_mm.models.cam.aggregate_multiscale`) at ``ori_shape`` (undoing any resize of the
         test pipeline), a flip recorded in the metainfo is undone, the image's own classes are kept and each map
-        is max-normalised. Sets ``cam`` (K, H, W) and ``cam_keys`` (K) on every data sample.
+        is normalised (:meth:`normalize`). Sets ``cam`` (K, H, W) and ``cam_keys`` (K) on every data sample.
         """
         if inputs.dim() != 4:
             raise ValueError(f'{type(self).__name__}: predict expects inputs (N, 3, H, W), got {tuple(inputs.shape)}')
@@ -244,6 +250,6 @@ class BaseCAMClassifier(BaseModel):
                 if dims is None:
                     raise ValueError(f'{type(self).__name__}: data sample {i} has unknown flip_direction {direction!r}')
                 cams = cams.flip(dims)
-            sample.cam = normalize_cams(cams)
+            sample.cam = self.normalize(cams)
             sample.cam_keys = keys
         return list(data_samples)

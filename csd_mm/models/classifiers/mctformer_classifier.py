@@ -16,12 +16,13 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType
 from torch import Tensor
 
+from ..cam import minmax_normalize_cams
 from ..mctformer_cam import mctformer_cams, patch_maps_to_pixels
 from .base_cam_classifier import BaseCAMClassifier
 
 
 _DEFAULT_TEST_CFG = dict(scales=(1.0, ), flip=True, num_cam_layers=3, patch_refine=True,
-                         resize_mode='bilinear')
+                         resize_mode='bicubic')
 
 
 @MODELS.register_module()
@@ -34,7 +35,7 @@ class MCTformerV2Classifier(BaseCAMClassifier):
       class-token logits and on the pooled patch-CAM logits (MCTformer-V2 sums both with weight 1; the
       Runner sums every ``loss*`` key, the two are logged apart).
     * ``'predict'``: for each data sample ``cam`` (float ``(K, H, W)`` at ``metainfo['ori_shape']``,
-      per-class max-normalised to [0, 1]) and ``cam_keys`` (long ``[K]``, the 0-based classes of its
+      per-class min-max normalised to [0, 1]) and ``cam_keys`` (long ``[K]``, the 0-based classes of its
       ``gt_label``, ascending; all C without ``gt_label``). The MCTformer CAM (:func:`mctformer_cams`) of
       each test scale and its flip is brought to the pixels of the scaled input (cropping the patch-embed
       padding, :func:`patch_maps_to_pixels`), and the maps are summed at the original size with the shared
@@ -48,9 +49,8 @@ class MCTformerV2Classifier(BaseCAMClassifier):
     part in training like any other patch, and CAMs are cropped back to the real pixels. Training crops
     of a multiple of the patch size (224 for DeiT-S/16) avoid the padding altogether.
 
-    Note:
-        MCTformer min-max normalises each class map; here the contract's max normalisation is used. The
-        maps are non-negative (attention and ReLU), so both agree wherever a map reaches 0.
+    Each class map is min-max normalised to [0, 1] as MCTformer does (:meth:`normalize`): the
+    patch-to-patch refinement leaves every map a floor above 0, which max normalisation would keep.
 
     Args:
         backbone (dict): :class:`~csd_mm.models.backbones.MCTformerViT` config; its ``num_classes`` must
@@ -66,8 +66,8 @@ class MCTformerV2Classifier(BaseCAMClassifier):
             ``'deterministic'`` (default) or ``'train_mode'`` (:class:`BaseCAMClassifier`).
         test_cfg (dict, optional): ``scales`` (default (1.0,)), ``flip`` (default True),
             ``num_cam_layers`` (last blocks of class-to-patch attention, default 3), ``patch_refine``
-            (patch-to-patch refinement, default True), ``resize_mode`` (rescaling of the test image,
-            default 'bilinear' as MCTformer).
+            (patch-to-patch refinement, default True), ``resize_mode`` (rescaling of the test image at the
+            scales other than 1, default 'bicubic': MCTformer resizes with PIL bicubic).
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -122,6 +122,11 @@ class MCTformerV2Classifier(BaseCAMClassifier):
         """``dict(loss_cls=..., loss_patch=...)``: soft-margin losses of the class-token and patch logits."""
         cls_logits, patch_logits = logits_list
         return dict(loss_cls=self.head.loss(cls_logits, gt_labels), loss_patch=self.head.loss(patch_logits, gt_labels))
+
+    @staticmethod
+    def normalize(cams: Tensor) -> Tensor:
+        """Min-max normalisation of each class map, as MCTformer (``engine.py``; eps 1e-8)."""
+        return minmax_normalize_cams(cams)
 
     def cam_score_fn(self, inputs: Tensor) -> Tensor:
         """MCTformer CAMs of a batch at the pixels of ``inputs`` (no scaling, no flip).
