@@ -1,4 +1,5 @@
 """Helpers shared by tests in several folders (as fixtures, since the tests import in importlib mode)."""
+import logging
 import os
 import time
 from pathlib import Path
@@ -44,3 +45,17 @@ def touch_marker() -> Callable:
 def pid_gone() -> Callable[..., bool]:
     """``pid_gone(pid, timeout=10)``: whether the process ended within the timeout."""
     return _pid_gone
+
+
+@pytest.fixture
+def logged_warnings():
+    """The warnings the current MMLogger logs during the test, as a list filled as they come (clear it to
+    look at one call). mmengine's logger does not propagate to pytest's ``caplog``."""
+    from mmengine.logging import MMLogger
+    messages = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)

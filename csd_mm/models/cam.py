@@ -19,6 +19,14 @@ from torch import Tensor
 __all__ = ['normalize_cams', 'minmax_normalize_cams', 'strided_up_size', 'aggregate_multiscale', 'present_classes']
 
 
+def _check_cams(name: str, cams: Tensor, eps: float) -> None:
+    if not isinstance(cams, Tensor) or cams.dim() != 3:
+        raise ValueError(f'{name} expects a tensor of shape (K, H, W), got '
+                         f'{tuple(cams.shape) if isinstance(cams, Tensor) else type(cams).__name__}')
+    if eps <= 0:
+        raise ValueError(f'{name} needs eps > 0, got {eps}')
+
+
 def normalize_cams(cams: Tensor, eps: float = 1e-5) -> Tensor:
     """Max-normalises each CAM to [0, 1] as IRN does.
 
@@ -31,11 +39,7 @@ def normalize_cams(cams: Tensor, eps: float = 1e-5) -> Tensor:
     Returns:
         Tensor: The normalised maps, same shape and dtype as ``cams``.
     """
-    if not isinstance(cams, Tensor) or cams.dim() != 3:
-        raise ValueError('normalize_cams expects a tensor of shape (K, H, W), got '
-                         f'{tuple(cams.shape) if isinstance(cams, Tensor) else type(cams).__name__}')
-    if eps <= 0:
-        raise ValueError(f'normalize_cams needs eps > 0, got {eps}')
+    _check_cams('normalize_cams', cams, eps)
     cams = F.relu(cams)
     if cams.numel() == 0:
         return cams
@@ -58,11 +62,7 @@ def minmax_normalize_cams(cams: Tensor, eps: float = 1e-8) -> Tensor:
     Returns:
         Tensor: The normalised maps, same shape and dtype as ``cams``.
     """
-    if not isinstance(cams, Tensor) or cams.dim() != 3:
-        raise ValueError('minmax_normalize_cams expects a tensor of shape (K, H, W), got '
-                         f'{tuple(cams.shape) if isinstance(cams, Tensor) else type(cams).__name__}')
-    if eps <= 0:
-        raise ValueError(f'minmax_normalize_cams needs eps > 0, got {eps}')
+    _check_cams('minmax_normalize_cams', cams, eps)
     if cams.numel() == 0:
         return cams
     flat = cams.flatten(1)

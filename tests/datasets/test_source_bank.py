@@ -1,12 +1,10 @@
 """Tests of csd_mm/datasets/source_bank.py (CSD stage 0: the prior masks of the single-label images)."""
 import json
-import logging
 import os
 import os.path as osp
 
 import numpy as np
 import pytest
-from mmengine.logging import MMLogger
 
 from csd_mm.datasets.source_bank import (BG_VALUE, FG_VALUE, UNSURE_VALUE, build_source_bank,
                                          check_source_bank_labels, check_source_bank_settings, encode_masks,
@@ -265,23 +263,14 @@ def test_bank_entries_outside_a_training_subset_are_left_out_with_a_warning(tmp_
         (tmp_path / 'log.txt').read_text()
 
 
-def test_empty_foreground_masks_are_named_in_a_warning(tmp_path):
-    from mmengine.logging import MMLogger
+def test_empty_foreground_masks_are_named_in_a_warning(tmp_path, logged_warnings):
     mask_dir, out = tmp_path / 'pm', str(tmp_path / 'bank')
     write_png(str(mask_dir / 'a.png'), np.array([[3, 0], [0, 0]], np.uint8))  # class 2 -> value 3: has fg
     write_png(str(mask_dir / 'c.png'), np.array([[0, 0], [255, 2]], np.uint8))  # class 0 (value 1) is absent
-    messages = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: messages.append(record.getMessage())
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
-        index = build_source_bank(out, IDS, LABELS, pseudo_mask_dir=str(mask_dir), progress=False)
-    finally:
-        logger.removeHandler(handler)
+    index = build_source_bank(out, IDS, LABELS, pseudo_mask_dir=str(mask_dir), progress=False)
     assert [e['img_id'] for e in index['entries']] == ['a', 'c']
     assert any("1 of 2 single-label images have an empty foreground mask, so pasting them pastes nothing (their "
-               "consistency terms are 0), e.g. 'c'" in m for m in messages)
+               "consistency terms are 0), e.g. 'c'" in m for m in logged_warnings)
 
 
 
@@ -295,20 +284,6 @@ def test_malicious_source_bank_index_runs_no_code(tmp_path, touch_marker):
     with pytest.raises(ValueError, match=r'index\.json: malformed source bank index'):
         load_source_bank(str(bank))
     assert not marker.exists()
-
-
-def _warnings_of(call):
-    """The warnings the current MMLogger logs while ``call()`` runs, and its result."""
-    messages = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: messages.append(record.getMessage())
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
-        result = call()
-    finally:
-        logger.removeHandler(handler)
-    return result, messages
 
 
 def test_a_bank_of_the_cams_of_other_weights_is_refused(tmp_path):
@@ -339,15 +314,16 @@ def test_a_bank_of_the_cams_of_other_weights_is_refused(tmp_path):
         build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False)
 
 
-def test_a_bank_without_cam_fingerprint_is_reused_with_a_warning(tmp_path):
+def test_a_bank_without_cam_fingerprint_is_reused_with_a_warning(tmp_path, logged_warnings):
     cam_dir, out = str(tmp_path / 'cams'), str(tmp_path / 'bank')
     _write_cams(cam_dir)  # a CAM folder without record (older version): the bank records no fingerprint
     first = build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False)
     assert first['settings'] == dict(prior='cam', tau_fg=0.3, tau_bg=0.05)
     (tmp_path / 'cams' / CAM_RECORD_FILE).write_text(json.dumps(dict(fingerprint='cccc000000000003')))
-    again, messages = _warnings_of(lambda: build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False))
+    logged_warnings.clear()
+    again = build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False)
     assert again == first
-    assert [m for m in messages if m.startswith(
+    assert [m for m in logged_warnings if m.startswith(
         f'source bank {out} records no CAM fingerprint (built before banks recorded it), so nothing tells whether '
         'its masks come from the CAMs of weights cccc000000000003; it is used as it is.')]
     with pytest.raises(ValueError, match=r'tau_fg=0\.3, tau_bg=0\.05, asked for CAM prior, tau_fg=0\.6'):

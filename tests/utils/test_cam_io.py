@@ -1,6 +1,5 @@
 """Tests of csd_mm.utils.cam_io (the CAM file format)."""
 import json
-import logging
 import os
 import zipfile
 
@@ -283,22 +282,13 @@ def test_a_cam_folder_of_other_weights_is_refused(tmp_path):
         f"{cam_dir}, or write to another folder (the CAMGenerationHook's out_dir, or tools/test.py --cam-dir).")
 
 
-def test_a_cam_folder_without_record_is_used_with_a_warning(tmp_path):
-    from mmengine.logging import MMLogger
+def test_a_cam_folder_without_record_is_used_with_a_warning(tmp_path, logged_warnings):
     cam_dir = str(tmp_path / 'cams')
-    messages = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: messages.append(record.getMessage())
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
-        assert check_cam_record(cam_dir, 'aaaa000000000001') is None  # no folder yet: nothing to say
-        assert messages == []
-        save_cam(cam_path(cam_dir, 'a'), np.zeros((1, 2, 2)), [0])  # written by an older version
-        assert check_cam_record(cam_dir, 'aaaa000000000001') is None
-    finally:
-        logger.removeHandler(handler)
-    assert len(messages) == 1 and messages[0].startswith(
+    assert check_cam_record(cam_dir, 'aaaa000000000001') is None  # no folder yet: nothing to say
+    assert logged_warnings == []
+    save_cam(cam_path(cam_dir, 'a'), np.zeros((1, 2, 2)), [0])  # written by an older version
+    assert check_cam_record(cam_dir, 'aaaa000000000001') is None
+    assert len(logged_warnings) == 1 and logged_warnings[0].startswith(
         f'CAM folder {cam_dir} has no .cams_of.json (written before CAM folders recorded their weights)')
 
 

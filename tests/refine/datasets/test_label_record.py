@@ -1,6 +1,5 @@
 """Tests of csd_mm/refine/datasets/label_record.py: the settings / CAM record of a confident-label folder."""
 import json
-import logging
 import os
 
 import numpy as np
@@ -74,8 +73,7 @@ def test_claim_refuses_changed_cams_of_cached_labels_only(tmp_path):
         claim_label_dir(str(label_dir), settings, {'a': [100, 7], 'b': [200, 5]})
 
 
-def test_claim_without_labels_restarts_and_old_folders_warn(tmp_path):
-    from mmengine.logging import MMLogger
+def test_claim_without_labels_restarts_and_old_folders_warn(tmp_path, logged_warnings):
     label_dir = tmp_path / 'conf'
     first = confident_label_settings(str(tmp_path / 'cams'), 4, 32)
     claim_label_dir(str(label_dir), first, {'a': [1, 1]})
@@ -87,14 +85,8 @@ def test_claim_without_labels_restarts_and_old_folders_warn(tmp_path):
     with pytest.raises(ValueError, match='not a readable label record'):
         claim_label_dir(str(label_dir), second, {'a': [1, 2]})
     os.remove(label_dir / RECORD_FILE)  # labels from before the record existed: used, with a warning
-    messages = []
-    handler = logging.Handler(logging.WARNING)  # mmengine's logger does not propagate to pytest's caplog
-    handler.emit = lambda record: messages.append(record.getMessage())
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
-        claim_label_dir(str(label_dir), second, {'a': [1, 2]})
-    finally:
-        logger.removeHandler(handler)
-    assert len(messages) == 1 and f'{label_dir} holds confident labels but no {RECORD_FILE}' in messages[0]
+    logged_warnings.clear()
+    claim_label_dir(str(label_dir), second, {'a': [1, 2]})
+    assert len(logged_warnings) == 1 and f'{label_dir} holds confident labels but no {RECORD_FILE}' in \
+        logged_warnings[0]
     assert not (label_dir / RECORD_FILE).exists()  # not blessed: the next run warns again
