@@ -107,7 +107,8 @@ def render_markdown(records: Dict[str, Dict]) -> str:
             if sec is None:
                 continue
             lines += [f"### {sec['title']}", '']
-            if sec.get('date', rec['date']) != rec['date']:  # kept from an earlier (--only) run of this record
+            if (sec.get('date', rec['date']), sec.get('command', rec['command'])) != (rec['date'], rec['command']):
+                # kept from an earlier (--only) run of this record
                 lines += [f"From an earlier run: `{sec['command']}`, {sec['date']}.", '']
             if sec.get('error'):
                 lines += [f"Failed: `{sec['error']}`", '']

@@ -39,12 +39,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='"crf", "none" (the seed) or a Python-style config file defining `refiner`')
     parser.add_argument('--bg-threshold', type=float, default=None,
                         help='constant background score (crf: instead of the power; none: default 0.15)')
-    parser.add_argument('--alpha', type=float, default=16.0, help='crf: background power (PSA: 16)')
-    parser.add_argument('--confident', action='store_true',
+    # the crf flags default to None ("not given"), so that another refiner can refuse them; CRF_DEFAULTS fills in
+    parser.add_argument('--alpha', type=float, help='crf: background power (default: PSA\'s 16)')
+    parser.add_argument('--confident', action='store_true', default=None,
                         help='crf: PSA confident labels (255 where the low/high-alpha CRFs disagree)')
-    parser.add_argument('--low-alpha', type=float, default=4.0, help='crf --confident: strong background')
-    parser.add_argument('--high-alpha', type=float, default=32.0, help='crf --confident: weak background')
-    parser.add_argument('--crf-iters', type=int, default=10, help='crf: mean-field iterations')
+    parser.add_argument('--low-alpha', type=float, help='crf --confident: strong background (default 4)')
+    parser.add_argument('--high-alpha', type=float, help='crf --confident: weak background (default 32)')
+    parser.add_argument('--crf-iters', type=int, help='crf: mean-field iterations (default 10)')
     parser.add_argument('--img-suffix', default='.jpg', help='image file suffix')
     parser.add_argument('--num-workers', type=int, default=0, help='worker processes')
     parser.add_argument('--gt-dir', help='ground-truth mask folder: print the mask mIoU')
@@ -56,14 +57,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-# the flags of the built-in refiners and their defaults: set for another refiner they would be ignored silently
-CRF_FLAGS = dict(alpha=16.0, confident=False, low_alpha=4.0, high_alpha=32.0, crf_iters=10)
+# the crf-only flags and their defaults (PSA's CRF): given with another refiner they would be ignored silently
+CRF_DEFAULTS = dict(alpha=16.0, confident=False, low_alpha=4.0, high_alpha=32.0, crf_iters=10)
 
 
 def refiner_from_args(args: argparse.Namespace):
     """The refiner config the arguments describe."""
     if args.refiner != 'crf':
-        ignored = [f'--{k.replace("_", "-")}' for k, default in CRF_FLAGS.items() if getattr(args, k) != default]
+        ignored = [f'--{k.replace("_", "-")}' for k in CRF_DEFAULTS if getattr(args, k) is not None]
         if args.refiner != 'none' and args.bg_threshold is not None:
             ignored.insert(0, '--bg-threshold')
         if ignored:
@@ -71,9 +72,10 @@ def refiner_from_args(args: argparse.Namespace):
                              'also none); a config refiner takes its settings from the config or --cfg-options, '
                              'e.g. refiner.bg_threshold=0.3')
     if args.refiner == 'crf':
-        return dict(type=DenseCRFRefiner, bg_threshold=args.bg_threshold, alpha=args.alpha,
-                    confident=args.confident, low_alpha=args.low_alpha, high_alpha=args.high_alpha,
-                    n_iters=args.crf_iters)
+        crf = {k: default if getattr(args, k) is None else getattr(args, k) for k, default in CRF_DEFAULTS.items()}
+        return dict(type=DenseCRFRefiner, bg_threshold=args.bg_threshold, alpha=crf['alpha'],
+                    confident=crf['confident'], low_alpha=crf['low_alpha'], high_alpha=crf['high_alpha'],
+                    n_iters=crf['crf_iters'])
     if args.refiner == 'none':
         return dict(type=SeedRefiner, bg_threshold=0.15 if args.bg_threshold is None else args.bg_threshold)
     if not osp.isfile(args.refiner):

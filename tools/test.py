@@ -32,7 +32,6 @@ import os.path as osp
 import numpy as np
 from mmengine.config import Config, DictAction
 from mmengine.config.lazy import LazyObject
-from mmengine.dist import barrier
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
@@ -224,11 +223,11 @@ def main() -> None:
     metrics = runner.test()
     if args.out_metrics and runner.rank == 0:
         write_metrics(args.out_metrics, metrics)
-    if kind == 'cam' and args.show_dir is not None:
-        barrier()  # every rank's CAM files are written
-        if runner.rank == 0:  # mmengine's visualizers draw on rank 0 only (master_only)
-            draw_cams(runner, args.show_dir, metrics)
+    # every rank's CAM files are written; the ranks leave the process group together, before rank 0 draws alone
+    # (the others waiting in a barrier for the drawing could pass the backend's timeout on a large split)
     finish_distributed()
+    if kind == 'cam' and args.show_dir is not None and runner.rank == 0:
+        draw_cams(runner, args.show_dir, metrics)  # mmengine's visualizers draw on rank 0 (master_only)
 
 
 def write_metrics(path: str, metrics: dict) -> None:

@@ -36,7 +36,7 @@ model.update(
     head=dict(in_channels=embed_dims, num_classes=num_classes),
     # No patch-to-patch refinement: the attention of a tiny ViT trained from scratch on 200 images is not an
     # affinity yet (MCTformer refines with a trained DeiT's). Measured on the toy baseline (seed 0, min-max
-    # normalised maps, 2026-12-01): seed mIoU 18.45 without the refinement, 12.65 with it.
+    # normalised maps, 2026-12-01; docs/results.md): seed mIoU 18.45 without the refinement, 12.65 with it.
     test_cfg=dict(scales=(1.0, ), flip=True, num_cam_layers=3, patch_refine=False))
 
 train_dataloader.update(batch_size=16)

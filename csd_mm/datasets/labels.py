@@ -155,6 +155,9 @@ def _image_id(key: Any) -> str:
     MCTformer's, this repository's) are kept."""
     if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
         digits = str(int(key))
+        if len(digits) != 10:
+            raise LabelFileError(f'label key {key} is an integer but not an IRN-style VOC id (10 digits, '
+                                 '2007000032 for 2007_000032); store the image ids as text')
         return f'{digits[:4]}_{digits[4:]}'
     return str(key)
 

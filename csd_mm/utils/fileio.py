@@ -90,7 +90,7 @@ def remove_stale_temp_files(folder: str) -> List[str]:
     return removed
 
 
-def atomic_write(path: str, write: Callable[[Any], None], suffix: str = '.tmp') -> None:
+def atomic_write(path: str, write: Callable[[Any], None]) -> None:
     """Writes a file atomically: ``write(fileobj)`` fills a temporary file in the same folder, which then
     replaces ``path`` with :func:`os.replace`, so a crash never leaves a half-written file behind.
 
@@ -101,12 +101,11 @@ def atomic_write(path: str, write: Callable[[Any], None], suffix: str = '.tmp') 
     Args:
         path (str): The final path. Its folder is created if needed.
         write (Callable): Called with a binary file object opened for writing.
-        suffix (str): Suffix of the temporary file. Defaults to '.tmp'.
     """
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
-        dir=folder, prefix=f'.{osp.basename(path)}~{_host()}~{os.getpid()}~', suffix=suffix)
+        dir=folder, prefix=f'.{osp.basename(path)}~{_host()}~{os.getpid()}~', suffix='.tmp')
     try:
         os.fchmod(fd, new_file_mode(current_umask()))
         with os.fdopen(fd, 'wb') as f:

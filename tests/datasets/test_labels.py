@@ -198,3 +198,6 @@ def test_irns_integer_keys_load_as_voc_ids(tmp_path):
     assert sorted(labels) == ['2007_000032', '2011_003276']
     np.testing.assert_array_equal(labels['2007_000032'], vec)
     assert labels_for_split(labels, ['2011_003276'], 20)[0].nonzero()[0].tolist() == [3]
+    np.save(path, {9: vec}, allow_pickle=True)  # an integer that is no VOC id: refused, not guessed
+    with pytest.raises(LabelFileError, match='label key 9 is an integer but not an IRN-style VOC id'):
+        load_cls_labels(str(path))

@@ -63,6 +63,10 @@ class PackCAMInputs(BaseTransform):
             KeyError: ``img`` or ``gt_label`` is missing.
             ValueError: The mask's size differs from the image's (names ``seg_map_path`` and both sizes).
         """
+        return dict(inputs=self._image_tensor(results['img']), data_samples=self._data_sample(results))
+
+    def _data_sample(self, results: dict) -> SegDataSample:
+        """The checked ``SegDataSample`` of :meth:`transform` (labels, mask, metainfo), without the image."""
         for key in ('img', 'gt_label'):
             if key not in results:
                 raise KeyError(f'PackCAMInputs needs {key!r} in the results of '
@@ -79,7 +83,7 @@ class PackCAMInputs(BaseTransform):
             data_sample.gt_sem_seg = PixelData(data=torch.from_numpy(seg[None].astype(np.int64)))
         data_sample.gt_label = torch.from_numpy(np.array(results['gt_label'], dtype=np.float32).reshape(-1))
         data_sample.set_metainfo({k: results[k] for k in self.meta_keys if k in results})
-        return dict(inputs=self._image_tensor(img), data_samples=data_sample)
+        return data_sample
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}(meta_keys={self.meta_keys})'

@@ -41,11 +41,11 @@ class PackCSDInputs(PackCAMInputs):
         if len(set(shapes.values())) != 1:
             raise ValueError(f'CSD views of {results.get("img_path", "<unknown image>")} differ in size: '
                              f'{shapes}')
-        packed = super().transform(results)
+        sample = self._data_sample(results)
         # numpy stacks the views in one single-threaded copy; torch.stack of uint8 images runs on torch's
         # intra-op threads and was 100x slower (30 ms for 4 512x512 views) when the other core was busy
-        packed['inputs'] = torch.from_numpy(np.stack([self._image_chw(results[k]) for k in VIEW_KEYS]))
-        sample = packed['data_samples']
+        packed = dict(inputs=torch.from_numpy(np.stack([self._image_chw(results[k]) for k in VIEW_KEYS])),
+                      data_samples=sample)
         sample.src_label = torch.from_numpy(np.array(results['src_label'], np.float32).reshape(-1))
         sample.src_fg_mask = torch.from_numpy(np.asarray(results['src_fg_mask']) == 1)
         sample.src_bg_mask = torch.from_numpy(np.asarray(results['src_bg_mask']) == 1)

@@ -31,8 +31,8 @@ class CAMGenerationHook(Hook):
       (typically every training image, which the source bank of CSD and the pseudo masks need). Images whose
       file already exists are skipped, so a rerun (or a crashed run resumed) only does the missing ones.
       Distributed: the images are split over the ranks with a non-padding sampler, so each image is computed
-      and written exactly once, by every rank with rank 0's batch-norm statistics (those of the checkpoint; DDP
-      leaves each rank the statistics of its own last batch).
+      and written exactly once, by every rank with rank 0's batch-norm statistics (those of the checkpoint;
+      mmengine's DDP wrapper does not broadcast buffers, so each rank's running statistics drift apart).
     * ``after_test_iter``: when ``save_in_test`` is True, writes the CAMs that the test loop computed (the
       predictions that :class:`~csd_mm.evaluation.SeedMetric` scores), so ``tools/test.py`` leaves them on disk.
 
@@ -225,10 +225,10 @@ class CAMGenerationHook(Hook):
     def _use_buffers_of_rank_0(model: torch.nn.Module) -> None:
         """Gives every rank rank 0's buffers (batch-norm statistics), so all ranks hold the checkpoint's weights.
 
-        DDP broadcasts rank 0's buffers at the start of each forward pass, so after the last training step every
-        rank keeps the statistics of its own last batch, while the checkpoint holds rank 0's; the CAM pass calls
-        ``test_step``, which does not broadcast. (The parameters are equal on every rank: DDP averages the
-        gradients.)
+        mmengine wraps the model with ``broadcast_buffers=False``, so during training every rank updates the
+        running statistics from its own batches only and they drift apart, while the checkpoint holds rank 0's.
+        (The parameters are equal on every rank: DDP averages the gradients.) mmengine's ``SyncBuffersHook``
+        would average them, which matches no checkpoint.
         """
         if get_dist_info()[1] > 1:
             for buffer in unwrap_model(model).buffers():

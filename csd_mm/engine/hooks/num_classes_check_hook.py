@@ -3,9 +3,10 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch.nn as nn
 from mmengine.hooks import Hook
-from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import Runner
 from mmseg.registry import HOOKS
+
+from csd_mm.utils.checkpoint import unwrap_model
 
 __all__ = ['NumClassesCheckHook', 'num_classes_mismatch']
 
@@ -24,10 +25,7 @@ def num_classes_mismatch(model, classes: Sequence[str]) -> Optional[str]:
     Returns:
         str | None: ``'model.head.num_classes is 20 but ... 6 classes ...'``, or None when they agree.
     """
-    if is_model_wrapper(model):
-        model = model.module
-    if isinstance(model, BaseTTAModel):  # tools/test.py --tta wraps the segmentor
-        model = model.module
+    model = unwrap_model(model)
     counts: List[Tuple[str, int, int]] = []
     if hasattr(model, 'decode_head'):
         for key in ('decode_head', 'auxiliary_head'):  # a cascade / several auxiliary heads: a list of heads
