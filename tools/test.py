@@ -39,7 +39,7 @@ import csd_mm  # noqa: F401  (adapts third-party breakages and registers every p
 from csd_mm.compat import finish_distributed, setup_cpu_distributed
 from csd_mm.engine.hooks import CAMGenerationHook
 from csd_mm.utils.checkpoint import check_checkpoint_matches
-from csd_mm.utils.fileio import atomic_write_bytes
+from csd_mm.utils.fileio import StaleOutputError, atomic_write_bytes
 
 
 def parse_args() -> argparse.Namespace:
@@ -220,7 +220,10 @@ def main() -> None:
         check_checkpoint_matches(runner.model, args.checkpoint)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f'error: {e}')
-    metrics = runner.test()
+    try:
+        metrics = runner.test()
+    except StaleOutputError as e:  # a CAM folder of other weights (the message says what to delete)
+        raise SystemExit(f'error: {e}')
     if args.out_metrics and runner.rank == 0:
         write_metrics(args.out_metrics, metrics)
     # every rank's CAM files are written; the ranks leave the process group together, before rank 0 draws alone

@@ -25,6 +25,7 @@ from mmengine.runner import Runner
 import csd_mm  # noqa: F401  (adapts third-party breakages and registers every part)
 from csd_mm.compat import finish_distributed, setup_cpu_distributed
 from csd_mm.utils.checkpoint import check_checkpoint_matches, set_resume_point
+from csd_mm.utils.fileio import StaleOutputError
 from csd_mm.utils.process import WorkDirLockedError, lock_work_dir
 
 
@@ -169,7 +170,10 @@ def main() -> None:
             check_checkpoint_matches(runner.model, cfg.load_from)
         except (FileNotFoundError, ValueError) as e:
             raise SystemExit(f'error: {e}')
-    runner.train()
+    try:
+        runner.train()
+    except StaleOutputError as e:  # outputs of other weights or settings (the message says what to delete)
+        raise SystemExit(f'error: {e}')
     finish_distributed()
 
 

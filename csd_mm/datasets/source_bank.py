@@ -25,11 +25,12 @@ import numpy as np
 from mmengine.logging import print_log
 
 from csd_mm.utils.cam_io import cam_path, load_cam, read_cam_record
-from csd_mm.utils.fileio import atomic_write_bytes, read_png, remove_stale_temp_files, write_png
+from csd_mm.utils.fileio import StaleOutputError, atomic_write_bytes, read_png, remove_stale_temp_files, write_png
 
 __all__ = ['FG_VALUE', 'BG_VALUE', 'UNSURE_VALUE', 'masks_from_cam', 'masks_from_pseudo_mask',
            'encode_masks', 'build_source_bank', 'load_source_bank', 'source_bank_complete',
-           'source_bank_settings', 'check_source_bank_settings', 'check_source_bank_labels']
+           'source_bank_settings', 'check_source_bank_settings', 'check_source_bank_labels',
+           'recorded_cam_fingerprint']
 
 FG_VALUE = 1
 BG_VALUE = 0
@@ -77,6 +78,28 @@ def encode_masks(fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
 def source_bank_complete(out_dir: str) -> bool:
     """True when ``out_dir`` holds a finished bank (its index is written last)."""
     return osp.isfile(osp.join(out_dir, INDEX_FILE))
+
+
+def recorded_cam_fingerprint(out_dir: str) -> Optional[str]:
+    """The fingerprint of the weights whose CAMs a complete or unfinished bank in ``out_dir`` was built from.
+
+    None when there is no bank, it was built from pseudo masks, or it records no fingerprint (built before
+    banks recorded it, or from a CAM folder without a record). An unreadable settings file counts as none here;
+    building the bank reports it.
+    """
+    for name in (INDEX_FILE, PARTIAL_FILE):
+        path = osp.join(out_dir, name)
+        if not osp.isfile(path):
+            continue
+        try:
+            with open(path) as f:
+                stored = json.load(f)
+        except ValueError:
+            return None
+        settings = stored.get('settings') if name == INDEX_FILE else stored
+        fingerprint = settings.get('cam_fingerprint') if isinstance(settings, dict) else None
+        return fingerprint if isinstance(fingerprint, str) else None
+    return None
 
 
 def source_bank_settings(cam_dir: Optional[str] = None,
@@ -156,8 +179,8 @@ def check_source_bank_settings(out_dir: str, settings: Dict) -> None:
         settings (dict): The asked settings (:func:`source_bank_settings`).
 
     Raises:
-        ValueError: The stored settings differ from (or do not tell) the asked ones; the message names the
-            bank folder, both settings and how to proceed.
+        StaleOutputError: (a ``ValueError``) The stored settings differ from (or do not tell) the asked ones;
+            the message names the bank folder, both settings and how to proceed.
     """
     if not source_bank_complete(out_dir):
         return
@@ -166,12 +189,12 @@ def check_source_bank_settings(out_dir: str, settings: Dict) -> None:
     how = (f'Delete {out_dir} to rebuild it with the asked settings, or choose another out_dir '
            '(the CAM hook\'s source_bank.out_dir).')
     if stored is None:
-        raise ValueError(f'source bank {out_dir} was written before banks recorded their settings '
-                         f'(its {INDEX_FILE} has no "settings"), so it cannot be checked against the asked '
-                         f'{_describe(settings)}. {how}')
+        raise StaleOutputError(f'source bank {out_dir} was written before banks recorded their settings '
+                               f'(its {INDEX_FILE} has no "settings"), so it cannot be checked against the asked '
+                               f'{_describe(settings)}. {how}')
     if not _same_settings(stored, settings, out_dir):
-        raise ValueError(f'source bank {out_dir} exists with other settings: built with {_describe(stored)}, '
-                         f'asked for {_describe(settings)}. {how}')
+        raise StaleOutputError(f'source bank {out_dir} exists with other settings: built with {_describe(stored)}, '
+                               f'asked for {_describe(settings)}. {how}')
 
 
 def build_source_bank(out_dir: str,
@@ -204,8 +227,9 @@ def build_source_bank(out_dir: str,
         dict: The index (``entries``, ``settings`` and ``num_classes``).
 
     Raises:
-        ValueError: A complete or partial bank in ``out_dir`` has other settings (or, written before this
-            check existed, records none), or an input is invalid.
+        StaleOutputError: (a ``ValueError``) A complete or partial bank in ``out_dir`` has other settings (or,
+            written before this check existed, records none).
+        ValueError: An input is invalid.
     """
     settings = source_bank_settings(cam_dir, pseudo_mask_dir, tau_fg, tau_bg)
     if source_bank_complete(out_dir):
@@ -265,7 +289,8 @@ def _claim_partial_bank(out_dir: str, mask_dir: str, settings: Dict) -> None:
     """Records ``settings`` for an unfinished bank, or checks them against a crashed run's.
 
     Raises:
-        ValueError: The crashed run used other settings, or left masks without recording its settings.
+        StaleOutputError: (a ``ValueError``) The crashed run used other settings, or left masks without
+            recording its settings.
     """
     marker = osp.join(out_dir, PARTIAL_FILE)
     how = f'Delete {out_dir} to rebuild the bank, or choose another out_dir.'
@@ -274,15 +299,15 @@ def _claim_partial_bank(out_dir: str, mask_dir: str, settings: Dict) -> None:
             with open(marker) as f:
                 stored = json.load(f)
         except ValueError as e:
-            raise ValueError(f'{marker}: unreadable settings of an unfinished source bank ({e}). {how}') from e
+            raise StaleOutputError(f'{marker}: unreadable settings of an unfinished source bank ({e}). {how}') from e
         if not _same_settings(stored, settings, out_dir):
-            raise ValueError(f'unfinished source bank {out_dir} was started with {_describe(stored)}, '
-                             f'asked for {_describe(settings)}; resuming would mix both. {how}')
+            raise StaleOutputError(f'unfinished source bank {out_dir} was started with {_describe(stored)}, '
+                                   f'asked for {_describe(settings)}; resuming would mix both. {how}')
         return
     if osp.isdir(mask_dir) and os.listdir(mask_dir):
-        raise ValueError(f'unfinished source bank {out_dir} holds masks but no {PARTIAL_FILE} (written before '
-                         f'banks recorded their settings), so resuming it with {_describe(settings)} could mix '
-                         f'settings. {how}')
+        raise StaleOutputError(f'unfinished source bank {out_dir} holds masks but no {PARTIAL_FILE} (written before '
+                               f'banks recorded their settings), so resuming it with {_describe(settings)} could mix '
+                               f'settings. {how}')
     os.makedirs(mask_dir, exist_ok=True)
     atomic_write_bytes(marker, json.dumps(settings, indent=1).encode())
 

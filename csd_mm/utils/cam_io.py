@@ -2,9 +2,9 @@
 
 Each file holds ``cam`` (``float16``, shape ``(K, H, W)``: the image's K classes at the original image size,
 normalised to [0, 1]: max-normalised as IRN, min-max as MCTformer) and ``keys`` (``int64``, shape ``[K]``: the
-0-based foreground class ids, strictly ascending, so mask value ``keys + 1``). This replaces IRN's pickled ``.npy`` dict (Ahn et al., CVPR 2019): the
-archive keeps the keys beside the maps and is read with ``allow_pickle=False``, so loading a CAM file cannot
-run code. Files are written atomically (a temporary file in the same folder, then :func:`os.replace`), so a
+0-based foreground class ids, strictly ascending, so mask value ``keys + 1``). This replaces IRN's pickled
+``.npy`` dict (Ahn et al., CVPR 2019): the archive keeps the keys beside the maps and is read with
+``allow_pickle=False``, so loading a CAM file cannot run code. Files are written atomically (a temporary file in the same folder, then :func:`os.replace`), so a
 file that exists is complete and reruns can skip it (:func:`missing_ids`).
 
 A CAM folder also records which weights wrote it: ``.cams_of.json`` holds ``fingerprint``
@@ -23,7 +23,7 @@ from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.logging import print_log
 
-from .fileio import atomic_write, atomic_write_bytes
+from .fileio import StaleOutputError, atomic_write, atomic_write_bytes
 from .paths import check_image_id
 
 __all__ = ['CAM_SUFFIX', 'CAMFileWriter', 'save_cam', 'load_cam', 'load_cam_keys', 'cam_path', 'missing_ids',
@@ -170,7 +170,8 @@ def read_cam_record(cam_dir: str) -> Optional[dict]:
     when the folder has none.
 
     Raises:
-        ValueError: The record is no JSON object with a string ``fingerprint`` (the file is named).
+        StaleOutputError: (a ``ValueError``) The record is no JSON object with a string ``fingerprint`` (the
+            file is named).
     """
     path = os.path.join(cam_dir, CAM_RECORD_FILE)
     if not os.path.isfile(path):
@@ -181,8 +182,8 @@ def read_cam_record(cam_dir: str) -> Optional[dict]:
         if not isinstance(record, dict) or not isinstance(record.get('fingerprint'), str):
             raise ValueError(f'expected an object with a string "fingerprint", got {record!r}')
     except ValueError as e:
-        raise ValueError(f'{path}: unreadable record of the weights that wrote the CAM files of {cam_dir} ({e}); '
-                         f'delete {cam_dir} to write its CAMs again') from e
+        raise StaleOutputError(f'{path}: unreadable record of the weights that wrote the CAM files of {cam_dir} ({e}); '
+                               f'delete {cam_dir} to write its CAMs again') from e
     return record
 
 
@@ -227,8 +228,8 @@ def check_cam_record(cam_dir: str, fingerprint: str) -> Optional[dict]:
         dict | None: The folder's record, None when it has none.
 
     Raises:
-        ValueError: The record names other weights; the message names the folder, both fingerprints and what to
-            do.
+        StaleOutputError: (a ``ValueError``) The record names other weights; the message names the folder,
+            both fingerprints and what to do.
     """
     record = read_cam_record(cam_dir)
     if record is None:
@@ -239,11 +240,11 @@ def check_cam_record(cam_dir: str, fingerprint: str) -> Optional[dict]:
                       logger='current', level=logging.WARNING)
         return None
     if record['fingerprint'] != fingerprint:
-        raise ValueError(f'CAM folder {cam_dir} holds the CAMs of other weights: written by weights '
-                         f'{_describe_record(record)}, while this model\'s weights are {fingerprint}. Writing there '
-                         'would mix two models\' CAMs (and keep the other\'s files as if finished). Delete '
-                         f'{cam_dir}, or write to another folder (the CAMGenerationHook\'s out_dir, or tools/test.py '
-                         '--cam-dir).')
+        raise StaleOutputError(f'CAM folder {cam_dir} holds the CAMs of other weights: written by weights '
+                               f'{_describe_record(record)}, while this model\'s weights are {fingerprint}. '
+                               'Writing there would mix two models\' CAMs (and keep the other\'s files as if '
+                               f'finished). Delete {cam_dir}, or write to another folder (the CAMGenerationHook\'s '
+                               'out_dir, or tools/test.py --cam-dir).')
     return record
 
 

@@ -11,8 +11,16 @@ import cv2
 import mmcv
 import numpy as np
 
-__all__ = ['atomic_write', 'atomic_write_bytes', 'write_png', 'read_png', 'read_image', 'raise_if_unreadable_image',
-           'current_umask', 'new_file_mode', 'remove_stale_temp_files']
+__all__ = ['StaleOutputError', 'atomic_write', 'atomic_write_bytes', 'write_png', 'read_png', 'read_image',
+           'raise_if_unreadable_image', 'current_umask', 'new_file_mode', 'remove_stale_temp_files']
+
+
+class StaleOutputError(ValueError):
+    """An output folder holds results made otherwise (other weights, settings or inputs) than the asking run's.
+
+    Raised instead of reusing or mixing them (CAM folders, source banks, confident-label caches); the message
+    names the folder and what to delete. The tools print it as one ``error:`` line, not a traceback.
+    """
 
 
 #: ``.<file name>~<host>~<pid>~<random><suffix>``: the writer's host and pid in the temporary file's name let

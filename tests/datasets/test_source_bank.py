@@ -9,7 +9,7 @@ import pytest
 from csd_mm.datasets.source_bank import (BG_VALUE, FG_VALUE, UNSURE_VALUE, build_source_bank,
                                          check_source_bank_labels, check_source_bank_settings, encode_masks,
                                          load_source_bank, masks_from_cam, masks_from_pseudo_mask,
-                                         source_bank_complete, source_bank_settings)
+                                         recorded_cam_fingerprint, source_bank_complete, source_bank_settings)
 from csd_mm.utils.cam_io import CAM_RECORD_FILE, cam_path, record_new_cam_folder, save_cam
 from csd_mm.utils.fileio import read_png, write_png
 
@@ -96,6 +96,7 @@ def test_build_from_pseudo_masks(tmp_path):
     index = build_source_bank(out, IDS, LABELS, pseudo_mask_dir=str(pm_dir), progress=False)
     assert index['settings'] == dict(prior='masks', mask_dir=str(pm_dir))  # tau_fg / tau_bg do not apply
     assert [e['img_id'] for e in index['entries']] == ['a', 'c']
+    assert recorded_cam_fingerprint(out) is None  # a pseudo-mask prior depends on no weights
     np.testing.assert_array_equal(read_png(osp.join(out, 'masks', 'a.png')), [[1, 0], [255, 255]])
     np.testing.assert_array_equal(read_png(osp.join(out, 'masks', 'c.png')), [[1, 1], [0, 255]])
 
@@ -292,8 +293,9 @@ def test_a_bank_of_the_cams_of_other_weights_is_refused(tmp_path):
     _write_cams(cam_dir)
     assert source_bank_settings(cam_dir=cam_dir) == dict(prior='cam', tau_fg=0.3, tau_bg=0.05,
                                                          cam_fingerprint='aaaa000000000001')
+    assert recorded_cam_fingerprint(out) is None  # no bank yet
     first = build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False)
-    assert first['settings']['cam_fingerprint'] == 'aaaa000000000001'
+    assert first['settings']['cam_fingerprint'] == 'aaaa000000000001' == recorded_cam_fingerprint(out)
     assert build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False) == first  # same CAMs: reused
     # the CAM folder written again by other weights
     record = json.loads((tmp_path / 'cams' / CAM_RECORD_FILE).read_text())
@@ -309,6 +311,7 @@ def test_a_bank_of_the_cams_of_other_weights_is_refused(tmp_path):
     # a crashed build resumed from the CAMs of other weights would mix them: refused too
     os.remove(osp.join(out, 'index.json'))
     (tmp_path / 'bank' / 'settings.partial.json').write_text(json.dumps(first['settings']))
+    assert recorded_cam_fingerprint(out) == 'aaaa000000000001'  # an unfinished bank's too
     with pytest.raises(ValueError, match=r'unfinished source bank .* started with CAM prior, tau_fg=0\.3, '
                        r'tau_bg=0\.05, CAMs of weights aaaa000000000001, asked for .*bbbb000000000002; resuming'):
         build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False)
@@ -319,6 +322,7 @@ def test_a_bank_without_cam_fingerprint_is_reused_with_a_warning(tmp_path, logge
     _write_cams(cam_dir)  # a CAM folder without record (older version): the bank records no fingerprint
     first = build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False)
     assert first['settings'] == dict(prior='cam', tau_fg=0.3, tau_bg=0.05)
+    assert recorded_cam_fingerprint(out) is None
     (tmp_path / 'cams' / CAM_RECORD_FILE).write_text(json.dumps(dict(fingerprint='cccc000000000003')))
     logged_warnings.clear()
     again = build_source_bank(out, IDS, LABELS, cam_dir=cam_dir, progress=False)

@@ -94,6 +94,31 @@ def test_test_tool_writes_cams_and_reports_seed_miou(workspace, single_test):
         assert mmcv.imread(str(show_dir / f'{img_id}.png')).shape == (64, 64 * (len(keys) + 2), 3)
 
 
+def test_stale_outputs_are_refused_as_one_error_line_before_any_step(workspace, baseline, single_test):
+    """A new training into a work dir with another training's CAMs and bank stops before its first iteration,
+    and tools/test.py with another checkpoint refuses the CAM folder of the first: one ``error:`` line each."""
+    import shutil
+    work, _ = baseline
+    again = workspace / 'work_dirs/again'
+    for name in ('cams', 'source_bank'):
+        shutil.copytree(work / name, again / name)
+    proc = subprocess.run([sys.executable, str(REPO / 'tools/train.py'), str(BASE_CFG), '--work-dir', str(again),
+                           '--cfg-options', *TINY], cwd=workspace, capture_output=True, text=True)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f'error: {again / "cams"} holds the CAMs of weights ') and last.endswith(
+        f'Delete {again / "cams"} and {again / "source_bank"} (or set other out_dirs of the CAMGenerationHook) '
+        'before training.')
+    assert 'Iter(train)' not in proc.stdout + proc.stderr and not list(again.glob('*.pth'))
+    cam_dir, _, _ = single_test
+    proc = subprocess.run([sys.executable, str(REPO / 'tools/test.py'), str(BASE_CFG), str(work / 'iter_2.pth'),
+                           '--work-dir', str(workspace / 'work_dirs/test_other'), '--cam-dir', str(cam_dir)],
+                          cwd=workspace, capture_output=True, text=True)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        f'error: CAM folder {cam_dir} holds the CAMs of other weights: written by weights ')
+
+
 def test_resume_continues_from_last_checkpoint(workspace, baseline, run_tool):
     work = workspace / 'work_dirs/resume'
     run_tool([REPO / 'tools/train.py', BASE_CFG, '--work-dir', work, '--cfg-options', *TINY[:-1],

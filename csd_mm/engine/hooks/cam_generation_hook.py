@@ -15,7 +15,7 @@ from mmseg.registry import HOOKS
 from csd_mm.utils.cam_io import (CAMFileWriter, cam_path, check_cam_record, read_cam_record,
                                  record_new_cam_folder)
 from csd_mm.utils.checkpoint import unwrap_model, weights_fingerprint
-from csd_mm.utils.fileio import remove_stale_temp_files
+from csd_mm.utils.fileio import StaleOutputError, remove_stale_temp_files
 from csd_mm.utils.paths import resolve_inside
 
 __all__ = ['CAMGenerationHook']
@@ -43,8 +43,10 @@ class CAMGenerationHook(Hook):
     of other weights is an error on every rank, naming both fingerprints (delete it or choose another
     ``out_dir`` / ``--cam-dir``), never a silent reuse. ``tools/test.py`` rewrites every CAM of a folder with
     its record, and refuses another checkpoint's folder too rather than leave a folder of two models. A folder
-    written before these records existed is used as before, with a warning. A training that starts with another
-    model's CAMs in ``out_dir`` is warned at its start.
+    written before these records existed is used as before, with a warning. A training that still has steps
+    to run while ``out_dir`` (or the source bank) holds the outputs of recorded weights is refused before its
+    first step, not after its last: its steps make new weights, which could not use them.
+    The refusals raise :class:`~csd_mm.utils.fileio.StaleOutputError`, which the tools print as one line.
 
     Args:
         out_dir (str): Output folder, relative to the runner's ``work_dir`` and inside it (an absolute path or
@@ -185,23 +187,38 @@ class CAMGenerationHook(Hook):
         # fail before training, not after it, when the bank this run would write exists with other settings
         if self.source_bank is not None and self.dataloader_cfg is not None:
             self.check_source_bank(runner)
-        if self.dataloader_cfg is not None:
-            self._warn_if_cams_of_other_weights(runner)
+        if self.dataloader_cfg is not None and runner.iter < runner.max_iters:
+            self.refuse_outputs_of_recorded_weights(runner)
 
-    def _warn_if_cams_of_other_weights(self, runner: Runner) -> None:
-        """Says at the start, not only after training, that the CAM folder holds another model's CAMs.
+    def refuse_outputs_of_recorded_weights(self, runner: Runner) -> None:
+        """Refuses, before the first training step, a CAM folder or source bank that records weights.
 
-        A warning, not an error: the weights change during training, and only the final ones are compared (a
-        training from scratch that reproduces the recorded weights bit for bit may use the folder).
+        Training steps make new weights, so the CAM pass after them would refuse such a folder (and the bank
+        built from its CAMs), after all the training time. (The one exception, a rerun that reproduces the
+        recorded weights bit for bit, is refused too: its outputs are already there.) A training resumed at its
+        last iteration runs no step and keeps both, so a crashed CAM pass resumes.
+
+        Raises:
+            StaleOutputError: Naming the folders, the weights they record and what to delete.
         """
+        from csd_mm.datasets.source_bank import recorded_cam_fingerprint
+        stale = []
         out_dir = self._resolve_out_dir(runner)
         record = read_cam_record(out_dir)
-        if record is None or runner.iter >= runner.max_iters:
-            return  # a finished training's weights are compared by the CAM pass itself, moments later
-        runner.logger.warning(
-            f'CAM folder {out_dir} holds the CAMs of weights {record["fingerprint"]}; unless this training ends '
-            f'with exactly those weights, the CAM pass after it will stop with an error. Delete {out_dir} (or set '
-            'another out_dir of the CAMGenerationHook) now to avoid that.')
+        if record is not None:
+            stale.append((out_dir, f'the CAMs of weights {record["fingerprint"]}'))
+        if self.source_bank is not None and 'pseudo_mask_dir' not in self.source_bank:
+            bank_dir = self._source_bank_args(runner)[0]
+            fingerprint = recorded_cam_fingerprint(bank_dir)
+            if fingerprint is not None:
+                stale.append((bank_dir, f'a source bank built from the CAMs of weights {fingerprint}'))
+        if stale:
+            held = '; '.join(f'{folder} holds {what}' for folder, what in stale)
+            folders = ' and '.join(folder for folder, _ in stale)
+            raise StaleOutputError(
+                f'{held}. This training runs iterations {runner.iter} to {runner.max_iters}, so it will end with '
+                'other weights, whose CAM pass would refuse them after training. Delete '
+                f'{folders} (or set other out_dirs of the CAMGenerationHook) before training.')
 
     def write_source_bank(self, runner: Runner, dataset) -> None:
         """Stage 0 of CSD: the source bank of the single-label images (rank 0 writes).

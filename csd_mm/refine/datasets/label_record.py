@@ -26,7 +26,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 from mmengine.logging import print_log
 
 from ...utils.cam_io import CAM_SUFFIX, cam_path
-from ...utils.fileio import atomic_write_bytes
+from ...utils.fileio import StaleOutputError, atomic_write_bytes
 from ..functional.crf import dense_crf
 
 __all__ = ['RECORD_FILE', 'effective_crf_cfg', 'confident_label_settings', 'cam_stamps', 'settings_differences',
@@ -129,8 +129,8 @@ def claim_label_dir(label_dir: str, settings: Dict, stamps: Dict[str, List[int]]
         where (str): Prefix of the messages. Defaults to 'AffinityLabelDataset'.
 
     Raises:
-        ValueError: An unreadable record, other settings or changed CAM files of cached labels; the message
-            names the folder, what differs and how to proceed.
+        StaleOutputError: (a ``ValueError``) An unreadable record, other settings or changed CAM files of
+            cached labels; the message names the folder, what differs and how to proceed.
     """
     path = osp.join(label_dir, RECORD_FILE)
     how = (f'Delete {label_dir} to recompute the labels from the current CAMs and settings, or set the '
@@ -151,21 +151,21 @@ def claim_label_dir(label_dir: str, settings: Dict, stamps: Dict[str, List[int]]
         if not isinstance(stored_settings, dict) or not isinstance(stored_stamps, dict):
             raise ValueError('"settings" and "cams" must be objects')
     except (ValueError, KeyError) as e:
-        raise ValueError(f'{where}: {path} is not a readable label record ({e}). {how}') from e
+        raise StaleOutputError(f'{where}: {path} is not a readable label record ({e}). {how}') from e
     if not has_labels:  # nothing cached that could be stale: start afresh
         if stored_settings != settings or stored_stamps != stamps:
             _write(path, dict(settings=settings, cams=stamps))
         return
     differences = settings_differences(stored_settings, settings)
     if differences:
-        raise ValueError(f'{where}: the confident labels in {label_dir} were made with other settings: '
-                         f'{"; ".join(differences)}. {how}')
+        raise StaleOutputError(f'{where}: the confident labels in {label_dir} were made with other settings: '
+                               f'{"; ".join(differences)}. {how}')
     changed = [i for i in changed_cam_ids(stored_stamps, stamps)
                if osp.isfile(osp.join(label_dir, i + LABEL_SUFFIX))]
     if changed:
-        raise ValueError(f'{where}: {len(changed)} CAM files in {settings["cam_dir"]} changed (size or modification '
-                         f'time) since their confident labels in {label_dir} were made, e.g. '
-                         f'{[i + CAM_SUFFIX for i in changed[:5]]} (CAMs regenerated?). {how}')
+        raise StaleOutputError(f'{where}: {len(changed)} CAM files in {settings["cam_dir"]} changed (size or '
+                               f'modification time) since their confident labels in {label_dir} were made, e.g. '
+                               f'{[i + CAM_SUFFIX for i in changed[:5]]} (CAMs regenerated?). {how}')
     merged = dict(stored_stamps, **stamps)
     if merged != stored_stamps:
         _write(path, dict(settings=settings, cams=merged))

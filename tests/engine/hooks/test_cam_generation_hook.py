@@ -20,7 +20,7 @@ from csd_mm.models.classifiers import CAMClassifier
 from csd_mm.models.heads import CAMHead
 from csd_mm.utils.cam_io import cam_path, load_cam, read_cam_record, save_cam
 from csd_mm.utils.checkpoint import weights_fingerprint
-from csd_mm.utils.fileio import read_png
+from csd_mm.utils.fileio import StaleOutputError, read_png
 
 NUM_TRAIN = 12
 
@@ -237,35 +237,64 @@ def test_cams_of_other_weights_are_refused_and_a_resumed_run_completes_its_own(t
     # (the record of a folder first written by the resumed run names the checkpoint of the weights)
     assert _hook(resumed)._checkpoint(resumed) == str(work / 'iter_2.pth')
 
-    # a training from scratch with another seed in the same work dir: its CAM pass refuses the folder
+    # a training from scratch with another seed in the same work dir: refused before its first step, since its
+    # steps make other weights, whose CAM pass would refuse the folder and the bank after training
     before, bank_before = _mtimes(cam_dir), os.stat(bank_index).st_mtime_ns
     other = _cam_runner(tiny_cam_parts, root, classes, work, 'other', seed=1)
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(StaleOutputError) as refused:
         other.train()
+    assert other.iter == 0
+    bank_dir = str(work / 'bank')
+    assert str(refused.value) == (
+        f'{cam_dir} holds the CAMs of weights {fingerprint}; {bank_dir} holds a source bank built from the CAMs '
+        f'of weights {fingerprint}. This training runs iterations 0 to 2, so it will end with other weights, '
+        f'whose CAM pass would refuse them after training. Delete {cam_dir} and {bank_dir} (or set other '
+        'out_dirs of the CAMGenerationHook) before training.')
+    assert _mtimes(cam_dir) == before and os.stat(bank_index).st_mtime_ns == bank_before
+    # the CAM pass itself refuses other weights too (here the untrained ones of that run), as does tools/test.py's
+    # path (the test loop's CAMs), which takes the folder for the recorded weights
     other_fingerprint = weights_fingerprint(other.model)
-    assert other.iter == 2 and other_fingerprint != fingerprint
+    assert other_fingerprint != fingerprint
+    with pytest.raises(StaleOutputError) as refused:
+        _hook(other).generate(other, _hook(other).dataloader_cfg)
     assert str(refused.value).startswith(
         f'CAM folder {cam_dir} holds the CAMs of other weights: written by weights {fingerprint} (iteration 2), '
         f"while this model's weights are {other_fingerprint}.")
     assert f'Delete {cam_dir}, or write to another folder' in str(refused.value)
-    assert _mtimes(cam_dir) == before and os.stat(bank_index).st_mtime_ns == bank_before
-    # tools/test.py's path (the test loop's CAMs) refuses it too, and takes it for the recorded weights
-    with pytest.raises(ValueError, match='holds the CAMs of other weights'):
+    assert _mtimes(cam_dir) == before
+    with pytest.raises(StaleOutputError, match='holds the CAMs of other weights'):
         _hook(other).before_test(other)
     _hook(resumed).before_test(resumed)
     assert _hook(resumed)._test_writer.close() == 0
 
-    # CAMs written again by other weights (the folder deleted) do not reuse the bank of the first ones
+    # the CAM folder deleted, the bank of the first weights is still refused before training
     shutil.rmtree(cam_dir)
     again = _cam_runner(tiny_cam_parts, root, classes, work, 'again', seed=1)
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(StaleOutputError) as refused:
         again.train()
+    assert again.iter == 0 and not osp.exists(cam_dir)
     assert str(refused.value).startswith(
-        f'source bank {work / "bank"} exists with other settings: built with CAM prior, tau_fg=0.3, tau_bg=0.05, '
+        f'{bank_dir} holds a source bank built from the CAMs of weights {fingerprint}. This training runs')
+    assert str(refused.value).endswith(f'Delete {bank_dir} (or set other out_dirs of the CAMGenerationHook) '
+                                       'before training.')
+    assert os.stat(bank_index).st_mtime_ns == bank_before
+    # the bank of the first weights, once complete, is refused by a CAM pass of other weights (after training)
+    with pytest.raises(StaleOutputError) as refused:
+        _hook(again).after_train(again)
+    assert str(refused.value).startswith(
+        f'source bank {bank_dir} exists with other settings: built with CAM prior, tau_fg=0.3, tau_bg=0.05, '
         f'CAMs of weights {fingerprint}, asked for CAM prior, tau_fg=0.3, tau_bg=0.05, CAMs of weights '
         f'{weights_fingerprint(again.model)}. Delete')
     assert read_cam_record(cam_dir)['fingerprint'] == weights_fingerprint(again.model) == other_fingerprint
     assert os.stat(bank_index).st_mtime_ns == bank_before
+    # both deleted: the training runs and writes its own
+    shutil.rmtree(cam_dir)
+    shutil.rmtree(bank_dir)
+    third = _cam_runner(tiny_cam_parts, root, classes, work, 'third', seed=1)
+    third.train()
+    assert third.iter == 2
+    assert read_cam_record(cam_dir)['fingerprint'] == weights_fingerprint(third.model) != fingerprint
+    assert load_source_bank(bank_dir)['settings']['cam_fingerprint'] == weights_fingerprint(third.model)
 
 
 def _record_rank_main(rank: int, port: int, cam_dir: str, results) -> None:
