@@ -1,8 +1,10 @@
 # (File name as the WSSS papers call their "DeepLab-v2 / LargeFOV" stage; the head is the ASPP of DeepLab-v2.)
 # DeepLab-v2 (ASPP rates 6/12/18/24 on a dilated ResNetV1c-101, see configs/_base_/models/deeplabv2_r101_d8.py)
-# trained on the PSEUDO MASKS of VOC train_aug and evaluated on VOC val with IoUMetric, the segmentation network
-# of the WSSS literature (IRN, MCTformer, CSD: Yang et al., BMVC 2023). Data, crop and schedule as the
-# DeepLabV3+ twin (mmseg's voc12aug 512x512, 4 GPUs x 4 images, SGD lr 0.01, poly, 20k iterations).
+# trained on the PSEUDO MASKS of VOC train_aug and evaluated on VOC val with IoUMetric: the kind of segmentation
+# network the WSSS literature trains in its last step (CSD: Yang et al., BMVC 2023), not any baseline's exact one
+# (MCTformer's seg/train_seg.py trains a ResNet-38 with two 3x3 dilation-12 convs, crop 321, batch 4, lr 7e-4,
+# 30 epochs, multi-scale + CRF testing; docs/method.md section 8). Data, crop and schedule as the DeepLabV3+ twin
+# (mmseg's voc12aug 512x512, 4 GPUs x 4 images, SGD lr 0.01, poly, 20k iterations).
 #
 #   bash tools/dist_train.sh configs/deeplab/deeplabv2_largefov_r101_4xb4_20k_voc12aug_512.py 4 --cfg-options \
 #       train_dataloader.dataset.data_prefix.seg_map_path=/abs/path/to/pseudo_masks \

@@ -1,4 +1,4 @@
-# PASCAL VOC 2012 for the segmentation step of WSSS (Yang et al., BMVC 2023; IRN; MCTformer): DeepLab trains on
+# PASCAL VOC 2012 for the segmentation step of WSSS (Yang et al., BMVC 2023): DeepLab trains on
 # the train_aug images (10,582) with the PSEUDO MASKS of the previous step as labels, and is evaluated on val
 # (1,449) against the ground truth with mmseg's IoUMetric. Pipelines, crop (512x512) and loaders are mmseg
 # 1.2.2's configs/_base_/datasets/pascal_voc12_aug.py, ported to a Python-style config.

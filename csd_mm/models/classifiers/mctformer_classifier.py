@@ -1,9 +1,9 @@
 """MCTformer-V2 classifier: DeiT with C class tokens + a conv CAM head on the patch tokens.
 
 MCTformer-V2 (Xu et al., "Multi-class Token Transformer for Weakly Supervised Semantic Segmentation",
-CVPR 2022) scores class c twice: by the mean over the embedding of the (final-norm) class token c, and by
-global average pooling of a 3x3 conv head applied to the patch tokens (the patch CAM); both logits are
-trained with the multi-label soft-margin loss. Its CAM at inference is the class-to-patch attention of the
+CVPR 2022) scores class c twice: by the mean over the embedding of class token c (no final norm, as the
+official models.py), and by global average pooling of a 3x3 conv head applied to the patch tokens (the patch
+CAM); both logits are trained with the multi-label soft-margin loss. Its CAM at inference is the class-to-patch attention of the
 last 3 blocks times ReLU(patch CAM), refined by the patch-to-patch attention, with the horizontal flip.
 CSD (Yang et al., "Cross-domain Semantic Decoupling for Weakly-Supervised Semantic Segmentation",
 BMVC 2023) uses it as its transformer baseline; the patch CAM before pooling is the score map F that the
