@@ -5,8 +5,8 @@ Weakly-Supervised Semantic Segmentation" (BMVC 2023).
 Steps (PSA's ``infer_aff.py``): the normalised image is zero-padded at the bottom / right to a multiple of 8 and
 the trained :class:`~csd_mm.refine.models.AffinityNet` embeds it (``ceil(H / 8) x ceil(W / 8)`` positions, each on
 its own 8x8 block of pixels); label scores ``[bg, cam_1 .. cam_K]`` (bg = ``(1 - max cam) ** alpha`` with PSA's
-alpha 16, or a constant ``bg_threshold`` as MCTformer's fork of PSA) are computed at the image size, zero-padded the same way and
-average-pooled by 8 onto the embedding grid;
+alpha 16, or a constant ``bg_threshold`` as MCTformer's fork of PSA) are computed at the image size, zero-padded
+the same way and average-pooled by 8 onto the embedding grid;
 :func:`~csd_mm.refine.functional.affinity.random_walk_refine` propagates them ``2 ** logt`` steps with
 ``T = D^-1 A^beta``; bilinear upsampling by 8 (``align_corners=False``), cropping back to the image, argmax (no
 normalisation in between) -> mask values ``0`` / ``keys + 1``. The geometry is
