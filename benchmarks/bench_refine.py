@@ -26,7 +26,7 @@ from bench_data import toy_dataset
 
 REFINERS = dict(toy=dict(crf=None, psa='configs/toy/aff_resnet18_1xb8_200it_toy_64x64.py',
                          irn='configs/toy/irn_resnet18_1xb8_200it_toy_64x64.py'),
-                voc=dict(crf=None, psa='configs/psa_affinity/aff_resnet50_1xb8_8e_voc12_448.py',
+                voc=dict(crf=None, psa='configs/psa_affinity/aff_resnet50_1xb8_5e_voc12_448.py',
                          irn='configs/irn/irn_resnet50_1xb32_3e_voc12aug_512.py'))
 # size: (image side, images); --size voc --device cpu uses the same (refinement always runs on CPU)
 SETTINGS = dict(tiny=(64, 4), toy=(64, 24), voc=(500, 4))

@@ -17,6 +17,10 @@ works unchanged with full mmcv, with an older torch, and on GPU clusters:
   one default deepcopy memo across calls and records ``memo[id(self)]`` without keeping ``self`` alive: once an
   earlier dataset is freed, a new object that reuses its address (e.g. a pipeline transform) is "copied" as the
   old sub-dataset. :func:`fresh_subset_memo` gives every call its own memo.
+* mmcv 2.1's ``adjust_hue`` shifts the hue channel by ``np.uint8(hue_factor * 255)``, which numpy >= 2 refuses
+  for a negative factor (``OverflowError``), so half of mmpretrain's ``ColorJitter(hue=...)`` draws crash.
+  :func:`wrap_negative_hue_shift` makes a negative shift wrap around as it did under numpy 1 (and as
+  torchvision's ``adjust_hue`` does): ``hue_shift(-0.1) == 231``.
 """
 import importlib.util
 import os
@@ -27,10 +31,11 @@ import types
 import warnings
 from typing import Optional
 
+import numpy as np
 import torch
 
 __all__ = ['apply', 'install_mmcv_ops_fallback', 'allow_mmengine_checkpoint_types', 'finish_distributed',
-           'setup_cpu_distributed', 'fresh_subset_memo']
+           'setup_cpu_distributed', 'fresh_subset_memo', 'hue_shift', 'wrap_negative_hue_shift']
 
 _APPLIED = False
 
@@ -228,6 +233,68 @@ def fresh_subset_memo() -> None:
     BaseDataset._copy_without_annotation = _copy_without_annotation
 
 
+def hue_shift(hue_factor: float) -> int:
+    """The uint8 shift of the hue channel that a hue factor means: ``trunc(hue_factor * 255) mod 256``.
+
+    What ``np.uint8(hue_factor * 255)`` gave under numpy 1 (a C cast: truncation toward zero, then wrap-around),
+    e.g. ``hue_shift(0.1) == 25``, ``hue_shift(-0.1) == 231`` (-25), ``hue_shift(-0.5) == 129`` (-127).
+
+    Args:
+        hue_factor (float): Hue factor in [-0.5, 0.5].
+
+    Returns:
+        int: The shift in [0, 255].
+    """
+    return int(hue_factor * 255) % 256
+
+
+def _numpy_refuses_negative_uint8() -> bool:
+    try:
+        np.uint8(-25.5)
+    except OverflowError:
+        return True
+    return False
+
+
+def wrap_negative_hue_shift() -> None:
+    """Gives mmcv's ``adjust_hue`` (``mmcv``, ``mmcv.image``, ``mmcv.image.photometric``) the numpy-1 shift of
+    negative hue factors (see the module docstring); a no-op where numpy still casts them.
+
+    Non-negative factors and invalid arguments go to mmcv's own function unchanged.
+    """
+    import cv2
+    import mmcv
+    import mmcv.image
+    from mmcv.image import photometric
+    from PIL import Image
+    original = photometric.adjust_hue
+    if getattr(original, '_csd_mm_wraps_hue', False) or not _numpy_refuses_negative_uint8():
+        return
+
+    def adjust_hue(img: np.ndarray, hue_factor: float, backend: Optional[str] = None) -> np.ndarray:
+        if not (-0.5 <= hue_factor < 0 and isinstance(img, np.ndarray) and img.ndim == 3):
+            return original(img, hue_factor, backend)  # its own result, or its own error
+        backend = photometric.imread_backend if backend is None else backend
+        if backend not in ('cv2', 'pillow'):
+            return original(img, hue_factor, backend)
+        shift = hue_shift(hue_factor)
+        if backend == 'pillow':  # mmcv's pillow path: BGR -> RGB -> PIL HSV, H shifted, back
+            assert img.dtype == np.uint8, 'Pillow backend only support uint8 type'
+            h, s, v = Image.fromarray(img[..., ::-1], mode='RGB').convert('HSV').split()
+            h = Image.fromarray(((np.asarray(h, np.int64) + shift) % 256).astype(np.uint8), 'L')
+            rgb = Image.merge('HSV', (h, s, v)).convert('RGB')
+            return np.array(rgb, dtype=img.dtype)[..., ::-1]
+        hsv = cv2.cvtColor(img.astype(np.uint8), cv2.COLOR_BGR2HSV_FULL)  # mmcv's cv2 path
+        hsv[..., 0] = ((hsv[..., 0].astype(np.int64) + shift) % 256).astype(np.uint8)
+        return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR_FULL).astype(img.dtype)
+
+    adjust_hue._csd_mm_wraps_hue = True
+    adjust_hue.__doc__ = original.__doc__
+    for module in (mmcv, mmcv.image, photometric):
+        if getattr(module, 'adjust_hue', None) is original:
+            module.adjust_hue = adjust_hue
+
+
 def apply() -> None:
     """Applies every adaptation once; safe to call repeatedly."""
     global _APPLIED
@@ -235,8 +302,11 @@ def apply() -> None:
         return
     # mmcv-lite cannot offer this op and says so at every import of mmcv.cnn; nothing here uses it.
     warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformableAttention``')
+    # mmcv's adjust_color says so at every pillow call; mmpretrain's ColorJitter (saturation) passes only alpha
+    warnings.filterwarnings('ignore', message="Only use 'alpha' for pillow backend.")
     install_mmcv_ops_fallback()
     allow_mmengine_checkpoint_types()
     _register_cpu_ddp()
     fresh_subset_memo()
+    wrap_negative_hue_shift()
     _APPLIED = True

@@ -171,3 +171,29 @@ def test_dataset_subsets_never_share_a_deepcopy_memo():
     sub = first.get_subset([1, 2])
     assert [sub.get_data_info(i)['i'] for i in range(2)] == [1, 2]
     assert shared_default == {}  # mmengine's shared default memo stays empty: nothing is remembered across calls
+
+
+@pytest.mark.parametrize('factor, shift', [(0.0, 0), (0.1, 25), (-0.1, 231), (0.5, 127), (-0.5, 129)])
+def test_hue_shift_wraps_negative_factors_like_numpy_1(factor, shift):
+    assert compat.hue_shift(factor) == shift  # trunc(factor * 255) mod 256: -25 -> 231, -127 -> 129
+
+
+@pytest.mark.parametrize('backend', ['pillow', 'cv2'])
+def test_negative_hue_factors_shift_the_hue_instead_of_raising(backend):
+    """numpy >= 2 refuses mmcv's np.uint8(-25.5): mmpretrain's ColorJitter(hue=0.1) crashed on half its draws."""
+    import mmcv
+    from mmpretrain.datasets.transforms import ColorJitter
+    from PIL import Image
+    compat.apply()
+    img = np.array([[[0, 0, 255], [0, 255, 0], [255, 0, 0]]], np.uint8)  # BGR: red, green, blue (hue 0, 85, 170)
+    out = mmcv.adjust_hue(img, -0.1, backend=backend)
+    # red's hue 0 - 25 = 231 of 255 (326 degrees): R 255, G 0, B 255 * (360 - 326.1) / 60 = 144
+    np.testing.assert_array_equal(out[0, 0], [144, 0, 255])
+    hue = np.asarray(Image.fromarray(np.ascontiguousarray(out[..., ::-1]), 'RGB').convert('HSV'))[0, :, 0]
+    assert np.abs(hue.astype(int) - [231, 60, 145]).max() <= 1  # every hue moved by -25 (mod 256)
+    if backend == 'pillow':  # non-negative factors: mmcv's own function (cv2's HSV round trip is lossy)
+        np.testing.assert_array_equal(mmcv.adjust_hue(img, 0.0, backend=backend), img)
+    with pytest.raises(ValueError, match='not in'):
+        mmcv.adjust_hue(img, -0.6, backend=backend)
+    jitter = ColorJitter(hue=(-0.1, -0.1), backend=backend)  # the ecosystem transform reaches the adaptation
+    np.testing.assert_array_equal(jitter(dict(img=img.copy()))['img'], out)

@@ -12,7 +12,7 @@ Examples::
     # the seeds themselves at a background threshold of 0.3
     python tools/make_pseudo_masks.py CAMS IMGS OUT --refiner none --bg-threshold 0.3
     # any registered refiner from a Python-style config file that defines `refiner = dict(type=...)`
-    python tools/make_pseudo_masks.py CAMS IMGS OUT --refiner configs/psa_affinity/aff_resnet50_1xb8_8e_voc12_448.py
+    python tools/make_pseudo_masks.py CAMS IMGS OUT --refiner configs/psa_affinity/aff_resnet50_1xb8_5e_voc12_448.py
 """
 import argparse
 import os

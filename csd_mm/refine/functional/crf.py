@@ -8,10 +8,12 @@ pseudo masks Yang et al., "Cross-domain Semantic Decoupling for Weakly-Supervise
 
 * the label scores of an image are ``[bg, cam_1 .. cam_K]`` with a background score that is either PSA's
   ``bg = (1 - max_k cam_k) ** alpha`` (the default here, ``alpha = 16``, PSA's ``infer_aff.py`` default) or a
-  constant ``t`` (the seed threshold of IRN, Ahn et al., CVPR 2019, as chosen by the seed sweep);
-* the CRF takes these scores as a "softmax" (unary ``-log p``, PSA's ``crf_inference``), 10 mean-field
-  iterations, Gaussian kernel ``sxy = 3, compat = 3`` (PSA and IRN), bilateral kernel ``compat = 10`` (PSA and
-  IRN) with ``sxy = 50`` (IRN's ``crf_inference_label``; PSA uses 80) and ``srgb = 13`` (PSA; IRN uses 5).
+  constant ``t`` (a seed threshold as chosen by the seed sweep: IRN, Ahn et al., CVPR 2019; MCTformer's
+  ``infer_aff.py --bg_thr``);
+* the CRF takes these scores as a "softmax" (unary ``-log p``), 10 mean-field iterations, Gaussian kernel
+  ``sxy = 3, compat = 3`` and bilateral kernel ``sxy = 80, srgb = 13, compat = 10``: PSA's ``crf_inference``,
+  which MCTformer's fork of PSA keeps (IRN's ``crf_inference_label`` has the bilateral ``sxy = 50, srgb = 5``;
+  pass those explicitly for IRN's CRF).
 
 :func:`confident_regions` builds PSA's confident labels for training the affinity network: a CRF with a strong
 background (low ``alpha``, PSA 4, MCTformer 1) gives the confident foreground, one with a weak background
@@ -56,22 +58,23 @@ def dense_crf(img: np.ndarray,
               n_iters: int = 10,
               pos_xy_std: float = 3,
               pos_w: float = 3,
-              bi_xy_std: float = 50,
+              bi_xy_std: float = 80,
               bi_rgb_std: float = 13,
               bi_w: float = 10) -> np.ndarray:
-    """Fully connected CRF on label probabilities (PSA's ``crf_inference``, Ahn & Kwak, CVPR 2018).
+    """Fully connected CRF on label probabilities (PSA's ``crf_inference``, Ahn & Kwak, CVPR 2018; MCTformer's
+    fork of PSA keeps it). The defaults are PSA's kernels.
 
     Args:
         img (np.ndarray): ``uint8 (H, W, 3)`` image (RGB; the kernel is isotropic in colour, so BGR gives the
             same result).
         probs (np.ndarray): ``(L, H, W)`` label scores in [0, 1] (need not sum to 1; the unary is
             ``-log(max(p, 1e-5))``, pydensecrf's ``unary_from_softmax``).
-        n_iters (int): Mean-field iterations. Defaults to 10 (PSA, IRN).
-        pos_xy_std (float): Spatial std of the smoothness kernel. Defaults to 3 (PSA, IRN).
-        pos_w (float): Weight (Potts compatibility) of the smoothness kernel. Defaults to 3 (PSA, IRN).
-        bi_xy_std (float): Spatial std of the appearance kernel. Defaults to 50 (IRN; PSA uses 80).
-        bi_rgb_std (float): Colour std of the appearance kernel. Defaults to 13 (PSA; IRN uses 5).
-        bi_w (float): Weight of the appearance kernel. Defaults to 10 (PSA, IRN).
+        n_iters (int): Mean-field iterations. Defaults to 10 (PSA, MCTformer, IRN).
+        pos_xy_std (float): Spatial std of the smoothness kernel. Defaults to 3 (PSA, MCTformer, IRN).
+        pos_w (float): Weight (Potts compatibility) of the smoothness kernel. Defaults to 3 (PSA, MCTformer, IRN).
+        bi_xy_std (float): Spatial std of the appearance kernel. Defaults to 80 (PSA, MCTformer; IRN uses 50).
+        bi_rgb_std (float): Colour std of the appearance kernel. Defaults to 13 (PSA, MCTformer; IRN uses 5).
+        bi_w (float): Weight of the appearance kernel. Defaults to 10 (PSA, MCTformer, IRN).
 
     Returns:
         np.ndarray: ``float32 (L, H, W)`` marginals after inference (they sum to 1 over L).

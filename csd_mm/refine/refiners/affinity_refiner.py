@@ -5,8 +5,8 @@ Weakly-Supervised Semantic Segmentation" (BMVC 2023).
 Steps (PSA's ``infer_aff.py``): the normalised image is zero-padded at the bottom / right to a multiple of 8 and
 the trained :class:`~csd_mm.refine.models.AffinityNet` embeds it (``ceil(H / 8) x ceil(W / 8)`` positions, each on
 its own 8x8 block of pixels); label scores ``[bg, cam_1 .. cam_K]`` (bg = ``(1 - max cam) ** alpha`` with PSA's
-alpha 16, or a constant ``bg_threshold``) are computed at the image size, zero-padded the same way and
-average-pooled by 8 onto the embedding grid;
+alpha 16, or a constant ``bg_threshold`` as MCTformer's fork of PSA) are computed at the image size, zero-padded
+the same way and average-pooled by 8 onto the embedding grid;
 :func:`~csd_mm.refine.functional.affinity.random_walk_refine` propagates them ``2 ** logt`` steps with
 ``T = D^-1 A^beta``; bilinear upsampling by 8 (``align_corners=False``), cropping back to the image, argmax (no
 normalisation in between) -> mask values ``0`` / ``keys + 1``. The geometry is
@@ -37,11 +37,12 @@ class AffinityRandomWalkRefiner:
         checkpoint (str, optional): Trained weights (mmengine checkpoint, loaded ``weights_only`` via
             :mod:`csd_mm.compat`). None keeps the model as given (tests).
         beta (float): Affinity power. Defaults to 8 (PSA).
-        logt (int): log2 of the number of random-walk steps. Defaults to 8 (PSA).
+        logt (int): log2 of the number of random-walk steps. Defaults to 8 (PSA; MCTformer's fork uses 6).
         alpha (float): Background power ``(1 - max cam) ** alpha`` when ``bg_threshold`` is None. Defaults to
             16 (PSA ``infer_aff.py``).
-        bg_threshold (float, optional): Constant background score instead of the power (IRN-style). Since
-            the walk averages, a constant background stays that constant. Defaults to None.
+        bg_threshold (float, optional): Constant background score instead of the power: MCTformer's
+            ``infer_aff.py --bg_thr`` (0.39, its best seed threshold), IRN-style. Since the walk averages, a
+            constant background stays that constant. Defaults to None.
         radius (int, optional): Pair radius; defaults to the model's ``radius`` (5).
         size_divisor (int): The normalised image is zero-padded bottom / right to a multiple of this before the
             model (PSA: 8, its network's stride), so every embedding position covers one block of pixels; a

@@ -117,7 +117,7 @@ def test_cached_labels_reused_only_with_the_same_crf_cfg_and_cams(tmp_path):
     assert (again[0]['data_samples'].gt_sem_seg.data == 255).all()
     # other CRF kernels: refused, naming the folder and the difference
     with pytest.raises(ValueError, match=rf'labels in {label_dir} were made with other settings: '
-                       r'crf_cfg\.bi_xy_std: 8 \(labels\) vs 50 \(asked\)\. Delete'):
+                       r'crf_cfg\.bi_xy_std: 8 \(labels\) vs 80 \(asked\)\. Delete'):
         DATASETS.build(_cfg(root, cam_dir, crf_cfg=dict(n_iters=3)))
     # regenerated CAMs in the same folder: refused as well (the label of x0 exists; x1's is not made yet)
     cam, keys = np.zeros((1, 32, 32), np.float32), np.array([2])

@@ -11,13 +11,14 @@ from csd_mm.refine.datasets.label_record import (RECORD_FILE, cam_stamps, change
 from csd_mm.utils.cam_io import cam_path, save_cam
 from csd_mm.utils.fileio import write_png
 
-DENSE_CRF_DEFAULTS = dict(n_iters=10, pos_xy_std=3, pos_w=3, bi_xy_std=50, bi_rgb_std=13, bi_w=10)
+# PSA's crf_inference (and MCTformer's copy of it)
+DENSE_CRF_DEFAULTS = dict(n_iters=10, pos_xy_std=3, pos_w=3, bi_xy_std=80, bi_rgb_std=13, bi_w=10)
 
 
 def test_effective_crf_cfg_fills_dense_crf_defaults():
     assert effective_crf_cfg() == DENSE_CRF_DEFAULTS
     assert effective_crf_cfg(dict(bi_xy_std=8)) == dict(DENSE_CRF_DEFAULTS, bi_xy_std=8)
-    assert effective_crf_cfg(dict(bi_xy_std=50)) == effective_crf_cfg({})  # the default spelt out: same
+    assert effective_crf_cfg(dict(bi_xy_std=80)) == effective_crf_cfg({})  # the default spelt out: same
     with pytest.raises(ValueError, match=r"\['bi_xy_sd'\] that dense_crf does not take"):
         effective_crf_cfg(dict(bi_xy_sd=8))
 
@@ -29,7 +30,7 @@ def test_settings_and_differences(tmp_path):
     other = confident_label_settings(str(tmp_path / 'cams'), 4, 12, dict(n_iters=3, bi_xy_std=8))
     assert settings_differences(settings, settings) == []
     assert settings_differences(settings, other) == [
-        'crf_cfg.bi_xy_std: 50 (labels) vs 8 (asked)', 'high_alpha: 32.0 (labels) vs 12.0 (asked)']
+        'crf_cfg.bi_xy_std: 80 (labels) vs 8 (asked)', 'high_alpha: 32.0 (labels) vs 12.0 (asked)']
 
 
 def test_cam_stamps_and_changed_ids(tmp_path):
