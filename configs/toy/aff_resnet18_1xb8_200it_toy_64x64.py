@@ -35,6 +35,7 @@ train_pipeline = [
 train_dataloader = dict(
     batch_size=8,
     num_workers=0,
+    drop_last=True,  # as PSA's loader
     sampler=dict(type=DefaultSampler, shuffle=True),
     dataset=dict(
         type=AffinityLabelDataset,

@@ -1,7 +1,9 @@
 # IRN's class-boundary network (Ahn, Cho & Kwak, CVPR 2019; semantic part only) on the toy dataset, CPU-sized:
 # a narrow ResNet-18 from random init (trained with the branch: there are no ImageNet weights to freeze, unlike
-# IRN), on the confident labels (two CRFs, alphas 4 / 32) built from the CAMs of the toy CAM baseline. Same
-# structure as configs/irn/irn_resnet50_1xb32_3e_voc12aug_512.py, scaled to 64x64 images: IRN's boundary map is
+# IRN), on IRN's confident labels built from the CAMs of the toy CAM baseline (IRN's thresholds 0.30 / 0.05 and
+# its label CRF, with the bilateral sxy scaled to the 64x64 images as configs/toy/crf_toy_64x64.py: 50 * 64 / 400
+# = 8; see the VOC config). Same structure as configs/irn/irn_resnet50_1xb32_3e_voc12aug_512.py, scaled to
+# 64x64 images: IRN's boundary map is
 # 1/4 of a ~500-pixel image (~125 positions a side); at 1/4 of 64 pixels (16 positions) the toy objects are 1-2
 # positions thick and the walk only blurs them (measured: below the seeds). So the images are enlarged 4x
 # (img_scale 4: the 1/4 map has one position per original pixel, 64 a side), training uses IRN's radius 10 and
@@ -46,6 +48,7 @@ train_pipeline = [
 train_dataloader = dict(
     batch_size=8,
     num_workers=0,
+    drop_last=True,  # as IRN's loader
     sampler=dict(type=DefaultSampler, shuffle=True),
     dataset=dict(
         type=AffinityLabelDataset,
@@ -53,8 +56,10 @@ train_dataloader = dict(
         data_root=data_root,
         ann_file='ImageSets/Segmentation/train_aug.txt',
         data_prefix=dict(img_path='JPEGImages'),
-        low_alpha=4,
-        high_alpha=32,
+        confident_labels='irn',
+        conf_fg=0.30,
+        conf_bg=0.05,
+        crf_cfg=dict(bi_xy_std=8),  # IRN's label CRF, its bilateral sxy 50 scaled to 64x64 images
         metainfo=metainfo,
         pipeline=train_pipeline,
     ),
