@@ -33,8 +33,8 @@ from ...utils.cam_io import CAM_SUFFIX, cam_path
 from ...utils.fileio import StaleOutputError, atomic_write_bytes
 from ..functional.crf import dense_crf, dense_crf_labels
 
-__all__ = ['RECORD_FILE', 'RECIPE_NUMBERS', 'effective_crf_cfg', 'confident_label_settings', 'cam_stamps', 'settings_differences',
-           'changed_cam_ids', 'claim_label_dir']
+__all__ = ['RECORD_FILE', 'RECIPE_NUMBERS', 'effective_crf_cfg', 'confident_label_settings', 'cam_stamps',
+           'settings_differences', 'changed_cam_ids', 'claim_label_dir']
 
 RECORD_FILE = 'settings.json'
 LABEL_SUFFIX = '.png'
