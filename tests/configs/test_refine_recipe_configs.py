@@ -51,7 +51,7 @@ def test_irn_boundary_config_is_irns_train_irn():
 def test_toy_refinement_configs_keep_their_recipes_and_drop_the_last_batch():
     irn = _cfg('toy/irn_resnet18_1xb8_200it_toy_64x64.py').train_dataloader
     assert (irn.dataset.confident_labels, irn.dataset.conf_fg, irn.dataset.conf_bg) == ('irn', 0.30, 0.05)
-    assert irn.dataset.crf_cfg == dict(bi_xy_std=8)  # IRN's label CRF, sxy scaled to 64x64 as crf_toy_64x64.py
+    assert irn.dataset.get('crf_cfg') is None  # IRN's label CRF, its kernels not scaled to the toy images
     psa = _cfg('toy/aff_resnet18_1xb8_200it_toy_64x64.py').train_dataloader
     assert psa.dataset.get('confident_labels', 'psa') == 'psa' and (psa.dataset.low_alpha, psa.dataset.high_alpha) \
         == (4, 32)
