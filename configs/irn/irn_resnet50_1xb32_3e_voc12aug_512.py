@@ -4,9 +4,12 @@
 # 1, 2, 2, 1), frozen (features detached, batch norms in eval mode), edge branch on the stem and the four
 # stages (32 channels each, GroupNorm(4, 32)); crop 512, random rescale 0.5-1.5, flip; pairs within radius 10
 # on the 1/4 map; batch 32, 3 epochs, SGD lr 0.1 with poly decay (power 0.9), weight decay 1e-4 (IRN's
-# PolyOptimizer passes its weight decay positionally as SGD's momentum, so its momentum is 1e-4, as here).
-# Confident labels: PSA's two CRFs (alphas 4 / 32) of AffinityLabelDataset, instead of IRN's CAM thresholds
-# (conf_fg_thres 0.30 / conf_bg_thres 0.05) with a label CRF.
+# PolyOptimizer passes its weight decay positionally as SGD's momentum, so its momentum is 1e-4, as here);
+# drop_last as IRN's loader. Confident labels: IRN's step/cam_to_ir_label.py (AffinityLabelDataset with
+# confident_labels='irn'): the CAMs thresholded with the background scores conf_fg_thres 0.30 / conf_bg_thres 0.05,
+# each smoothed by IRN's label CRF (gt_prob 0.7, 10 iterations, Gaussian sxy 3 / compat 3, bilateral sxy 50 /
+# srgb 5 / compat 10: the defaults of dense_crf_labels), reduced to the 1/4 map by its centre pixels as IRN's PIL
+# nearest. They are cached in <cam_dir>_irn_conf_fg0.3_bg0.05.
 #
 # Pretrained weights are never downloaded: point model.pretrained at a LOCAL ImageNet ResNet-50 (a torchvision
 # state dict loads as is). Without it the frozen backbone stays random, which is not IRN's setting.
@@ -45,6 +48,7 @@ train_dataloader = dict(
     batch_size=32,
     num_workers=8,
     persistent_workers=True,
+    drop_last=True,  # IRN: 10582 // 32 = 330 iterations per epoch
     sampler=dict(type=DefaultSampler, shuffle=True),
     dataset=dict(
         type=AffinityLabelDataset,
@@ -52,8 +56,10 @@ train_dataloader = dict(
         data_root=data_root,
         ann_file='ImageSets/Segmentation/train_aug.txt',
         data_prefix=dict(img_path='JPEGImages'),
-        low_alpha=4,
-        high_alpha=32,
+        confident_labels='irn',
+        conf_fg=0.30,
+        conf_bg=0.05,
+        crf_cfg=dict(gt_prob=0.7, n_iters=10, pos_xy_std=3, pos_w=3, bi_xy_std=50, bi_rgb_std=5, bi_w=10),
         pipeline=train_pipeline,
     ),
 )

@@ -1,6 +1,6 @@
 # PSA affinity network (Ahn & Kwak, CVPR 2018) on the toy dataset, CPU-sized: a narrow ResNet-18 from random
 # init, trained on the confident labels (two CRFs, alphas 4 / 32) built from the CAMs of the toy CAM baseline.
-# Same structure as configs/psa_affinity/aff_resnet50_1xb8_8e_voc12_448.py, scaled down.
+# Same structure as configs/psa_affinity/aff_resnet50_1xb8_5e_voc12_448.py, scaled down.
 #
 #   python tools/train.py configs/toy/cam_resnet18_1xb16_300it_toy_64x64.py          # writes .../cams
 #   python tools/train.py configs/toy/aff_resnet18_1xb8_200it_toy_64x64.py \
@@ -35,6 +35,7 @@ train_pipeline = [
 train_dataloader = dict(
     batch_size=8,
     num_workers=0,
+    drop_last=True,  # as PSA's loader
     sampler=dict(type=DefaultSampler, shuffle=True),
     dataset=dict(
         type=AffinityLabelDataset,

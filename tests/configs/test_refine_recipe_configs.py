@@ -104,3 +104,18 @@ def test_irn_boundary_config_is_irns_train_irn():
     assert (opt.lr, opt.momentum, opt.weight_decay) == (0.1, 1e-4, 1e-4)  # IRN's PolyOptimizer, same quirk
     assert cfg.train_dataloader.batch_size == 32 and cfg.train_cfg.max_epochs == 3
     assert cfg.model.radius == 10
+    data = cfg.train_dataloader.dataset
+    # IRN's step/cam_to_ir_label.py: thresholds 0.30 / 0.05, label CRF of misc/imutils.crf_inference_label
+    assert (data.confident_labels, data.conf_fg, data.conf_bg) == ('irn', 0.30, 0.05)
+    assert data.crf_cfg == dict(gt_prob=0.7, n_iters=10, pos_xy_std=3, pos_w=3, bi_xy_std=50, bi_rgb_std=5, bi_w=10)
+    assert cfg.train_dataloader.drop_last  # IRN's loader
+
+
+def test_toy_refinement_configs_keep_their_recipes_and_drop_the_last_batch():
+    irn = _cfg('toy/irn_resnet18_1xb8_200it_toy_64x64.py').train_dataloader
+    assert (irn.dataset.confident_labels, irn.dataset.conf_fg, irn.dataset.conf_bg) == ('irn', 0.30, 0.05)
+    assert irn.dataset.get('crf_cfg') is None  # IRN's label CRF, its kernels not scaled to the toy images
+    psa = _cfg('toy/aff_resnet18_1xb8_200it_toy_64x64.py').train_dataloader
+    assert psa.dataset.get('confident_labels', 'psa') == 'psa' and (psa.dataset.low_alpha, psa.dataset.high_alpha) \
+        == (4, 32)
+    assert irn.drop_last and psa.drop_last  # as IRN's and PSA's loaders

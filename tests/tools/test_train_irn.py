@@ -33,7 +33,7 @@ def test_train_irn_then_refine(tmp_path, monkeypatch, run_tool_inprocess, write_
     losses = [float(v) for v in re.findall(r'Iter\(train\) \[\d/4\].*? loss_aff: ([0-9.]+)', log)]
     assert len(losses) == 4 and all(np.isfinite(losses))
     assert (work / 'iter_4.pth').is_file()
-    label_dir = Path(f'{cam_dir}_conf_la4_ha32')
+    label_dir = Path(f'{cam_dir}_irn_conf_fg0.3_bg0.05')  # IRN's confident labels
     assert sorted(p.stem for p in label_dir.glob('*.png')) == sorted(ids)  # every sample's labels cached
     out = tmp_path / 'masks'
     log = run_tool_inprocess([

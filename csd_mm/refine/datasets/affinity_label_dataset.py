@@ -1,14 +1,23 @@
-"""Dataset of (image, confident label map) pairs for training PSA's affinity network with ``tools/train.py``.
+"""Dataset of (image, confident label map) pairs for training PSA's affinity network or IRN's boundary network with
+``tools/train.py``.
 
-PSA (Ahn & Kwak, CVPR 2018) trains AffinityNet on confident labels built from the CAMs with two CRFs
-(:func:`~csd_mm.refine.functional.crf.confident_regions`); MCTformer (Xu et al., CVPR 2022) and the MCTformer pseudo
-masks of Yang et al., "Cross-domain Semantic Decoupling for Weakly-Supervised Semantic Segmentation" (BMVC 2023) do
-the same with their CAMs. The confident labels are computed lazily, the first time a sample is fetched (so the
+Two recipes make the confident labels from the CAMs (``confident_labels``):
+
+* ``'psa'``: PSA (Ahn & Kwak, CVPR 2018) trains AffinityNet on the confident regions of two CRFs with the
+  backgrounds ``(1 - max cam) ** alpha`` (:func:`~csd_mm.refine.functional.crf.confident_regions`); MCTformer
+  (Xu et al., CVPR 2022) and the MCTformer pseudo masks of Yang et al., "Cross-domain Semantic Decoupling for
+  Weakly-Supervised Semantic Segmentation" (BMVC 2023) do the same with their CAMs;
+* ``'irn'``: IRN (Ahn, Cho & Kwak, CVPR 2019) trains its boundary network on CAMs thresholded with two constant
+  background scores, each smoothed by a label CRF
+  (:func:`~csd_mm.refine.functional.crf.irn_confident_regions`, IRN's ``step/cam_to_ir_label.py``).
+
+The confident labels are computed lazily, the first time a sample is fetched (so the
 dataloader workers share the CRF work), and cached as PNGs (written atomically) in ``label_dir``; later epochs and
 reruns read the cache, as long as the folder's record (``settings.json``, :mod:`.label_record`) shows the same
-alphas, CRF kernels, CAM folder and unchanged CAM files; labels made otherwise are refused, never silently reused.
-A stock mmseg pipeline (``LoadImageFromFile``, ``LoadAnnotations``, random resize / crop /
-flip, ``PackSegInputs``) then serves :class:`~csd_mm.refine.models.AffinityNet`.
+recipe, numbers, CRF kernels, CAM folder and unchanged CAM files; labels made otherwise are refused, never silently
+reused. A stock mmseg pipeline (``LoadImageFromFile``, ``LoadAnnotations``, random resize / crop /
+flip, ``PackSegInputs``) then serves :class:`~csd_mm.refine.models.AffinityNet` or
+:class:`~csd_mm.refine.models.BoundaryNet`.
 """
 import copy
 import os.path as osp
@@ -22,7 +31,7 @@ from mmseg.registry import DATASETS
 from ...datasets.labels import read_split
 from ...utils.cam_io import CAM_SUFFIX, cam_path, check_cam_folder, load_cam
 from ...utils.fileio import read_image, write_png
-from ..functional.crf import confident_regions
+from ..functional.crf import confident_regions, irn_confident_regions
 from .label_record import cam_stamps, claim_label_dir, confident_label_settings, effective_crf_cfg
 
 __all__ = ['AffinityLabelDataset']
@@ -30,7 +39,7 @@ __all__ = ['AffinityLabelDataset']
 
 @DATASETS.register_module()
 class AffinityLabelDataset(BaseSegDataset):
-    """Images with PSA confident label maps (0 background, ``c + 1`` foreground, 255 unsure).
+    """Images with confident label maps (0 background, ``c + 1`` foreground, 255 unsure) of PSA or IRN.
 
     Each ``data_info`` holds ``img_path``, ``img_id``, ``cam_path``, ``seg_map_path`` (the cached confident
     label PNG), ``reduce_zero_label=False``, ``seg_fields=[]`` and ``label_map=None``.
@@ -41,13 +50,20 @@ class AffinityLabelDataset(BaseSegDataset):
         ann_file (str): Split file, one id per line (relative to ``data_root``; read with
             :func:`csd_mm.datasets.read_split`). Empty: every CAM file in ``cam_dir``.
         label_dir (str, optional): Cache folder of the confident labels. Defaults to the sibling
-            ``<cam_dir>_conf_la<low_alpha>_ha<high_alpha>``. Its ``settings.json`` records the alphas,
-            ``crf_cfg``, the CAM folder and each CAM file's size / modification time; cached labels made with
-            other settings or from since-changed CAM files are refused with an error (see
-            :func:`~csd_mm.refine.datasets.label_record.claim_label_dir`).
-        low_alpha (float): Strong-background power. Defaults to 4 (PSA; MCTformer uses 1).
-        high_alpha (float): Weak-background power. Defaults to 32 (PSA; MCTformer uses 12).
-        crf_cfg (dict, optional): Kernel parameters for :func:`~csd_mm.refine.functional.crf.dense_crf`.
+            ``<cam_dir>_conf_la<low_alpha>_ha<high_alpha>`` (PSA) or ``<cam_dir>_irn_conf_fg<conf_fg>_bg<conf_bg>``
+            (IRN). Its ``settings.json`` records the recipe, its numbers, ``crf_cfg``, the CAM folder and each
+            CAM file's size / modification time; cached labels made with other settings or from since-changed CAM
+            files are refused with an error (see :func:`~csd_mm.refine.datasets.label_record.claim_label_dir`).
+        confident_labels (str): The recipe: ``'psa'`` (default; PSA's two CRFs, ``low_alpha`` / ``high_alpha``)
+            or ``'irn'`` (IRN's thresholds ``conf_fg`` / ``conf_bg`` with a label CRF).
+        low_alpha (float): PSA: strong-background power. Defaults to 4 (PSA; MCTformer uses 1).
+        high_alpha (float): PSA: weak-background power. Defaults to 32 (PSA; MCTformer uses 12).
+        conf_fg (float): IRN: background score of the confident foreground. Defaults to 0.30 (IRN).
+        conf_bg (float): IRN: background score of the confident background. Defaults to 0.05 (IRN).
+        crf_cfg (dict, optional): Kernel parameters of the recipe's CRF:
+            :func:`~csd_mm.refine.functional.crf.dense_crf` (PSA) or
+            :func:`~csd_mm.refine.functional.crf.dense_crf_labels` (IRN; also ``gt_prob``). Their defaults
+            are PSA's / IRN's.
         data_prefix (dict): ``img_path`` (default ``'JPEGImages'``).
         metainfo (dict, optional): Class names (background first); defaults to VOC's.
         **kwargs: Other arguments of mmseg's ``BaseSegDataset`` (``data_root``, ``pipeline``, ...).
@@ -58,22 +74,36 @@ class AffinityLabelDataset(BaseSegDataset):
                  cam_dir: str,
                  ann_file: str = '',
                  label_dir: Optional[str] = None,
+                 confident_labels: str = 'psa',
                  low_alpha: float = 4.0,
                  high_alpha: float = 32.0,
+                 conf_fg: float = 0.30,
+                 conf_bg: float = 0.05,
                  crf_cfg: Optional[dict] = None,
                  data_prefix: dict = dict(img_path='JPEGImages'),
                  **kwargs) -> None:
-        if not low_alpha < high_alpha:
-            raise ValueError(f'AffinityLabelDataset: low_alpha ({low_alpha}) must be smaller than high_alpha '
-                             f'({high_alpha})')
         self.cam_dir = osp.normpath(cam_dir)
-        self.low_alpha = float(low_alpha)
-        self.high_alpha = float(high_alpha)
-        self.label_dir = label_dir if label_dir is not None else \
-            f'{self.cam_dir}_conf_la{low_alpha:g}_ha{high_alpha:g}'
+        self.confident_labels = confident_labels
+        if confident_labels == 'psa':
+            if not low_alpha < high_alpha:
+                raise ValueError(f'AffinityLabelDataset: low_alpha ({low_alpha}) must be smaller than high_alpha '
+                                 f'({high_alpha})')
+            self.label_numbers = dict(low_alpha=float(low_alpha), high_alpha=float(high_alpha))
+            default_label_dir = f'{self.cam_dir}_conf_la{low_alpha:g}_ha{high_alpha:g}'
+        elif confident_labels == 'irn':
+            if not conf_bg < conf_fg:
+                raise ValueError(f'AffinityLabelDataset: conf_bg ({conf_bg}) must be smaller than conf_fg '
+                                 f'({conf_fg})')
+            self.label_numbers = dict(conf_fg=float(conf_fg), conf_bg=float(conf_bg))
+            default_label_dir = f'{self.cam_dir}_irn_conf_fg{conf_fg:g}_bg{conf_bg:g}'
+        else:
+            raise ValueError(f"AffinityLabelDataset: confident_labels must be 'psa' or 'irn', got "
+                             f'{confident_labels!r}')
+        self.label_dir = label_dir if label_dir is not None else default_label_dir
         self.crf_cfg = dict(crf_cfg or {})
         try:
-            effective_crf_cfg(self.crf_cfg)  # a misspelt kernel name: refused here, not in the first CRF call
+            # a misspelt kernel name: refused here, not in the first CRF call
+            effective_crf_cfg(self.crf_cfg, confident_labels)
         except ValueError as e:
             raise ValueError(f'AffinityLabelDataset: {e}') from None
         metainfo = kwargs.pop('metainfo', None)
@@ -119,8 +149,8 @@ class AffinityLabelDataset(BaseSegDataset):
         num_fg = len(classes) - 1 if classes and classes[0] == 'background' else None
         check_cam_folder(self.cam_dir, ids, num_fg)  # CAMs of another dataset: refused before any label is made
         # before any label is made (here, in the main process, not in the dataloader workers): cached labels of
-        # other alphas / CRF kernels / CAMs are refused, the settings of new ones recorded
-        settings = confident_label_settings(self.cam_dir, self.low_alpha, self.high_alpha, self.crf_cfg)
+        # another recipe / other numbers / CRF kernels / CAMs are refused, the settings of new ones recorded
+        settings = confident_label_settings(self.cam_dir, self.confident_labels, self.label_numbers, self.crf_cfg)
         claim_label_dir(self.label_dir, settings, cam_stamps(self.cam_dir, ids))
         return data_list
 
@@ -133,7 +163,8 @@ class AffinityLabelDataset(BaseSegDataset):
             if cam.shape[1:] != img.shape[:2]:
                 raise ValueError(f'AffinityLabelDataset: CAM file {info["cam_path"]} has size {cam.shape[1:]} but '
                                  f'image {info["img_path"]} has {img.shape[:2]}')
-            label = confident_regions(img, cam, keys, self.low_alpha, self.high_alpha, **self.crf_cfg)
+            make_label = confident_regions if self.confident_labels == 'psa' else irn_confident_regions
+            label = make_label(img, cam, keys, **self.label_numbers, **self.crf_cfg)
             write_png(path, label)
         return path
 

@@ -1,12 +1,15 @@
 """The record that ties a folder of cached confident labels to the settings and CAMs that made them.
 
 :class:`~csd_mm.refine.datasets.AffinityLabelDataset` computes PSA's confident labels lazily and caches them as
-PNGs. A label depends on the two alphas, the dense-CRF kernels (``crf_cfg``) and the CAM file it was made from,
-so the folder keeps ``settings.json`` (written atomically):
+PNGs. A label depends on the recipe (PSA's two CRFs or IRN's thresholds with a label CRF), its numbers (the two
+alphas or the two thresholds), the CRF kernels (``crf_cfg``) and the CAM file it was made from, so the folder keeps
+``settings.json`` (written atomically):
 
-* ``settings``: ``cam_dir`` (absolute), ``low_alpha``, ``high_alpha`` and ``crf_cfg``, the CRF keyword
-  arguments with :func:`~csd_mm.refine.functional.crf.dense_crf`'s defaults filled in (so ``{}`` and the
-  defaults spelt out are the same settings);
+* ``settings``: ``cam_dir`` (absolute), ``recipe`` (``'psa'`` or ``'irn'``), the recipe's numbers
+  (``low_alpha`` / ``high_alpha`` or ``conf_fg`` / ``conf_bg``) and ``crf_cfg``, the CRF keyword arguments with
+  the defaults of the recipe's CRF (:func:`~csd_mm.refine.functional.crf.dense_crf` or
+  :func:`~csd_mm.refine.functional.crf.dense_crf_labels`) filled in (so ``{}`` and the defaults spelt out are the
+  same settings);
 * ``cams``: per image id ``[size, mtime_ns]`` of its CAM file, a cheap identity that changes whenever the CAM
   file is rewritten (regenerated CAMs, even equal ones).
 
@@ -14,7 +17,8 @@ A dataset reuses the folder's labels only when the settings match and no labelle
 otherwise it refuses with an error naming the folder, what differs and what to do (never a silent reuse of
 stale labels). Differences that touch no cached label (a folder without label PNGs; a changed CAM whose label
 was not made yet) just update the record. A folder of labels from before the record existed is used with a
-warning, since nothing tells whether it matches.
+warning, since nothing tells whether it matches; a record from before the recipe switch (no ``recipe``) was made
+by PSA's recipe, the only one then, and is read so.
 """
 import inspect
 import json
@@ -27,51 +31,73 @@ from mmengine.logging import print_log
 
 from ...utils.cam_io import CAM_SUFFIX, cam_path
 from ...utils.fileio import StaleOutputError, atomic_write_bytes
-from ..functional.crf import dense_crf
+from ..functional.crf import dense_crf, dense_crf_labels
 
-__all__ = ['RECORD_FILE', 'effective_crf_cfg', 'confident_label_settings', 'cam_stamps', 'settings_differences',
-           'changed_cam_ids', 'claim_label_dir']
+__all__ = ['RECORD_FILE', 'RECIPE_NUMBERS', 'effective_crf_cfg', 'confident_label_settings', 'cam_stamps',
+           'settings_differences', 'changed_cam_ids', 'claim_label_dir']
 
 RECORD_FILE = 'settings.json'
 LABEL_SUFFIX = '.png'
+#: confident-label recipe -> the names of its numbers (PSA: the two background powers; IRN: the two thresholds)
+RECIPE_NUMBERS = {'psa': ('low_alpha', 'high_alpha'), 'irn': ('conf_fg', 'conf_bg')}
+#: confident-label recipe -> the CRF whose keyword defaults complete ``crf_cfg``
+_RECIPE_CRF = {'psa': dense_crf, 'irn': dense_crf_labels}
 
 
-def effective_crf_cfg(crf_cfg: Optional[Mapping] = None) -> Dict:
-    """``crf_cfg`` with :func:`~csd_mm.refine.functional.crf.dense_crf`'s defaults for the missing kernels.
+def _check_recipe(recipe: str) -> None:
+    if recipe not in RECIPE_NUMBERS:
+        raise ValueError(f'confident-label recipe must be one of {sorted(RECIPE_NUMBERS)}, got {recipe!r}')
+
+
+def effective_crf_cfg(crf_cfg: Optional[Mapping] = None, recipe: str = 'psa') -> Dict:
+    """``crf_cfg`` with the defaults of the recipe's CRF for the missing kernels.
 
     Args:
-        crf_cfg (Mapping, optional): Keyword arguments of ``dense_crf`` (``n_iters``, ``pos_xy_std``, ...).
+        crf_cfg (Mapping, optional): Keyword arguments of the recipe's CRF (``n_iters``, ``pos_xy_std``, ...;
+            IRN's label CRF also ``gt_prob``).
+        recipe (str): ``'psa'`` (:func:`~csd_mm.refine.functional.crf.dense_crf`) or ``'irn'``
+            (:func:`~csd_mm.refine.functional.crf.dense_crf_labels`). Defaults to 'psa'.
 
     Returns:
-        dict: Every keyword argument of ``dense_crf`` with its value, JSON-ready.
+        dict: Every keyword argument of that CRF with its value, JSON-ready.
 
     Raises:
-        ValueError: ``crf_cfg`` has a key that ``dense_crf`` does not take.
+        ValueError: An unknown recipe, or ``crf_cfg`` has a key that the recipe's CRF does not take.
     """
-    defaults = {name: p.default for name, p in inspect.signature(dense_crf).parameters.items()
+    _check_recipe(recipe)
+    crf = _RECIPE_CRF[recipe]
+    defaults = {name: p.default for name, p in inspect.signature(crf).parameters.items()
                 if p.default is not inspect.Parameter.empty}
     crf_cfg = dict(crf_cfg or {})
     unknown = sorted(set(crf_cfg) - set(defaults))
     if unknown:
-        raise ValueError(f'crf_cfg has keys {unknown} that dense_crf does not take (it takes {sorted(defaults)})')
+        raise ValueError(f'crf_cfg has keys {unknown} that {crf.__name__} (the CRF of the {recipe!r} confident '
+                         f'labels) does not take (it takes {sorted(defaults)})')
     return json.loads(json.dumps(dict(defaults, **crf_cfg), sort_keys=True))  # tuples -> lists, as stored
 
 
-def confident_label_settings(cam_dir: str, low_alpha: float, high_alpha: float,
+def confident_label_settings(cam_dir: str, recipe: str, numbers: Mapping[str, float],
                              crf_cfg: Optional[Mapping] = None) -> Dict:
     """The settings that decide the confident labels, as recorded under ``settings``.
 
     Args:
         cam_dir (str): Folder of the CAM files (recorded as an absolute, normalised path).
-        low_alpha (float): Strong-background power.
-        high_alpha (float): Weak-background power.
-        crf_cfg (Mapping, optional): Keyword arguments of ``dense_crf`` (see :func:`effective_crf_cfg`).
+        recipe (str): ``'psa'`` (two CRFs on ``(1 - max cam) ** alpha`` backgrounds) or ``'irn'`` (two
+            thresholds with a label CRF).
+        numbers (Mapping): The recipe's numbers, exactly those of :data:`RECIPE_NUMBERS` (``low_alpha`` /
+            ``high_alpha`` or ``conf_fg`` / ``conf_bg``).
+        crf_cfg (Mapping, optional): Keyword arguments of the recipe's CRF (see :func:`effective_crf_cfg`).
 
     Returns:
-        dict: ``cam_dir``, ``low_alpha``, ``high_alpha``, ``crf_cfg``.
+        dict: ``cam_dir``, ``recipe``, the numbers (floats), ``crf_cfg``.
     """
-    return dict(cam_dir=osp.normpath(osp.abspath(cam_dir)), low_alpha=float(low_alpha),
-                high_alpha=float(high_alpha), crf_cfg=effective_crf_cfg(crf_cfg))
+    _check_recipe(recipe)
+    if sorted(numbers) != sorted(RECIPE_NUMBERS[recipe]):
+        raise ValueError(f'the {recipe!r} confident labels take the numbers {list(RECIPE_NUMBERS[recipe])}, got '
+                         f'{sorted(numbers)}')
+    return dict(cam_dir=osp.normpath(osp.abspath(cam_dir)), recipe=recipe,
+                **{name: float(value) for name, value in numbers.items()},
+                crf_cfg=effective_crf_cfg(crf_cfg, recipe))
 
 
 def cam_stamps(cam_dir: str, ids: Sequence[str]) -> Dict[str, List[int]]:
@@ -139,8 +165,8 @@ def claim_label_dir(label_dir: str, settings: Dict, stamps: Dict[str, List[int]]
     if not osp.isfile(path):
         if has_labels:
             print_log(f'{where}: {label_dir} holds confident labels but no {RECORD_FILE} (made before label '
-                      'folders recorded their settings), so they are reused without checking that the alphas, '
-                      f'crf_cfg and CAMs match. {how}', logger='current', level=logging.WARNING)
+                      'folders recorded their settings), so they are reused without checking that the recipe, its '
+                      f'numbers, crf_cfg and CAMs match. {how}', logger='current', level=logging.WARNING)
             return
         _write(path, dict(settings=settings, cams=stamps))
         return
@@ -150,6 +176,8 @@ def claim_label_dir(label_dir: str, settings: Dict, stamps: Dict[str, List[int]]
         stored_settings, stored_stamps = record['settings'], record['cams']
         if not isinstance(stored_settings, dict) or not isinstance(stored_stamps, dict):
             raise ValueError('"settings" and "cams" must be objects')
+        # records from before the recipe switch hold PSA's labels, the only recipe then
+        stored_settings.setdefault('recipe', 'psa')
     except (ValueError, KeyError) as e:
         raise StaleOutputError(f'{where}: {path} is not a readable label record ({e}). {how}') from e
     if not has_labels:  # nothing cached that could be stale: start afresh

@@ -186,8 +186,16 @@ def pair_loss(aff: Tensor, labels: Tensor, radius: int, ignore_index: int = 255)
 
 
 def resize_labels(labels: Tensor, size: Tuple[int, int]) -> Tensor:
-    """Nearest-neighbour resize of ``(N, H, W)`` label maps to ``size`` (labels stay labels)."""
-    return F.interpolate(labels[:, None].float(), size=tuple(size), mode='nearest')[:, 0].long()
+    """Nearest-neighbour resize of ``(N, H, W)`` label maps to ``size`` (labels stay labels), centre sample.
+
+    Output position ``i`` takes input ``floor((i + 0.5) * H / h)`` (``mode='nearest-exact'``): for a
+    reduction by 4 the centre pixel ``4i + 2`` of each 4x4 cell, as IRN's ``pil_rescale(label, 0.25, 0)`` (PIL's
+    nearest). PyTorch's ``'nearest'`` would take the top-left pixel ``4i``, a shift of 1.5 pixels against the
+    cell the network's position covers. PSA labels each 8x8 cell with the argmax of its block-averaged CRF
+    scores (its ``AvgPool2d(8)`` before ``ExtractAffinityLabelInRadius``), not a sample; the centre sample is
+    the closer of the two samples to that, and cells with a label boundary can still differ.
+    """
+    return F.interpolate(labels[:, None].float(), size=tuple(size), mode='nearest-exact')[:, 0].long()
 
 
 def feature_affinity(feats: Tensor, radius: int = 5) -> Tensor:

@@ -18,12 +18,20 @@ pseudo masks Yang et al., "Cross-domain Semantic Decoupling for Weakly-Supervise
 :func:`confident_regions` builds PSA's confident labels for training the affinity network: a CRF with a strong
 background (low ``alpha``, PSA 4, MCTformer 1) gives the confident foreground, one with a weak background
 (high ``alpha``, PSA 32, MCTformer 12) the confident background; everything else is 255 (unsure).
+
+:func:`irn_confident_regions` builds IRN's confident labels for training its boundary network (IRN's
+``step/cam_to_ir_label.py``): the CAMs are thresholded with a constant background score (``conf_fg = 0.30``
+for the confident foreground, ``conf_bg = 0.05`` for the confident background), each hard label map is smoothed by
+a label CRF (:func:`dense_crf_labels`: pydensecrf's ``unary_from_labels`` with ``gt_prob = 0.7``, 10 iterations,
+Gaussian ``sxy = 3, compat = 3``, bilateral ``sxy = 50, srgb = 5, compat = 10``: IRN's ``crf_inference_label``), and
+the two maps are combined by :func:`combine_irn_confident`.
 """
 from typing import Optional
 
 import numpy as np
 
-__all__ = ['dense_crf', 'cam_label_scores', 'crf_refine_cam', 'confident_regions']
+__all__ = ['dense_crf', 'cam_label_scores', 'crf_refine_cam', 'confident_regions', 'dense_crf_labels',
+           'combine_irn_confident', 'irn_confident_regions']
 
 
 def _check_img(img: np.ndarray, where: str) -> np.ndarray:
@@ -187,3 +195,134 @@ def confident_regions(img: np.ndarray,
     label[fg_conf == 0] = 255
     label[bg_conf == 0] = 0
     return label
+
+
+def dense_crf_labels(img: np.ndarray,
+                     labels: np.ndarray,
+                     n_labels: int,
+                     gt_prob: float = 0.7,
+                     n_iters: int = 10,
+                     pos_xy_std: float = 3,
+                     pos_w: float = 3,
+                     bi_xy_std: float = 50,
+                     bi_rgb_std: float = 5,
+                     bi_w: float = 10) -> np.ndarray:
+    """Fully connected CRF on a hard label map (IRN's ``crf_inference_label``, Ahn et al., CVPR 2019).
+
+    The unary is pydensecrf's ``unary_from_labels(labels, n_labels, gt_prob, zero_unsure=False)``: each pixel
+    believes its label with probability ``gt_prob`` and each other label with ``(1 - gt_prob) / (n_labels - 1)``
+    (every label value, 0 included, is a real label).
+
+    Args:
+        img (np.ndarray): ``uint8 (H, W, 3)`` image.
+        labels (np.ndarray): ``(H, W)`` integer labels in ``[0, n_labels)``.
+        n_labels (int): Number of labels (at least 2).
+        gt_prob (float): Confidence of the given label, in (0, 1). Defaults to 0.7 (IRN).
+        n_iters (int): Mean-field iterations. Defaults to 10 (IRN).
+        pos_xy_std (float): Spatial std of the smoothness kernel. Defaults to 3 (IRN).
+        pos_w (float): Weight of the smoothness kernel. Defaults to 3 (IRN).
+        bi_xy_std (float): Spatial std of the appearance kernel. Defaults to 50 (IRN).
+        bi_rgb_std (float): Colour std of the appearance kernel. Defaults to 5 (IRN's label CRF; its CAM CRF and
+            PSA's use 13 / 13, see :func:`dense_crf`).
+        bi_w (float): Weight of the appearance kernel. Defaults to 10 (IRN).
+
+    Returns:
+        np.ndarray: ``int64 (H, W)`` argmax of the marginals after inference (ties to the lower label).
+    """
+    import pydensecrf.densecrf as dcrf
+    from pydensecrf.utils import unary_from_labels
+
+    img = _check_img(img, 'dense_crf_labels')
+    labels = np.asarray(labels)
+    n_labels = int(n_labels)
+    if n_labels < 2:
+        raise ValueError(f'dense_crf_labels: n_labels must be >= 2, got {n_labels}')
+    if not 0 < gt_prob < 1:
+        raise ValueError(f'dense_crf_labels: gt_prob must be in (0, 1), got {gt_prob}')
+    if labels.shape != img.shape[:2] or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f'dense_crf_labels: labels must be an integer (H, W) map with (H, W) = {img.shape[:2]}, '
+                         f'got {labels.dtype} {labels.shape}')
+    if labels.size and (labels.min() < 0 or labels.max() >= n_labels):
+        raise ValueError(f'dense_crf_labels: labels must lie in [0, {n_labels}), got [{labels.min()}, '
+                         f'{labels.max()}]')
+    h, w = labels.shape
+    crf = dcrf.DenseCRF2D(w, h, n_labels)
+    unary = unary_from_labels(labels.astype(np.int64), n_labels, gt_prob=gt_prob, zero_unsure=False)
+    crf.setUnaryEnergy(np.ascontiguousarray(unary))
+    crf.addPairwiseGaussian(sxy=pos_xy_std, compat=pos_w)
+    crf.addPairwiseBilateral(sxy=bi_xy_std, srgb=bi_rgb_std, rgbim=img, compat=bi_w)
+    q = crf.inference(int(n_iters))
+    return np.argmax(np.asarray(q).reshape(n_labels, h, w), axis=0)
+
+
+def combine_irn_confident(fg_conf: np.ndarray, bg_conf: np.ndarray, ignore_index: int = 255) -> np.ndarray:
+    """IRN's combination of its two label maps into a confident label (``step/cam_to_ir_label.py``).
+
+    ``fg_conf`` (made with the high background score) is kept where it says foreground; where it says
+    background the pixel is background only if ``bg_conf`` (made with the low background score) says so too,
+    otherwise unsure. Unlike PSA's combination (:func:`confident_regions`), ``bg_conf`` never overrides a
+    foreground of ``fg_conf``.
+
+    Args:
+        fg_conf (np.ndarray): ``(H, W)`` mask values (0 background, ``c + 1`` foreground) of the high threshold.
+        bg_conf (np.ndarray): ``(H, W)`` mask values of the low threshold.
+        ignore_index (int): Value of unsure pixels. Defaults to 255.
+
+    Returns:
+        np.ndarray: ``uint8 (H, W)``: ``fg_conf`` where it is foreground, 0 where both are 0, else
+        ``ignore_index``.
+    """
+    fg_conf, bg_conf = np.asarray(fg_conf), np.asarray(bg_conf)
+    if fg_conf.shape != bg_conf.shape:
+        raise ValueError(f'combine_irn_confident: fg_conf {fg_conf.shape} and bg_conf {bg_conf.shape} differ in '
+                         'shape')
+    label = fg_conf.astype(np.uint8)
+    # both maps background (IRN: bg_conf + fg_conf == 0 on non-negative labels)
+    label[fg_conf == 0] = ignore_index
+    label[(fg_conf == 0) & (bg_conf == 0)] = 0
+    return label
+
+
+def irn_confident_regions(img: np.ndarray,
+                          cam: np.ndarray,
+                          keys: np.ndarray,
+                          conf_fg: float = 0.30,
+                          conf_bg: float = 0.05,
+                          gt_prob: float = 0.7,
+                          **crf_kwargs) -> np.ndarray:
+    """IRN's confident label map for training its boundary network (Ahn et al., CVPR 2019, Sec. 3.3).
+
+    For each background score ``t`` in (``conf_fg``, ``conf_bg``): the argmax over ``[t, cam_1 .. cam_K]``
+    (ties to background, as ``np.argmax`` over the padded maps), smoothed by :func:`dense_crf_labels` with
+    ``K + 1`` labels, mapped to mask values ``[0, keys + 1]``; then :func:`combine_irn_confident`.
+
+    Args:
+        img (np.ndarray): ``uint8 (H, W, 3)`` RGB image.
+        cam (np.ndarray): ``(K, H, W)`` CAMs (IRN: max-normalised per class, in [0, 1]).
+        keys (np.ndarray): ``[K]`` 0-based foreground classes.
+        conf_fg (float): Background score of the confident foreground. Defaults to 0.30 (IRN's
+            ``conf_fg_thres``).
+        conf_bg (float): Background score of the confident background. Defaults to 0.05 (IRN's
+            ``conf_bg_thres``).
+        gt_prob (float): Label confidence of the CRF unary. Defaults to 0.7 (IRN).
+        **crf_kwargs: Kernels of :func:`dense_crf_labels` (``n_iters``, ``bi_xy_std``, ...).
+
+    Returns:
+        np.ndarray: ``uint8 (H, W)`` labels: 0 confident background, ``keys + 1`` confident foreground, 255
+        unsure. No map (K = 0): all background.
+    """
+    img = _check_img(img, 'irn_confident_regions')
+    cam, keys = _check_cam_keys(cam, keys, img.shape, 'irn_confident_regions')
+    if not conf_bg < conf_fg:
+        raise ValueError(f'irn_confident_regions: conf_bg ({conf_bg}) must be smaller than conf_fg ({conf_fg})')
+    num_maps = cam.shape[0]
+    if num_maps == 0:
+        return np.zeros(img.shape[:2], dtype=np.uint8)
+    values = np.concatenate([[0], keys + 1]).astype(np.uint8)
+    confs = []
+    for threshold in (conf_fg, conf_bg):
+        # label indices 0 (background) .. K, compared in float32 as IRN's argmax over the padded maps (a CAM
+        # value equal to float32(threshold) is a tie, and ties go to the background)
+        hard = np.argmax(cam_label_scores(cam, bg_threshold=threshold), axis=0)
+        confs.append(values[dense_crf_labels(img, hard, num_maps + 1, gt_prob, **crf_kwargs)])
+    return combine_irn_confident(*confs)

@@ -71,8 +71,8 @@ class BoundaryNet(BaseModel):
 
     * ``'loss'``: the data samples carry confident label maps ``gt_sem_seg`` (0 background, ``c + 1``
       foreground, 255 unsure; e.g. from :class:`~csd_mm.refine.datasets.AffinityLabelDataset`). They
-      are downsampled (nearest) to the boundary map size, pairs within ``radius`` get their labels and the loss
-      is ``dict(loss_aff=..., aff_bg_pos=..., aff_fg_pos=..., aff_neg=...)`` (the last three logged only).
+      are downsampled to the boundary map size by the centre pixel of each cell (as IRN's PIL nearest), pairs
+      within ``radius`` get their labels and the loss is ``dict(loss_aff=..., aff_bg_pos=..., aff_fg_pos=..., aff_neg=...)`` (the last three logged only).
     * ``'tensor'`` and ``'predict'``: the boundary map ``(N, 1, h, w)`` in [0, 1]; ``'predict'`` stores each
       sample's ``(1, h, w)`` as the data sample field ``boundary`` when samples are given.
 

@@ -136,3 +136,43 @@ def test_misspelt_crf_kernel_is_refused_at_construction(tmp_path):
     root, cam_dir = _make_data(tmp_path)
     with pytest.raises(ValueError, match=r"AffinityLabelDataset: crf_cfg has keys \['bi_xy'\]"):
         DATASETS.build(_cfg(root, cam_dir, crf_cfg=dict(bi_xy=8)))
+
+
+def test_irn_recipe_makes_irns_confident_labels_and_refuses_psa_caches(tmp_path):
+    from csd_mm.refine.functional import irn_confident_regions
+    root, cam_dir = _make_data(tmp_path)
+    ds = DATASETS.build(_cfg(root, cam_dir, confident_labels='irn', crf_cfg=dict(n_iters=3, bi_xy_std=8)))
+    label_dir = f'{cam_dir}_irn_conf_fg0.3_bg0.05'
+    assert ds.label_dir == label_dir
+    sample = ds[0]
+    label = read_png(os.path.join(label_dir, 'x0.png'))
+    img = np.full((32, 32, 3), 30, np.uint8)
+    img[8:24, 8:24] = 220
+    cam = np.zeros((1, 32, 32), np.float32)
+    cam[0, 8:24, 8:24] = 0.9
+    cam[0, 4:28, 4:28] += 0.1
+    expected = irn_confident_regions(img, cam.astype(np.float16).astype(np.float32), np.array([2]), 0.30, 0.05,
+                                     n_iters=3, bi_xy_std=8)
+    np.testing.assert_array_equal(label, expected)
+    assert (label == 3).any() and (label == 0).any()  # the object and the background are confident
+    np.testing.assert_array_equal(sample['data_samples'].gt_sem_seg.data[0].numpy(), label)
+    # PSA labels cached in that folder: refused, naming the recipes
+    psa_dir = str(tmp_path / 'psa_labels')
+    DATASETS.build(_cfg(root, cam_dir, label_dir=psa_dir))[0]
+    with pytest.raises(ValueError, match=rf"labels in {psa_dir} were made with other settings: .*"
+                       r"recipe: 'psa' \(labels\) vs 'irn' \(asked\)"):
+        DATASETS.build(_cfg(root, cam_dir, label_dir=psa_dir, confident_labels='irn'))
+    # other thresholds: refused as well
+    with pytest.raises(ValueError, match=r'conf_fg: 0\.3 \(labels\) vs 0\.4 \(asked\)'):
+        DATASETS.build(_cfg(root, cam_dir, confident_labels='irn', conf_fg=0.4, label_dir=label_dir,
+                            crf_cfg=dict(n_iters=3, bi_xy_std=8)))
+
+
+def test_bad_recipe_thresholds_and_crf_keys_are_refused(tmp_path):
+    root, cam_dir = _make_data(tmp_path)
+    with pytest.raises(ValueError, match="confident_labels must be 'psa' or 'irn', got 'crf'"):
+        DATASETS.build(_cfg(root, cam_dir, confident_labels='crf'))
+    with pytest.raises(ValueError, match=r'conf_bg \(0\.3\) must be smaller than conf_fg \(0\.05\)'):
+        DATASETS.build(_cfg(root, cam_dir, confident_labels='irn', conf_fg=0.05, conf_bg=0.3))
+    with pytest.raises(ValueError, match=r"crf_cfg has keys \['gt_prob'\] that dense_crf "):
+        DATASETS.build(_cfg(root, cam_dir, crf_cfg=dict(gt_prob=0.7)))  # a label-CRF key for PSA's CRF

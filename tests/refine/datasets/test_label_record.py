@@ -15,19 +15,34 @@ from csd_mm.utils.fileio import write_png
 DENSE_CRF_DEFAULTS = dict(n_iters=10, pos_xy_std=3, pos_w=3, bi_xy_std=80, bi_rgb_std=13, bi_w=10)
 
 
+def _psa(cam_dir, low_alpha, high_alpha, crf_cfg=None):
+    return confident_label_settings(cam_dir, 'psa', dict(low_alpha=low_alpha, high_alpha=high_alpha), crf_cfg)
+
+
 def test_effective_crf_cfg_fills_dense_crf_defaults():
     assert effective_crf_cfg() == DENSE_CRF_DEFAULTS
     assert effective_crf_cfg(dict(bi_xy_std=8)) == dict(DENSE_CRF_DEFAULTS, bi_xy_std=8)
     assert effective_crf_cfg(dict(bi_xy_std=80)) == effective_crf_cfg({})  # the default spelt out: same
-    with pytest.raises(ValueError, match=r"\['bi_xy_sd'\] that dense_crf does not take"):
+    with pytest.raises(ValueError, match=r"\['bi_xy_sd'\] that dense_crf \(the CRF of the 'psa' confident labels\) "
+                       'does not take'):
         effective_crf_cfg(dict(bi_xy_sd=8))
 
 
+def test_effective_crf_cfg_of_irns_label_crf():
+    irn_defaults = dict(gt_prob=0.7, n_iters=10, pos_xy_std=3, pos_w=3, bi_xy_std=50, bi_rgb_std=5, bi_w=10)
+    assert effective_crf_cfg(recipe='irn') == irn_defaults
+    assert effective_crf_cfg(dict(bi_xy_std=8), 'irn') == dict(irn_defaults, bi_xy_std=8)
+    with pytest.raises(ValueError, match=r"\['gt_prob'\] that dense_crf "):
+        effective_crf_cfg(dict(gt_prob=0.7), 'psa')  # PSA's CRF takes scores, not labels
+    with pytest.raises(ValueError, match="recipe must be one of \\['irn', 'psa'\\], got 'crf'"):
+        effective_crf_cfg(recipe='crf')
+
+
 def test_settings_and_differences(tmp_path):
-    settings = confident_label_settings(str(tmp_path / 'a' / '..' / 'cams'), 4, 32, dict(n_iters=3))
-    assert settings == dict(cam_dir=str(tmp_path / 'cams'), low_alpha=4.0, high_alpha=32.0,
+    settings = _psa(str(tmp_path / 'a' / '..' / 'cams'), 4, 32, dict(n_iters=3))
+    assert settings == dict(cam_dir=str(tmp_path / 'cams'), recipe='psa', low_alpha=4.0, high_alpha=32.0,
                             crf_cfg=dict(DENSE_CRF_DEFAULTS, n_iters=3))
-    other = confident_label_settings(str(tmp_path / 'cams'), 4, 12, dict(n_iters=3, bi_xy_std=8))
+    other = _psa(str(tmp_path / 'cams'), 4, 12, dict(n_iters=3, bi_xy_std=8))
     assert settings_differences(settings, settings) == []
     assert settings_differences(settings, other) == [
         'crf_cfg.bi_xy_std: 80 (labels) vs 8 (asked)', 'high_alpha: 32.0 (labels) vs 12.0 (asked)']
@@ -50,13 +65,13 @@ def _record(label_dir):
 
 def test_claim_reuses_same_settings_and_refuses_changed_crf_cfg(tmp_path):
     label_dir = tmp_path / 'conf'
-    settings = confident_label_settings(str(tmp_path / 'cams'), 4, 32, dict(bi_xy_std=8))
+    settings = _psa(str(tmp_path / 'cams'), 4, 32, dict(bi_xy_std=8))
     claim_label_dir(str(label_dir), settings, {'a': [100, 1]})
     assert _record(label_dir) == dict(settings=settings, cams={'a': [100, 1]})
     write_png(str(label_dir / 'a.png'), np.zeros((4, 4), np.uint8))  # a cached label
     claim_label_dir(str(label_dir), settings, {'a': [100, 1], 'b': [200, 2]})  # same settings: reused
     assert _record(label_dir)['cams'] == {'a': [100, 1], 'b': [200, 2]}  # the new id recorded
-    other = confident_label_settings(str(tmp_path / 'cams'), 4, 32, dict(bi_xy_std=80))
+    other = _psa(str(tmp_path / 'cams'), 4, 32, dict(bi_xy_std=80))
     with pytest.raises(ValueError, match=rf'labels in {label_dir} were made with other settings: '
                        r'crf_cfg\.bi_xy_std: 8 \(labels\) vs 80 \(asked\)\. Delete .*conf to recompute'):
         claim_label_dir(str(label_dir), other, {'a': [100, 1]})
@@ -65,7 +80,7 @@ def test_claim_reuses_same_settings_and_refuses_changed_crf_cfg(tmp_path):
 
 def test_claim_refuses_changed_cams_of_cached_labels_only(tmp_path):
     label_dir = tmp_path / 'conf'
-    settings = confident_label_settings(str(tmp_path / 'cams'), 4, 32)
+    settings = _psa(str(tmp_path / 'cams'), 4, 32)
     claim_label_dir(str(label_dir), settings, {'a': [100, 1], 'b': [200, 2]})
     write_png(str(label_dir / 'a.png'), np.zeros((4, 4), np.uint8))
     claim_label_dir(str(label_dir), settings, {'a': [100, 1], 'b': [200, 5]})  # b has no label yet: updated
@@ -76,9 +91,9 @@ def test_claim_refuses_changed_cams_of_cached_labels_only(tmp_path):
 
 def test_claim_without_labels_restarts_and_old_folders_warn(tmp_path, logged_warnings):
     label_dir = tmp_path / 'conf'
-    first = confident_label_settings(str(tmp_path / 'cams'), 4, 32)
+    first = _psa(str(tmp_path / 'cams'), 4, 32)
     claim_label_dir(str(label_dir), first, {'a': [1, 1]})
-    second = confident_label_settings(str(tmp_path / 'cams'), 1, 12)
+    second = _psa(str(tmp_path / 'cams'), 1, 12)
     claim_label_dir(str(label_dir), second, {'a': [1, 2]})  # no label made yet: nothing stale, record replaced
     assert _record(label_dir) == dict(settings=second, cams={'a': [1, 2]})
     (label_dir / RECORD_FILE).write_text('{not json')
@@ -91,3 +106,34 @@ def test_claim_without_labels_restarts_and_old_folders_warn(tmp_path, logged_war
     assert len(logged_warnings) == 1 and f'{label_dir} holds confident labels but no {RECORD_FILE}' in \
         logged_warnings[0]
     assert not (label_dir / RECORD_FILE).exists()  # not blessed: the next run warns again
+
+
+def test_settings_record_the_recipe_and_labels_of_the_other_recipe_are_refused(tmp_path):
+    cams = str(tmp_path / 'cams')
+    irn = confident_label_settings(cams, 'irn', dict(conf_fg=0.3, conf_bg=0.05), dict(bi_xy_std=8))
+    assert irn == dict(cam_dir=cams, recipe='irn', conf_fg=0.3, conf_bg=0.05,
+                       crf_cfg=dict(gt_prob=0.7, n_iters=10, pos_xy_std=3, pos_w=3, bi_xy_std=8, bi_rgb_std=5,
+                                    bi_w=10))
+    with pytest.raises(ValueError, match=r"'irn' confident labels take the numbers \['conf_fg', 'conf_bg'\], got "
+                       r"\['high_alpha', 'low_alpha'\]"):
+        confident_label_settings(cams, 'irn', dict(low_alpha=4, high_alpha=32))
+    label_dir = tmp_path / 'conf'
+    claim_label_dir(str(label_dir), _psa(cams, 4, 32), {'a': [1, 1]})
+    write_png(str(label_dir / 'a.png'), np.zeros((4, 4), np.uint8))  # a PSA label cached
+    with pytest.raises(ValueError, match=r"other settings: .*recipe: 'psa' \(labels\) vs 'irn' \(asked\)"):
+        claim_label_dir(str(label_dir), irn, {'a': [1, 1]})
+
+
+def test_records_from_before_the_recipe_switch_are_psas(tmp_path):
+    cams = str(tmp_path / 'cams')
+    label_dir = tmp_path / 'conf'
+    label_dir.mkdir()
+    legacy = {k: v for k, v in _psa(cams, 4, 32).items() if k != 'recipe'}  # what older versions recorded
+    (label_dir / RECORD_FILE).write_text(json.dumps(dict(settings=legacy, cams={'a': [1, 1]})))
+    write_png(str(label_dir / 'a.png'), np.zeros((4, 4), np.uint8))
+    claim_label_dir(str(label_dir), _psa(cams, 4, 32), {'a': [1, 1], 'b': [2, 2]})  # the same PSA labels: reused
+    assert _record(label_dir)['settings'] == _psa(cams, 4, 32)
+    (label_dir / RECORD_FILE).write_text(json.dumps(dict(settings=legacy, cams={'a': [1, 1]})))
+    with pytest.raises(ValueError, match=r"recipe: 'psa' \(labels\) vs 'irn' \(asked\)"):
+        claim_label_dir(str(label_dir), confident_label_settings(cams, 'irn', dict(conf_fg=0.3, conf_bg=0.05)),
+                        {'a': [1, 1]})

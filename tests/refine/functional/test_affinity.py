@@ -145,6 +145,18 @@ def test_resize_labels_keeps_label_values():
     assert small.dtype == torch.long and small.tolist() == [[[0, 3], [255, 1]]]
 
 
+def test_resize_labels_takes_the_centre_pixel_of_each_cell_as_pil_nearest():
+    from PIL import Image
+    from csd_mm.refine.functional.affinity import resize_labels
+    # 8x8 map whose value is its flat index: the 2x2 reduction must sample pixels (2, 2), (2, 6), (6, 2), (6, 6)
+    # (the centre 4i + 2 of each 4x4 cell, IRN's pil_rescale(label, 0.25, 0)), not the top-left (0, 0) ...
+    labels = torch.arange(64).reshape(1, 8, 8)
+    small = resize_labels(labels, (2, 2))
+    assert small.tolist() == [[[18, 22], [50, 54]]]
+    pil = np.asarray(Image.fromarray(labels[0].numpy().astype(np.uint8)).resize((2, 2), Image.NEAREST))
+    assert small[0].tolist() == pil.tolist()
+
+
 def test_pair_loss_is_affinity_loss_on_the_pair_labels():
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
