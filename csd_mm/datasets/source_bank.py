@@ -96,6 +96,8 @@ def recorded_cam_fingerprint(out_dir: str) -> Optional[str]:
                 stored = json.load(f)
         except ValueError:
             return None
+        if not isinstance(stored, dict):
+            return None  # malformed: building the bank names the file
         settings = stored.get('settings') if name == INDEX_FILE else stored
         fingerprint = settings.get('cam_fingerprint') if isinstance(settings, dict) else None
         return fingerprint if isinstance(fingerprint, str) else None

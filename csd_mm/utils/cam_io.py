@@ -28,7 +28,7 @@ from .paths import check_image_id
 
 __all__ = ['CAM_SUFFIX', 'CAMFileWriter', 'save_cam', 'load_cam', 'load_cam_keys', 'cam_path', 'missing_ids',
            'is_complete', 'check_cam_folder', 'CAM_RECORD_FILE', 'read_cam_record', 'record_new_cam_folder',
-           'check_cam_record']
+           'check_cam_record', 'holds_cam_files']
 
 CAM_SUFFIX = '.npz'
 CAM_RECORD_FILE = '.cams_of.json'  # hidden: listings of ``*.npz`` and of image ids never meet it
@@ -160,7 +160,8 @@ class CAMFileWriter:
             self._pool.shutdown(wait=True)
 
 
-def _holds_cam_files(cam_dir: str) -> bool:
+def holds_cam_files(cam_dir: str) -> bool:
+    """Whether ``cam_dir`` holds at least one CAM file (its record and temporary files do not count)."""
     return os.path.isdir(cam_dir) and any(
         name.endswith(CAM_SUFFIX) and not name.startswith('.') for name in os.listdir(cam_dir))
 
@@ -202,7 +203,7 @@ def record_new_cam_folder(cam_dir: str, fingerprint: str, checkpoint: Optional[s
     Returns:
         bool: Whether the record was written.
     """
-    if _holds_cam_files(cam_dir):
+    if holds_cam_files(cam_dir):
         return False
     record = dict(fingerprint=fingerprint, checkpoint=checkpoint, iteration=iteration)
     atomic_write_bytes(os.path.join(cam_dir, CAM_RECORD_FILE), json.dumps(record, indent=1).encode())
@@ -233,7 +234,7 @@ def check_cam_record(cam_dir: str, fingerprint: str) -> Optional[dict]:
     """
     record = read_cam_record(cam_dir)
     if record is None:
-        if _holds_cam_files(cam_dir):
+        if holds_cam_files(cam_dir):
             print_log(f'CAM folder {cam_dir} has no {CAM_RECORD_FILE} (written before CAM folders recorded their '
                       'weights), so nothing tells whether its CAM files are this model\'s; existing files are '
                       f'kept as they are. Delete {cam_dir} to have them all written by this model.',

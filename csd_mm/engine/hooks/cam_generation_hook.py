@@ -12,7 +12,7 @@ from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 from mmseg.registry import HOOKS
 
-from csd_mm.utils.cam_io import (CAMFileWriter, cam_path, check_cam_record, read_cam_record,
+from csd_mm.utils.cam_io import (CAMFileWriter, cam_path, check_cam_record, holds_cam_files, read_cam_record,
                                  record_new_cam_folder)
 from csd_mm.utils.checkpoint import unwrap_model, weights_fingerprint
 from csd_mm.utils.fileio import StaleOutputError, remove_stale_temp_files
@@ -205,9 +205,9 @@ class CAMGenerationHook(Hook):
         stale = []
         out_dir = self._resolve_out_dir(runner)
         record = read_cam_record(out_dir)
-        if record is not None:
+        if record is not None and holds_cam_files(out_dir):  # a record alone is rewritten by the next writer
             stale.append((out_dir, f'the CAMs of weights {record["fingerprint"]}'))
-        if self.source_bank is not None and 'pseudo_mask_dir' not in self.source_bank:
+        if self.source_bank is not None and self.source_bank.get('pseudo_mask_dir') is None:
             bank_dir = self._source_bank_args(runner)[0]
             fingerprint = recorded_cam_fingerprint(bank_dir)
             if fingerprint is not None:

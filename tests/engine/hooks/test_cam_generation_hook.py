@@ -352,3 +352,33 @@ def test_two_ranks_take_rank_0s_buffers_read_its_record_and_both_refuse_other_we
         assert first == second == dict(fingerprint=fingerprint, checkpoint='w/iter_4.pth', iteration=None)
         assert refused.startswith(f'CAM folder {cam_dir} holds the CAMs of other weights: written by weights '
                                   f"{fingerprint} (checkpoint w/iter_4.pth), while this model's weights are {other}.")
+
+
+def test_up_front_refusal_needs_cam_files_and_a_cam_prior_bank(tmp_path):
+    """A record alone (the CAM files deleted, or a pass that crashed before its first file) is rewritten by the
+    next writer, so it is no reason to refuse; a bank built from recorded CAMs is, whatever spells the CAM prior."""
+    from types import SimpleNamespace
+
+    from csd_mm.datasets.source_bank import INDEX_FILE
+    from csd_mm.utils.cam_io import record_new_cam_folder
+    runner = SimpleNamespace(work_dir=str(tmp_path), iter=0, max_iters=10)
+    cam_dir, bank_dir = str(tmp_path / 'cams'), str(tmp_path / 'bank')
+    record_new_cam_folder(cam_dir, 'aaaa000000000001')
+    hook = CAMGenerationHook(dataloader=dict())
+    hook.refuse_outputs_of_recorded_weights(runner)  # only .cams_of.json: nothing refused
+    save_cam(cam_path(cam_dir, 'a'), np.zeros((1, 2, 2)), [0])
+    with pytest.raises(StaleOutputError, match=f'^{cam_dir} holds the CAMs of weights aaaa000000000001\\. '):
+        hook.refuse_outputs_of_recorded_weights(runner)
+    shutil.rmtree(cam_dir)
+    os.makedirs(bank_dir)
+    with open(osp.join(bank_dir, INDEX_FILE), 'w') as f:
+        f.write('{"entries": [], "settings": {"prior": "cam", "cam_fingerprint": "aaaa000000000001"}}')
+    for source_bank in (dict(out_dir='bank'), dict(out_dir='bank', pseudo_mask_dir=None)):
+        with pytest.raises(StaleOutputError, match=f'^{bank_dir} holds a source bank built from the CAMs of '):
+            CAMGenerationHook(dataloader=dict(), source_bank=source_bank).refuse_outputs_of_recorded_weights(runner)
+    # a bank from pseudo masks depends on no weights; a malformed index is left to the bank's own checks
+    CAMGenerationHook(dataloader=dict(), source_bank=dict(out_dir='bank', pseudo_mask_dir='pm')
+                      ).refuse_outputs_of_recorded_weights(runner)
+    with open(osp.join(bank_dir, INDEX_FILE), 'w') as f:
+        f.write('[]')
+    CAMGenerationHook(dataloader=dict(), source_bank=dict(out_dir='bank')).refuse_outputs_of_recorded_weights(runner)
