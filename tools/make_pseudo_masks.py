@@ -39,7 +39,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='"crf", "none" (the seed) or a Python-style config file defining `refiner`')
     parser.add_argument('--bg-threshold', type=float, default=None,
                         help='constant background score (crf: instead of the power; none: default 0.15)')
-    # the crf flags default to None ("not given"), so that another refiner can refuse them; CRF_DEFAULTS fills in
+    # the crf flags default to None ("not given"): another refiner refuses them, the crf refiner keeps its defaults
     parser.add_argument('--alpha', type=float, help='crf: background power (default: PSA\'s 16)')
     parser.add_argument('--confident', action='store_true', default=None,
                         help='crf: PSA confident labels (255 where the low/high-alpha CRFs disagree)')
@@ -57,14 +57,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-# the crf-only flags and their defaults (PSA's CRF): given with another refiner they would be ignored silently
-CRF_DEFAULTS = dict(alpha=16.0, confident=False, low_alpha=4.0, high_alpha=32.0, crf_iters=10)
+# the crf-only flags and the DenseCRFRefiner arguments they set: given with another refiner they would be ignored
+CRF_FLAGS = dict(alpha='alpha', confident='confident', low_alpha='low_alpha', high_alpha='high_alpha',
+                 crf_iters='n_iters')
 
 
 def refiner_from_args(args: argparse.Namespace):
     """The refiner config the arguments describe."""
     if args.refiner != 'crf':
-        ignored = [f'--{k.replace("_", "-")}' for k in CRF_DEFAULTS if getattr(args, k) is not None]
+        ignored = [f'--{k.replace("_", "-")}' for k in CRF_FLAGS if getattr(args, k) is not None]
         if args.refiner != 'none' and args.bg_threshold is not None:
             ignored.insert(0, '--bg-threshold')
         if ignored:
@@ -72,10 +73,8 @@ def refiner_from_args(args: argparse.Namespace):
                              'also none); a config refiner takes its settings from the config or --cfg-options, '
                              'e.g. refiner.bg_threshold=0.3')
     if args.refiner == 'crf':
-        crf = {k: default if getattr(args, k) is None else getattr(args, k) for k, default in CRF_DEFAULTS.items()}
-        return dict(type=DenseCRFRefiner, bg_threshold=args.bg_threshold, alpha=crf['alpha'],
-                    confident=crf['confident'], low_alpha=crf['low_alpha'], high_alpha=crf['high_alpha'],
-                    n_iters=crf['crf_iters'])
+        given = {name: getattr(args, flag) for flag, name in CRF_FLAGS.items() if getattr(args, flag) is not None}
+        return dict(type=DenseCRFRefiner, bg_threshold=args.bg_threshold, **given)  # the rest: its defaults
     if args.refiner == 'none':
         return dict(type=SeedRefiner, bg_threshold=0.15 if args.bg_threshold is None else args.bg_threshold)
     if not osp.isfile(args.refiner):

@@ -63,7 +63,8 @@ class PackCAMInputs(BaseTransform):
             KeyError: ``img`` or ``gt_label`` is missing.
             ValueError: The mask's size differs from the image's (names ``seg_map_path`` and both sizes).
         """
-        return dict(inputs=self._image_tensor(results['img']), data_samples=self._data_sample(results))
+        data_sample = self._data_sample(results)  # first: it names the image of a missing key
+        return dict(inputs=self._image_tensor(results['img']), data_samples=data_sample)
 
     def _data_sample(self, results: dict) -> SegDataSample:
         """The checked ``SegDataSample`` of :meth:`transform` (labels, mask, metainfo), without the image."""

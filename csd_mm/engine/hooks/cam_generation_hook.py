@@ -8,7 +8,7 @@ import torch
 from mmengine.dataset import DefaultSampler
 from mmengine.dist import all_reduce, barrier, broadcast, get_dist_info
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
+from mmengine.runner import EpochBasedTrainLoop, Runner
 from mmengine.utils import ProgressBar
 from mmseg.registry import HOOKS
 
@@ -187,8 +187,16 @@ class CAMGenerationHook(Hook):
         # fail before training, not after it, when the bank this run would write exists with other settings
         if self.source_bank is not None and self.dataloader_cfg is not None:
             self.check_source_bank(runner)
-        if self.dataloader_cfg is not None and runner.iter < runner.max_iters:
+        if self.dataloader_cfg is not None and self._steps_to_run(runner):
             self.refuse_outputs_of_recorded_weights(runner)
+
+    @staticmethod
+    def _steps_to_run(runner: Runner) -> bool:
+        """Whether the train loop will run a step: by epochs for an epoch-based loop (a finished run resumed on
+        fewer GPUs has a longer loader, so iter < max_iters there although no epoch is left), else by iterations."""
+        if isinstance(runner.train_loop, EpochBasedTrainLoop):
+            return runner.epoch < runner.max_epochs
+        return runner.iter < runner.max_iters
 
     def refuse_outputs_of_recorded_weights(self, runner: Runner) -> None:
         """Refuses, before the first training step, a CAM folder or source bank that records weights.
@@ -207,8 +215,8 @@ class CAMGenerationHook(Hook):
         record = read_cam_record(out_dir)
         if record is not None and holds_cam_files(out_dir):  # a record alone is rewritten by the next writer
             stale.append((out_dir, f'the CAMs of weights {record["fingerprint"]}'))
-        if self.source_bank is not None and self.source_bank.get('pseudo_mask_dir') is None:
-            bank_dir = self._source_bank_args(runner)[0]
+        bank_dir, bank_kwargs = self._source_bank_args(runner) if self.source_bank is not None else (None, {})
+        if 'cam_dir' in bank_kwargs:  # a bank of the CAM prior (one of pseudo masks depends on no weights)
             fingerprint = recorded_cam_fingerprint(bank_dir)
             if fingerprint is not None:
                 stale.append((bank_dir, f'a source bank built from the CAMs of weights {fingerprint}'))

@@ -222,8 +222,8 @@ def dense_crf_labels(img: np.ndarray,
         pos_xy_std (float): Spatial std of the smoothness kernel. Defaults to 3 (IRN).
         pos_w (float): Weight of the smoothness kernel. Defaults to 3 (IRN).
         bi_xy_std (float): Spatial std of the appearance kernel. Defaults to 50 (IRN).
-        bi_rgb_std (float): Colour std of the appearance kernel. Defaults to 5 (IRN's label CRF; its CAM CRF and
-            PSA's use 13 / 13, see :func:`dense_crf`).
+        bi_rgb_std (float): Colour std of the appearance kernel. Defaults to 5 (IRN's label CRF; PSA's
+            ``crf_inference`` uses 13, see :func:`dense_crf`).
         bi_w (float): Weight of the appearance kernel. Defaults to 10 (IRN).
 
     Returns:

@@ -1,14 +1,15 @@
 """Geometry shared by the random-walk refiners: image pixels <-> the cells of a network's output grid.
 
-PSA's ``infer_aff.py`` (Ahn & Kwak, CVPR 2018) and IRN's ``make_sem_seg_labels.py`` (Ahn et al., CVPR 2019) keep
-every grid position on a fixed block of ``cell x cell`` image pixels: the normalised image is zero-padded at the
-bottom / right to a multiple of the stride (:func:`pad_to_multiple`), so the network's map has
-``ceil(H / cell) x ceil(W / cell)`` positions; the CAMs are zero-padded the same way and average-pooled by
-``cell`` (:func:`pool_to_grid`: position ``(i, j)`` holds the mean of pixels ``[i*cell, (i+1)*cell) x
-[j*cell, (j+1)*cell)``, counting padded pixels as 0); after the walk, the grid is upsampled bilinearly
+PSA's ``infer_aff.py`` (Ahn & Kwak, CVPR 2018) keeps every grid position on a fixed block of ``cell x cell``
+image pixels: the normalised image is zero-padded at the bottom / right to a multiple of the stride
+(:func:`pad_to_multiple`), so the network's map has ``ceil(H / cell) x ceil(W / cell)`` positions; the CAMs are
+zero-padded the same way and average-pooled by ``cell`` (:func:`pool_to_grid`: position ``(i, j)`` holds the
+mean of pixels ``[i*cell, (i+1)*cell) x [j*cell, (j+1)*cell)``, counting padded pixels as 0); after the walk, the grid is upsampled bilinearly
 (``align_corners=False``) by ``cell`` and cropped back to the image (:func:`upsample_from_grid`). Resizing the
 CAM straight onto an unpadded map's size instead (e.g. ``area`` interpolation to ``ceil(H / 8)`` rows) gives
-bins of ``H / ceil(H / 8)`` pixels that drift off the network's cells (up to ~4 px at H = 500).
+bins of ``H / ceil(H / 8)`` pixels that drift off the network's cells (up to ~4 px at H = 500). The IRN refiner
+uses the same geometry at stride 4; IRN itself walks its stride-4 CAM instead of a pooled full-resolution one
+(docs/method.md section 8).
 """
 from typing import Sequence, Tuple
 

@@ -42,7 +42,8 @@ class AffinityRandomWalkRefiner:
             16 (PSA ``infer_aff.py``).
         bg_threshold (float, optional): Constant background score instead of the power: MCTformer's
             ``infer_aff.py --bg_thr`` (0.39, its best seed threshold), IRN-style. Since the walk averages, a
-            constant background stays that constant. Defaults to None.
+            constant background stays that constant, except in the partial cells at the bottom / right edge,
+            which average in the zero padding (as MCTformer's). Defaults to None.
         radius (int, optional): Pair radius; defaults to the model's ``radius`` (5).
         size_divisor (int): The normalised image is zero-padded bottom / right to a multiple of this before the
             model (PSA: 8, its network's stride), so every embedding position covers one block of pixels; a

@@ -131,7 +131,8 @@ class IRNBoundaryRefiner:
             raise ValueError('IRNBoundaryRefiner: cam contains NaN or inf values')
         bnd, cell = self.boundary(img)
         h, w = img_shape
-        # average pooling over the map's cells (zeros beyond the image): one position per block of pixels
+        # average pooling over the map's cells (zeros beyond the image): one position per block of pixels (IRN
+        # walks its stride-4 CAM instead; docs/method.md section 8)
         small = pool_to_grid(torch.from_numpy(cam).to(self.device), cell)
         walked = boundary_random_walk(bnd, small, beta=self.beta, exp_times=self.exp_times, radius=self.radius,
                                       weight_by_boundary=self.weight_by_boundary)

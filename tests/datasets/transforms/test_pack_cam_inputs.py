@@ -63,6 +63,10 @@ def test_mask_size_mismatch_names_file_and_sizes():
     del results['gt_label']
     with pytest.raises(KeyError, match="'gt_label'.*x.jpg"):
         PackCAMInputs().transform(results)
+    results = _results()
+    del results['img']
+    with pytest.raises(KeyError, match="PackCAMInputs needs 'img' in the results of .*x.jpg"):
+        PackCAMInputs().transform(results)
 
 
 def test_registered():

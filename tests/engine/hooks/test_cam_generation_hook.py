@@ -382,3 +382,21 @@ def test_up_front_refusal_needs_cam_files_and_a_cam_prior_bank(tmp_path):
     with open(osp.join(bank_dir, INDEX_FILE), 'w') as f:
         f.write('[]')
     CAMGenerationHook(dataloader=dict(), source_bank=dict(out_dir='bank')).refuse_outputs_of_recorded_weights(runner)
+
+
+def test_steps_to_run_follow_the_loop_kind():
+    """An epoch-based training resumed after its last epoch runs no step even when a loader that grew (fewer
+    GPUs) makes iter < max_iters; an iteration-based one counts iterations."""
+    from types import SimpleNamespace
+
+    from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
+    epoch_loop = EpochBasedTrainLoop.__new__(EpochBasedTrainLoop)
+    finished = SimpleNamespace(train_loop=epoch_loop, epoch=5, max_epochs=5, iter=660, max_iters=5280)
+    assert not CAMGenerationHook._steps_to_run(finished)
+    assert CAMGenerationHook._steps_to_run(SimpleNamespace(train_loop=epoch_loop, epoch=4, max_epochs=5, iter=0,
+                                                           max_iters=0))
+    iter_loop = IterBasedTrainLoop.__new__(IterBasedTrainLoop)
+    assert CAMGenerationHook._steps_to_run(SimpleNamespace(train_loop=iter_loop, epoch=0, max_epochs=1, iter=299,
+                                                           max_iters=300))
+    assert not CAMGenerationHook._steps_to_run(SimpleNamespace(train_loop=iter_loop, epoch=0, max_epochs=1,
+                                                               iter=300, max_iters=300))
