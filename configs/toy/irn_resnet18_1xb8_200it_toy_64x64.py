@@ -2,16 +2,16 @@
 # a narrow ResNet-18 from random init (trained with the branch: there are no ImageNet weights to freeze, unlike
 # IRN), on IRN's confident labels built from the CAMs of the toy CAM baseline (IRN's thresholds 0.30 / 0.05 and
 # its label CRF with IRN's kernels, see the VOC config; the bilateral sxy 50 is NOT scaled to the 64x64 images as
-# in configs/toy/crf_toy_64x64.py: on the seed-0 baseline CAMs of the toy pipeline the IRN masks reach 44.0 / 44.1
-# mask mIoU (boundary nets of seeds 0 / 1) with sxy 50 against 39.8 / 39.4 with sxy 8; PSA's labels: 45.4).
+# in configs/toy/crf_toy_64x64.py: in one comparison on the seed-0 baseline CAMs of the toy pipeline, at one
+# torch thread and with records not kept, the IRN masks were about 4 points of mask mIoU lower with sxy 8).
 # Same structure as configs/irn/irn_resnet50_1xb32_3e_voc12aug_512.py, scaled to 64x64 images: IRN's boundary
 # map is 1/4 of a ~500-pixel image (~125 positions a side); at 1/4 of 64 pixels (16 positions) the toy objects are 1-2
 # positions thick and the walk only blurs them (measured: below the seeds). So the images are enlarged 4x
 # (img_scale 4: the 1/4 map has one position per original pixel, 64 a side), training uses IRN's radius 10 and
 # inference its radius 5. The walk is shorter (exp_times 4: 16 steps instead of 256), the background score is
 # close to the best seed threshold of the toy CAMs (0.45; IRN: 0.25) and the CAMs are not multiplied by 1 - B
-# before the walk (IRN does; on the toy it erases the thin objects): see the measurements in the report of
-# this refiner (IRN's own inference settings stay available: exp_times=8, bg_threshold=0.25,
+# before the walk (IRN does; on the toy it erases the thin objects): docs/method.md section 8 has the
+# figures (IRN's own inference settings stay available: exp_times=8, bg_threshold=0.25,
 # weight_by_boundary=True). About 2-5 minutes of CPU (set OMP_NUM_THREADS=1 on a shared machine).
 #
 #   python tools/train.py configs/toy/cam_resnet18_1xb16_300it_toy_64x64.py          # writes .../cams
