@@ -30,7 +30,7 @@ _HELD = {}
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith('linux') else None
 
 
-def die_with_parent(sig: int = signal.SIGKILL, parent: Optional[int] = None) -> None:
+def die_with_parent(parent: int, sig: int = signal.SIGKILL) -> None:
     """Asks the kernel to send ``sig`` to this process when its parent dies (Linux; a no-op elsewhere).
 
     Meant as ``subprocess.Popen(..., preexec_fn=partial(die_with_parent, parent=os.getpid()))``: it runs in the
@@ -38,15 +38,19 @@ def die_with_parent(sig: int = signal.SIGKILL, parent: Optional[int] = None) -> 
     child is an orphan already, so it checks for that and exits.
 
     Args:
+        parent (int): The parent's pid, taken by the parent before the fork (``os.getpid()``). Required: the
+            child's own ``os.getppid()`` cannot tell a parent that died between the fork and this call (the
+            child then looks adopted from the start and would run unguarded).
         sig (int): The signal. Defaults to SIGKILL.
-        parent (int, optional): The parent's pid, taken by the parent before the fork (``os.getpid()``).
-            Defaults to ``os.getppid()`` at this call, which cannot see a parent that died between the fork and
-            the call (the child then looks adopted from the start).
+
+    Raises:
+        TypeError: ``parent`` is not a pid (an ``int``; ``bool`` and None are refused).
     """
+    if isinstance(parent, bool) or not isinstance(parent, int) or parent <= 0:
+        raise TypeError(f'die_with_parent: parent must be the parent\'s pid (a positive int taken with os.getpid() '
+                        f'before the fork), got {parent!r}')
     if _LIBC is None:
         return
-    if parent is None:
-        parent = os.getppid()
     if _LIBC.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), 'prctl(PR_SET_PDEATHSIG) failed')
     if os.getppid() != parent:  # the parent died before prctl: nobody will signal us

@@ -31,10 +31,10 @@ def test_child_started_with_die_with_parent_ends_when_the_parent_is_killed(tmp_p
     killed with SIGKILL: the kernel ends the child too."""
     pid_file = tmp_path / 'child.pid'
     parent_code = textwrap.dedent(f'''
-        import subprocess, sys, time
+        import functools, os, subprocess, sys, time
         {_LOAD}
         child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],
-                                 preexec_fn=process.die_with_parent)
+                                 preexec_fn=functools.partial(process.die_with_parent, parent=os.getpid()))
         open({str(pid_file)!r}, 'w').write(str(child.pid))
         time.sleep(60)
     ''')
@@ -60,6 +60,17 @@ def test_a_child_whose_parent_is_already_gone_ends_at_once():
     orphan = subprocess.run([sys.executable, '-c', 'print("ran")'], capture_output=True, text=True,
                             preexec_fn=partial(process.die_with_parent, parent=os.getpid() + 10 ** 6))
     assert orphan.returncode == -signal.SIGKILL and orphan.stdout == ''
+
+
+@pytest.mark.parametrize('call', ['die_with_parent()', 'die_with_parent(parent=None)',
+                                  'die_with_parent(parent=True)', 'die_with_parent(parent=0)'])
+def test_die_with_parent_requires_the_parents_pid(call):
+    """No fallback to the child's os.getppid() (racy: a parent gone before the call is not seen): a call without
+    a pid is refused, before prctl. Run in a child, so a call that did set the death signal affects only it."""
+    code = f'{_LOAD}\ntry:\n    process.{call}\nexcept TypeError as e:\n    print("refused:", e)\n'
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith('refused:'), f'{call} was accepted: {result.stdout!r}'
 
 
 def test_lock_refuses_a_second_process_naming_the_holder_and_frees_on_sigkill(tmp_path):
