@@ -10,7 +10,9 @@ file that exists is complete and reruns can skip it (:func:`missing_ids`).
 A CAM folder also records which weights wrote it: ``.cams_of.json`` holds ``fingerprint``
 (:func:`~csd_mm.utils.checkpoint.weights_fingerprint`), ``checkpoint`` and ``iteration`` (null when unknown). A
 writer records a new (or empty) folder (:func:`record_new_cam_folder`) and refuses to add to a folder of other
-weights (:func:`check_cam_record`), so skipping existing files never keeps another model's CAMs.
+weights (:func:`check_cam_record`), so skipping existing files never keeps another model's CAMs. A folder
+written before these records existed gets one from a run that rewrote all of its files
+(:func:`record_rewritten_cam_folder`, ``tools/test.py``).
 """
 import collections
 import json
@@ -28,7 +30,7 @@ from .paths import check_image_id
 
 __all__ = ['CAM_SUFFIX', 'CAMFileWriter', 'save_cam', 'load_cam', 'load_cam_keys', 'cam_path', 'missing_ids',
            'is_complete', 'check_cam_folder', 'CAM_RECORD_FILE', 'read_cam_record', 'record_new_cam_folder',
-           'check_cam_record', 'holds_cam_files']
+           'check_cam_record', 'holds_cam_files', 'record_rewritten_cam_folder']
 
 CAM_SUFFIX = '.npz'
 CAM_RECORD_FILE = '.cams_of.json'  # hidden: listings of ``*.npz`` and of image ids never meet it
@@ -188,6 +190,11 @@ def read_cam_record(cam_dir: str) -> Optional[dict]:
     return record
 
 
+def _write_cam_record(cam_dir: str, fingerprint: str, checkpoint: Optional[str], iteration: Optional[int]) -> None:
+    record = dict(fingerprint=fingerprint, checkpoint=checkpoint, iteration=iteration)
+    atomic_write_bytes(os.path.join(cam_dir, CAM_RECORD_FILE), json.dumps(record, indent=1).encode())
+
+
 def record_new_cam_folder(cam_dir: str, fingerprint: str, checkpoint: Optional[str] = None,
                           iteration: Optional[int] = None) -> bool:
     """Records the weights about to write ``cam_dir`` when it holds no CAM file yet (created if needed).
@@ -205,8 +212,46 @@ def record_new_cam_folder(cam_dir: str, fingerprint: str, checkpoint: Optional[s
     """
     if holds_cam_files(cam_dir):
         return False
-    record = dict(fingerprint=fingerprint, checkpoint=checkpoint, iteration=iteration)
-    atomic_write_bytes(os.path.join(cam_dir, CAM_RECORD_FILE), json.dumps(record, indent=1).encode())
+    _write_cam_record(cam_dir, fingerprint, checkpoint, iteration)
+    return True
+
+
+def record_rewritten_cam_folder(cam_dir: str, written_ids: Iterable[str], fingerprint: str,
+                                checkpoint: Optional[str] = None, iteration: Optional[int] = None) -> bool:
+    """Records the weights of a finished run that rewrote a folder without a record (one written before CAM
+    folders recorded their weights), when that run wrote every CAM file the folder holds.
+
+    Called once the run's writers have closed (on rank 0, after the other ranks' writers closed too), with the
+    ids whose files the run wrote. A file of the folder the run did not write (another split's CAM, or one of
+    the images the run did not reach) may be another model's, so the folder then stays without a record and a
+    warning names such files.
+
+    Args:
+        cam_dir (str): The CAM folder.
+        written_ids (Iterable[str]): The image ids whose CAM files the run wrote (and finished).
+        fingerprint (str): :func:`~csd_mm.utils.checkpoint.weights_fingerprint` of the writing model.
+        checkpoint (str, optional): The checkpoint the weights were loaded from, when known.
+        iteration (int, optional): The training iteration of the weights, when known.
+
+    Returns:
+        bool: Whether the record was written (False also when the folder has a record already).
+    """
+    if read_cam_record(cam_dir) is not None:
+        return False
+    written = set(written_ids)
+    not_written = sorted(name[:-len(CAM_SUFFIX)] for name in os.listdir(cam_dir)
+                         if name.endswith(CAM_SUFFIX) and not name.startswith('.')
+                         and name[:-len(CAM_SUFFIX)] not in written)
+    if not_written:
+        shown = ', '.join(cam_path(cam_dir, i) for i in not_written[:5])
+        print_log(f'CAM folder {cam_dir} stays without {CAM_RECORD_FILE}: this run wrote {len(written)} CAM files '
+                  f'there, but not {len(not_written)} others, which may be another model\'s: {shown}'
+                  f'{" ..." if len(not_written) > 5 else ""}. Delete {cam_dir} to have them all written by '
+                  'one model.', logger='current', level=logging.WARNING)
+        return False
+    _write_cam_record(cam_dir, fingerprint, checkpoint, iteration)
+    print_log(f'CAM folder {cam_dir}: every CAM file was rewritten by this run, so it now records these weights '
+              f'({CAM_RECORD_FILE}, fingerprint {fingerprint})', logger='current')
     return True
 
 
@@ -236,8 +281,9 @@ def check_cam_record(cam_dir: str, fingerprint: str) -> Optional[dict]:
     if record is None:
         if holds_cam_files(cam_dir):
             print_log(f'CAM folder {cam_dir} has no {CAM_RECORD_FILE} (written before CAM folders recorded their '
-                      'weights), so nothing tells whether its CAM files are this model\'s; existing files are '
-                      f'kept as they are. Delete {cam_dir} to have them all written by this model.',
+                      'weights), so nothing tells whether its CAM files are this model\'s; a CAM pass after '
+                      'training keeps existing files as they are, a test run rewrites them and records its weights '
+                      f'once it has rewritten them all. Delete {cam_dir} to have them all written by this model.',
                       logger='current', level=logging.WARNING)
         return None
     if record['fingerprint'] != fingerprint:

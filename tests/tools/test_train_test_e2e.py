@@ -119,6 +119,31 @@ def test_stale_outputs_are_refused_as_one_error_line_before_any_step(workspace, 
         f'error: CAM folder {cam_dir} holds the CAMs of other weights: written by weights ')
 
 
+def test_test_tool_records_a_cam_folder_written_before_records_once_it_rewrote_all(workspace, baseline, single_test,
+                                                                                   run_tool):
+    """A CAM folder with CAM files but no .cams_of.json (written before CAM folders recorded their weights):
+    tools/test.py rewrites its CAMs and, having rewritten every file, records its weights. (Runs that die midway
+    or leave a file they did not write record nothing: tests/engine/hooks/test_cam_generation_hook.py.)"""
+    import shutil
+    from csd_mm.utils.cam_io import CAM_RECORD_FILE, load_cam, read_cam_record, save_cam
+    from csd_mm.utils.checkpoint import read_state_dict, weights_fingerprint
+    work, _ = baseline
+    single_cams, _, _ = single_test
+    legacy = workspace / 'legacy_cams'
+    shutil.copytree(single_cams, legacy)
+    (legacy / CAM_RECORD_FILE).unlink()
+    ids = _ids(workspace, 'train')
+    cam, keys = load_cam(str(legacy / f'{ids[0]}.npz'))
+    save_cam(str(legacy / f'{ids[0]}.npz'), cam * 0, keys)  # another model's file: rewritten too
+    log = run_tool([REPO / 'tools/test.py', BASE_CFG, work / 'iter_4.pth', '--work-dir',
+                    workspace / 'work_dirs/test_legacy', '--cam-dir', legacy], cwd=workspace)
+    assert f'CAM folder {legacy} has no {CAM_RECORD_FILE}' in log
+    assert read_cam_record(str(legacy)) == dict(
+        fingerprint=weights_fingerprint(read_state_dict(str(work / 'iter_4.pth'))),
+        checkpoint=str(work / 'iter_4.pth'), iteration=None)
+    _same_cams(single_cams, legacy, ids)
+
+
 def test_resume_continues_from_last_checkpoint(workspace, baseline, run_tool):
     work = workspace / 'work_dirs/resume'
     run_tool([REPO / 'tools/train.py', BASE_CFG, '--work-dir', work, '--cfg-options', *TINY[:-1],
@@ -241,6 +266,14 @@ def test_dist_test_matches_one_process_cams_seeds_and_pseudo_masks(workspace, ba
     work, _ = baseline
     single_cams, _, single_log = single_test
     cam_dir = workspace / 'dist_test_cams'
+    # the folder holds CAM files of no record (as written before CAM folders recorded their weights), all wrong:
+    # the run rewrites each, and rank 0 records the weights once both ranks' writers closed
+    from csd_mm.utils.cam_io import load_cam, read_cam_record, save_cam
+    from csd_mm.utils.checkpoint import read_state_dict, weights_fingerprint
+    ids = _ids(workspace, 'train')
+    for img_id in ids:
+        cam, keys = load_cam(str(single_cams / f'{img_id}.npz'))
+        save_cam(str(cam_dir / f'{img_id}.npz'), cam * 0, keys)
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(_free_port()), OMP_NUM_THREADS='1')
     show_dir = workspace / 'dist_test_vis'
     proc = subprocess.run(['bash', str(REPO / 'tools/dist_test.sh'), str(BASE_CFG), str(work / 'iter_4.pth'), '2',
@@ -249,10 +282,11 @@ def test_dist_test_matches_one_process_cams_seeds_and_pseudo_masks(workspace, ba
                           cwd=workspace, capture_output=True, text=True, env=env, timeout=600)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
-    ids = _ids(workspace, 'train')
     counts = _per_rank(log, r'CAM files written per rank: ')
     assert sum(counts) == len(ids) and min(counts) > 0
     _same_cams(single_cams, cam_dir, ids)
+    fingerprint = weights_fingerprint(read_state_dict(str(work / 'iter_4.pth')))
+    assert read_cam_record(str(cam_dir))['fingerprint'] == fingerprint
     # --show-dir: rank 0 draws every image (mmengine's visualizers draw on rank 0 only)
     assert sorted(p.stem for p in show_dir.glob('*.png')) == sorted(ids)
     for key in ('mIoU', 'best_threshold'):  # the seed sweep, gathered over the ranks

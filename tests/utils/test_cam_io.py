@@ -9,7 +9,7 @@ import torch
 
 from csd_mm.utils.cam_io import (CAM_RECORD_FILE, CAMFileWriter, cam_path, check_cam_folder, check_cam_record,
                                  is_complete, load_cam, load_cam_keys, missing_ids, read_cam_record,
-                                 record_new_cam_folder, save_cam)
+                                 record_new_cam_folder, record_rewritten_cam_folder, save_cam)
 from csd_mm.utils.fileio import atomic_write
 
 
@@ -290,6 +290,26 @@ def test_a_cam_folder_without_record_is_used_with_a_warning(tmp_path, logged_war
     assert check_cam_record(cam_dir, 'aaaa000000000001') is None
     assert len(logged_warnings) == 1 and logged_warnings[0].startswith(
         f'CAM folder {cam_dir} has no .cams_of.json (written before CAM folders recorded their weights)')
+
+
+def test_a_folder_without_record_is_recorded_only_when_the_run_rewrote_all_of_it(tmp_path, logged_warnings):
+    cam_dir = str(tmp_path / 'cams')
+    for img_id in ('a', 'b', 'c'):  # written by an older version; a temporary file of a killed writer besides
+        save_cam(cam_path(cam_dir, img_id), np.zeros((1, 2, 2)), [0])
+    open(os.path.join(cam_dir, '.a.npz~host~1~r.tmp'), 'wb').close()
+    # a run that wrote a and b only (another split, or one that did not reach c): c may be another model's
+    assert not record_rewritten_cam_folder(cam_dir, ['a', 'b'], 'aaaa000000000001', checkpoint='w/iter_4.pth')
+    assert read_cam_record(cam_dir) is None
+    assert len(logged_warnings) == 1 and logged_warnings[0].startswith(
+        f'CAM folder {cam_dir} stays without .cams_of.json: this run wrote 2 CAM files there, but not 1 '
+        f"others, which may be another model's: {cam_path(cam_dir, 'c')}. Delete {cam_dir}")
+    # every file rewritten (ids of files it wrote elsewhere do not matter): recorded
+    assert record_rewritten_cam_folder(cam_dir, ['c', 'b', 'a', 'd'], 'aaaa000000000001', checkpoint='w/iter_4.pth')
+    assert read_cam_record(cam_dir) == dict(fingerprint='aaaa000000000001', checkpoint='w/iter_4.pth',
+                                            iteration=None)
+    # a folder that has a record keeps it
+    assert not record_rewritten_cam_folder(cam_dir, ['a', 'b', 'c'], 'bbbb000000000002')
+    assert read_cam_record(cam_dir)['fingerprint'] == 'aaaa000000000001'
 
 
 @pytest.mark.parametrize('text', ['{"fingerprint": 3}', '[1]', '{not json'])

@@ -6,14 +6,14 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 from mmengine.dataset import DefaultSampler
-from mmengine.dist import all_reduce, barrier, broadcast, get_dist_info
+from mmengine.dist import all_gather_object, all_reduce, barrier, broadcast, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop, Runner
 from mmengine.utils import ProgressBar
 from mmseg.registry import HOOKS
 
 from csd_mm.utils.cam_io import (CAMFileWriter, cam_path, check_cam_record, holds_cam_files, read_cam_record,
-                                 record_new_cam_folder)
+                                 record_new_cam_folder, record_rewritten_cam_folder)
 from csd_mm.utils.checkpoint import unwrap_model, weights_fingerprint
 from csd_mm.utils.fileio import StaleOutputError, remove_stale_temp_files
 from csd_mm.utils.paths import resolve_inside
@@ -43,7 +43,9 @@ class CAMGenerationHook(Hook):
     of other weights is an error on every rank, naming both fingerprints (delete it or choose another
     ``out_dir`` / ``--cam-dir``), never a silent reuse. ``tools/test.py`` rewrites every CAM of a folder with
     its record, and refuses another checkpoint's folder too rather than leave a folder of two models. A folder
-    written before these records existed is used as before, with a warning. A training that still has steps
+    written before these records existed is used as before, with a warning; a test run that finishes, having
+    rewritten every CAM file of such a folder, then records its weights there (rank 0, once every rank's
+    writer has closed; a run that dies midway records nothing). A training that still has steps
     to run while ``out_dir`` (or the source bank) holds the outputs of recorded weights is refused before its
     first step, not after its last: its steps make new weights, which could not use them.
     The refusals raise :class:`~csd_mm.utils.fileio.StaleOutputError`, which the tools print as one line.
@@ -85,6 +87,8 @@ class CAMGenerationHook(Hook):
         self.save_in_test = save_in_test
         self.skip_existing = skip_existing
         self._test_writer: Optional[CAMFileWriter] = None
+        # the test run's weights and written ids, kept only for a CAM folder without a record (None otherwise)
+        self._unrecorded_test: Optional[dict] = None
         self._start_iter: Optional[int] = None
 
     @staticmethod
@@ -104,6 +108,7 @@ class CAMGenerationHook(Hook):
 
     def before_test(self, runner: Runner) -> None:
         # a killed tools/test.py leaves temporary files; its rerun writes every CAM again (the metric needs them)
+        self._unrecorded_test = None
         if self.save_in_test:
             out_dir = self._resolve_out_dir(runner)
             fingerprint = weights_fingerprint(runner.model)
@@ -111,19 +116,41 @@ class CAMGenerationHook(Hook):
                 remove_stale_temp_files(out_dir)
                 record_new_cam_folder(out_dir, fingerprint, self._checkpoint(runner))
             barrier()
-            check_cam_record(out_dir, fingerprint)  # another checkpoint's folder is refused, not rewritten
+            # another checkpoint's folder is refused, not rewritten; None: CAM files written before records
+            # existed (a new folder has rank 0's record by now), which this run may record once it rewrote them
+            if check_cam_record(out_dir, fingerprint) is None:
+                self._unrecorded_test = dict(fingerprint=fingerprint, ids=set())
             self._test_writer = CAMFileWriter(out_dir)
 
     def after_test_iter(self, runner: Runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if self.save_in_test and outputs:
             self._test_writer.submit(outputs)
+            if self._unrecorded_test is not None:
+                self._unrecorded_test['ids'].update(sample.metainfo['img_id'] for sample in outputs)
 
     def after_test_epoch(self, runner: Runner, metrics=None) -> None:
-        if self.save_in_test:
-            written, self._test_writer = self._test_writer.close(), None
-            counts = self._count_per_rank(written)
-            runner.logger.info(f'CAM files written per rank: {counts} ({sum(counts)} in all) to '
-                               f'{self._resolve_out_dir(runner)}')
+        if not self.save_in_test:
+            return
+        out_dir = self._resolve_out_dir(runner)
+        writer, self._test_writer = self._test_writer, None
+        try:
+            written, error = writer.close(), None
+        except Exception as e:  # every rank still takes part in the collectives below, then this one raises
+            written, error = 0, e
+        counts = self._count_per_rank(written)
+        failed = [rank for rank, n in enumerate(self._count_per_rank(int(error is not None))) if n]
+        if error is not None:
+            raise error
+        if failed:
+            raise RuntimeError(f'writing the CAM files to {out_dir} failed on rank(s) {failed} (see their log)')
+        runner.logger.info(f'CAM files written per rank: {counts} ({sum(counts)} in all) to {out_dir}')
+        if self._unrecorded_test is not None:
+            # the collectives above returned, so every rank's writer has closed: each file named here is finished
+            written_ids = set().union(*all_gather_object(self._unrecorded_test['ids']))
+            if get_dist_info()[0] == 0:
+                record_rewritten_cam_folder(out_dir, written_ids, self._unrecorded_test['fingerprint'],
+                                            self._checkpoint(runner))
+            self._unrecorded_test = None
 
     @staticmethod
     def _count_per_rank(done: int) -> list:

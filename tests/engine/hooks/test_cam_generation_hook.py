@@ -354,6 +354,58 @@ def test_two_ranks_take_rank_0s_buffers_read_its_record_and_both_refuse_other_we
                                   f"{fingerprint} (checkpoint w/iter_4.pth), while this model's weights are {other}.")
 
 
+def _test_outputs(ids, value):
+    """The test loop's outputs for ``ids``: data samples with a CAM of one class, all ``value``."""
+    from mmengine.structures import BaseDataElement
+    return [BaseDataElement(metainfo=dict(img_id=i), cam=torch.full((1, 2, 2), value), cam_keys=torch.tensor([0]))
+            for i in ids]
+
+
+def test_a_test_run_records_a_folder_without_record_only_once_it_rewrote_every_file(tmp_path):
+    """A CAM folder written before CAM folders recorded their weights: the test loop rewrites its files, and only
+    a test epoch that ends with every writer closed and every file of the folder rewritten records its weights.
+    A run that dies midway (no epoch end), or whose last writes fail, leaves the folder without a record."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MMLogger
+    cam_dir = str(tmp_path / 'cams')
+    for img_id in 'abc':
+        save_cam(cam_path(cam_dir, img_id), np.zeros((1, 2, 2)), [0])
+    torch.manual_seed(0)
+    # what the hook reads of a runner in the test loop: its work dir, model, checkpoint and logger
+    runner = SimpleNamespace(work_dir=str(tmp_path), model=torch.nn.Linear(2, 2), _load_from='w/iter_4.pth',
+                             logger=MMLogger.get_current_instance())
+    hook = CAMGenerationHook(out_dir=cam_dir, out_dir_from_cli=True)
+
+    def rewritten():
+        return [i for i in 'abc' if osp.isfile(cam_path(cam_dir, i)) and load_cam(cam_path(cam_dir, i))[0].max() > 0]
+
+    # dies midway: two batches written, then no epoch end
+    hook.before_test(runner)
+    hook.after_test_iter(runner, 0, outputs=_test_outputs('ab', 0.5))
+    hook._test_writer.close()
+    assert rewritten() == ['a', 'b'] and read_cam_record(cam_dir) is None
+    # every batch computed, but the last file cannot be written (a folder holds its name): the epoch end raises
+    os.remove(cam_path(cam_dir, 'c'))
+    os.mkdir(cam_path(cam_dir, 'c'))
+    hook.before_test(runner)
+    hook.after_test_iter(runner, 0, outputs=_test_outputs('ab', 0.5))
+    hook.after_test_iter(runner, 1, outputs=_test_outputs('c', 0.5))
+    with pytest.raises(OSError):
+        hook.after_test_epoch(runner)
+    assert read_cam_record(cam_dir) is None
+    # a finished run that rewrote every file records the weights that wrote them
+    os.rmdir(cam_path(cam_dir, 'c'))
+    save_cam(cam_path(cam_dir, 'c'), np.zeros((1, 2, 2)), [0])
+    hook.before_test(runner)
+    hook.after_test_iter(runner, 0, outputs=_test_outputs('ab', 0.5))
+    hook.after_test_iter(runner, 1, outputs=_test_outputs('c', 0.5))
+    hook.after_test_epoch(runner)
+    assert rewritten() == ['a', 'b', 'c']
+    assert read_cam_record(cam_dir) == dict(fingerprint=weights_fingerprint(runner.model), checkpoint='w/iter_4.pth',
+                                            iteration=None)
+
+
 def test_up_front_refusal_needs_cam_files_and_a_cam_prior_bank(tmp_path):
     """A record alone (the CAM files deleted, or a pass that crashed before its first file) is rewritten by the
     next writer, so it is no reason to refuse; a bank built from recorded CAMs is, whatever spells the CAM prior."""
