@@ -124,12 +124,17 @@ def weights_fingerprint(model: Union[torch.nn.Module, Mapping[str, torch.Tensor]
     return digest.hexdigest()
 
 
-def check_checkpoint_matches(model: torch.nn.Module, path: str) -> None:
+def check_checkpoint_matches(model: torch.nn.Module, path: str) -> Dict[str, torch.Tensor]:
     """Refuses a checkpoint that is not one of ``model`` (strict keys and shapes), naming what differs.
 
     Args:
         model (torch.nn.Module): The built model (a DDP wrapper is unwrapped).
         path (str): The checkpoint file.
+
+    Returns:
+        Dict[str, torch.Tensor]: The checkpoint's state dict as read (:func:`read_state_dict`), so a caller that
+        loads the weights itself need not read the file again (mmengine's ``load_state_dict``). Callers whose
+        Runner loads ``load_from`` read it twice: for a ResNet-50 (90 MB) the check's read takes about 0.1 s.
 
     Raises:
         FileNotFoundError: The file does not exist.
@@ -145,6 +150,7 @@ def check_checkpoint_matches(model: torch.nn.Module, path: str) -> None:
                  if v]
         raise ValueError(f'checkpoint {path} is not a checkpoint of this {type(model).__name__} (a checkpoint of '
                          f'another model or config?): ' + '; '.join(parts))
+    return ckpt_state
 
 
 def is_complete_checkpoint(path: str) -> bool:

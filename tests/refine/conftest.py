@@ -20,6 +20,21 @@ def tiny_affinity_net_cfg(**kwargs) -> dict:
 
 
 @pytest.fixture
+def checkpoint_reads(monkeypatch) -> list:
+    """The files mmengine's CheckpointLoader reads during the test, in order (the real loader runs; each call is
+    noted first), to check that a checkpoint is read once, not once to check it and again to load it."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    reads, load = [], CheckpointLoader.load_checkpoint  # a bound classmethod
+
+    def noted(cls, filename, *args, **kwargs):
+        reads.append(filename)
+        return load(filename, *args, **kwargs)
+
+    monkeypatch.setattr(CheckpointLoader, 'load_checkpoint', classmethod(noted))
+    return reads
+
+
+@pytest.fixture
 def tiny_aff_cfg():
     """Config factory of a tiny AffinityNet (call it, optionally with overrides)."""
     return tiny_affinity_net_cfg

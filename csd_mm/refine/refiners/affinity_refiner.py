@@ -16,7 +16,7 @@ from typing import Optional, Union
 
 import numpy as np
 import torch
-from mmengine.runner import load_checkpoint
+from mmengine.runner.checkpoint import load_state_dict
 from mmseg.registry import MODELS
 
 from ...registry import REFINERS
@@ -63,8 +63,8 @@ class AffinityRandomWalkRefiner:
                  device: str = 'cpu') -> None:
         self.model = MODELS.build(model) if isinstance(model, dict) else model
         if checkpoint is not None:
-            check_checkpoint_matches(self.model, checkpoint)  # mmengine's load is non-strict: refuse other models
-            load_checkpoint(self.model, checkpoint, map_location='cpu', strict=True)
+            # mmengine's load is non-strict: refuse other models; the checked state dict is loaded (one read)
+            load_state_dict(self.model, check_checkpoint_matches(self.model, checkpoint), strict=True)
         self.model.to(device).eval()
         self.device = device
         self.beta = float(beta)

@@ -17,7 +17,7 @@ from typing import Optional, Union
 import mmcv
 import numpy as np
 import torch
-from mmengine.runner import load_checkpoint
+from mmengine.runner.checkpoint import load_state_dict
 from mmseg.registry import MODELS
 
 from ...registry import REFINERS
@@ -70,8 +70,8 @@ class IRNBoundaryRefiner:
             raise TypeError('IRNBoundaryRefiner: the model must have boundary_logits() and a data_preprocessor (a '
                             f'BoundaryNet), got {type(self.model).__name__}')
         if checkpoint is not None:
-            check_checkpoint_matches(self.model, checkpoint)  # mmengine's load is non-strict: refuse other models
-            load_checkpoint(self.model, checkpoint, map_location='cpu', strict=True)
+            # mmengine's load is non-strict: refuse other models; the checked state dict is loaded (one read)
+            load_state_dict(self.model, check_checkpoint_matches(self.model, checkpoint), strict=True)
         self.model.to(device).eval()
         self.device = device
         self.beta = float(beta)

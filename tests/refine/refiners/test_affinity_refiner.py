@@ -54,13 +54,14 @@ def test_refiner_outputs_mask_values(tiny_aff_cfg):
         refiner(img, cam[:, :10], np.array([2, 7]))
 
 
-def test_refiner_constant_background_and_checkpoint(tmp_path, tiny_aff_cfg):
+def test_refiner_constant_background_and_checkpoint(tmp_path, tiny_aff_cfg, checkpoint_reads):
     torch.manual_seed(0)
     model = MODELS.build(tiny_aff_cfg())
     ckpt = tmp_path / 'aff.pth'
     save_checkpoint(dict(state_dict=model.state_dict(), meta=dict()), str(ckpt))
     torch.manual_seed(1)  # a different initialisation, overwritten by the checkpoint
     refiner = AffinityRandomWalkRefiner(tiny_aff_cfg(), checkpoint=str(ckpt), logt=3, bg_threshold=0.3)
+    assert checkpoint_reads == [str(ckpt)]  # read once: the checked state dict is the one loaded
     for name, value in model.state_dict().items():
         torch.testing.assert_close(refiner.model.state_dict()[name], value)
     img, cam = _image_and_cam()

@@ -88,13 +88,14 @@ def test_flip_averages_the_logits():
     torch.testing.assert_close(bnd, torch.sigmoid(logits)[:8, :7])
 
 
-def test_checkpoint_is_loaded(tmp_path):
+def test_checkpoint_is_loaded(tmp_path, checkpoint_reads):
     torch.manual_seed(0)
     model = MODELS.build(TINY)
     ckpt = tmp_path / 'irn.pth'
     save_checkpoint(dict(state_dict=model.state_dict(), meta=dict()), str(ckpt))
     torch.manual_seed(1)  # a different initialisation, overwritten by the checkpoint
     refiner = IRNBoundaryRefiner(TINY, checkpoint=str(ckpt))
+    assert checkpoint_reads == [str(ckpt)]  # read once: the checked state dict is the one loaded
     for name, value in model.state_dict().items():
         torch.testing.assert_close(refiner.model.state_dict()[name], value)
 
