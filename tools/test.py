@@ -26,11 +26,10 @@ Examples::
 """
 import argparse
 import json
-import os
 import os.path as osp
 
 import numpy as np
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.config.lazy import LazyObject
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
@@ -39,6 +38,7 @@ import csd_mm  # noqa: F401  (adapts third-party breakages and registers every p
 from csd_mm.compat import finish_distributed, setup_cpu_distributed
 from csd_mm.engine.hooks import CAMGenerationHook
 from csd_mm.utils.checkpoint import check_checkpoint_matches
+from csd_mm.utils.cli import add_runner_args, export_local_rank, load_runner_config
 from csd_mm.utils.fileio import StaleOutputError, atomic_write_bytes
 
 
@@ -65,16 +65,9 @@ def parse_args() -> argparse.Namespace:
         '--tta', action='store_true',
         help='test-time augmentation, segmentation configs: the config\'s tta_model and tta_pipeline (CAM configs '
         'already aggregate the scales and flips of model.test_cfg)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override some settings in the used config, the key-value pair in xxx=yyy format will be '
-        'merged into config file.')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_runner_args(parser)
     args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    export_local_rank(args)
     return args
 
 
@@ -195,14 +188,7 @@ def configure_segmentation_options(cfg: Config, args: argparse.Namespace) -> Non
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_runner_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     kind = model_kind(cfg)

@@ -13,9 +13,8 @@ import argparse
 import importlib.util
 import logging
 import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.config.lazy import LazyObject
 from mmengine.device import is_cuda_available, is_mlu_available, is_musa_available, is_npu_available
 from mmengine.logging import print_log
@@ -25,6 +24,7 @@ from mmengine.runner import Runner
 import csd_mm  # noqa: F401  (adapts third-party breakages and registers every part)
 from csd_mm.compat import finish_distributed, setup_cpu_distributed
 from csd_mm.utils.checkpoint import check_checkpoint_matches, set_resume_point
+from csd_mm.utils.cli import add_runner_args, export_local_rank, load_runner_config
 from csd_mm.utils.fileio import StaleOutputError
 from csd_mm.utils.process import WorkDirLockedError, lock_work_dir
 
@@ -45,17 +45,9 @@ def parse_args() -> argparse.Namespace:
         '--tensorboard', action='store_true',
         help='also log to TensorBoard: adds mmengine\'s TensorboardVisBackend to the visualizer (event files in '
         '<work_dir>/<timestamp>/vis_data/; needs the tensorboard package: pip install tensorboard)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override some settings in the used config, the key-value pair in xxx=yyy format will be '
-        'merged into config file. e.g. "model.head.loss_weight=2 train_dataloader.batch_size=4"')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none', help='job launcher')
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_runner_args(parser)
     args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    export_local_rank(args)
     return args
 
 
@@ -131,15 +123,8 @@ def launch_rank() -> int:
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     # work_dir priority: CLI > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_runner_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     if args.load_from is not None:
         cfg.load_from = args.load_from
     if args.resume:
