@@ -16,7 +16,7 @@ import difflib
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import pytest
 from mmengine.config import Config
@@ -83,6 +83,32 @@ def compare(before: Path, after: Path) -> Dict[str, str]:
     return differences
 
 
+def shared_containers(cfg: Config) -> List[Tuple[str, str]]:
+    """The pairs of key paths of ``cfg`` that hold one and the same dict or list object.
+
+    A child written as ``dict(base_block, key=...)`` shares the nested dicts of ``base_block`` while its file runs;
+    mmengine copies them when it turns the result into ConfigDicts. Were one left shared, a ``--cfg-options`` on
+    one key would change the other too.
+    """
+    seen: Dict[int, str] = {}
+    shared = []
+
+    def walk(value: Any, key_path: str) -> None:
+        if not isinstance(value, (dict, list)):
+            return
+        if id(value) in seen:
+            shared.append((seen[id(value)], key_path))
+            return
+        seen[id(value)] = key_path
+        # dict.items: the raw values (ConfigDict.items would import the classes of the lazy `type`s)
+        items = dict.items(value) if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            walk(item, f'{key_path}.{key}' if key_path else str(key))
+
+    walk(cfg._cfg_dict, '')
+    return shared
+
+
 def _id(path: Path) -> str:
     return str(path.relative_to(REPO / 'configs'))
 
@@ -94,6 +120,18 @@ def test_every_config_file_resolves_to_plain_data(path):
     assert data, f'{path} defines nothing'
     assert '<repr>' not in text, f'{path} holds a value that is not config data (a class, an object)'
     assert resolved_text(path) == text, f'{path} resolves differently on a second load'
+
+
+@pytest.mark.parametrize('path', EVERY_CONFIG_FILE, ids=_id)
+def test_no_two_keys_of_a_config_share_one_object(path):
+    assert shared_containers(Config.fromfile(str(path))) == []
+
+
+def test_shared_containers_finds_a_shared_dict():
+    cfg = Config(dict(a=dict(b=1)))
+    assert shared_containers(cfg) == []
+    dict.__setitem__(cfg._cfg_dict, 'c', dict.__getitem__(cfg._cfg_dict, 'a'))  # bypasses ConfigDict's copy
+    assert shared_containers(cfg) == [('a', 'c')]
 
 
 def test_plain_keeps_tuples_apart_from_lists():
