@@ -77,7 +77,7 @@ test_dataloader = dict(
         pipeline=test_pipeline),
 )
 test_evaluator = dict(type=SeedMetric)
-# the training images again, each once, for their CAMs (CAMGenerationHook)
+# the training images again, without augmentation, for their CAMs (CAMGenerationHook)
 cam_dataloader = dict(
     batch_size=1,
     num_workers=8,
