@@ -6,7 +6,7 @@ child inheriting from its twin) can be proven not to change any value::
     python tests/configs/test_config_resolution.py dump /tmp/before      # on the untouched tree
     # ... refactor ...
     python tests/configs/test_config_resolution.py dump /tmp/after
-    python tests/configs/test_config_resolution.py compare /tmp/before /tmp/after   # exit 1 on any difference
+    python tests/configs/test_config_resolution.py compare /tmp/before /tmp/after  # exit 1: a config changed or gone
 
 Each dump is ``<config path with / as __>.json``: ``cfg.to_dict()`` with its keys sorted, tuples marked as such
 (a tuple and a list of the same values are different configs) and the classes of ``type`` as their import paths.
@@ -159,7 +159,8 @@ def main(argv: List[str]) -> int:
     sub = parser.add_subparsers(dest='command', required=True)
     dump_parser = sub.add_parser('dump', help='write the resolved config of every file under configs/')
     dump_parser.add_argument('out_dir', type=Path)
-    compare_parser = sub.add_parser('compare', help='diff two dump folders (exit status 1 on a difference)')
+    compare_parser = sub.add_parser('compare', help='diff two dump folders (exit status 1 when a dump of the first '
+                                                   'differs or is missing in the second)')
     compare_parser.add_argument('before', type=Path)
     compare_parser.add_argument('after', type=Path)
     args = parser.parse_args(argv)
@@ -167,10 +168,14 @@ def main(argv: List[str]) -> int:
         print(f'{len(dump(args.out_dir))} configs dumped to {args.out_dir}')
         return 0
     differences = compare(args.before, args.after)
-    for name, diff in differences.items():
+    # a config file added since the first dump (a new base) changes no existing config
+    new = sorted(name for name, diff in differences.items() if diff == f'missing in {args.before}')
+    changed = {name: diff for name, diff in differences.items() if name not in new}
+    for name, diff in changed.items():
         print(f'== {name}\n{diff}')
-    print(f'{len(differences)} of {len(list(args.before.glob("*.json")))} dumps differ')
-    return 1 if differences else 0
+    print(f'{len(changed)} of {len(list(args.before.glob("*.json")))} dumps differ or are missing; '
+          f'{len(new)} new: {", ".join(new) or "none"}')
+    return 1 if changed else 0
 
 
 if __name__ == '__main__':
