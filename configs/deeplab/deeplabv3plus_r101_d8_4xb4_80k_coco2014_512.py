@@ -13,17 +13,13 @@ from mmengine.config import read_base
 with read_base():
     from .._base_.datasets.coco2014_pseudo_masks import *  # noqa: F401,F403
     from .._base_.default_runtime import *  # noqa: F401,F403
-    from .._base_.models.deeplabv3plus_r50_d8 import *  # noqa: F401,F403
     from .._base_.schedules.schedule_20k import *  # noqa: F401,F403
+    # the VOC config's DeepLabV3+ R101-d8 (deeplabv3plus_r50_d8.py at depth 101, 512x512 batches); 81 classes below
+    from .deeplabv3plus_r101_d8_4xb4_20k_voc12aug_512 import data_preprocessor, model, norm_cfg, tta_model
 
 num_classes = 81  # background + 80 COCO classes
 max_iters = 80000
-data_preprocessor.update(size=crop_size)
-model.update(
-    data_preprocessor=data_preprocessor,
-    backbone=dict(depth=101),
-    decode_head=dict(num_classes=num_classes),
-    auxiliary_head=dict(num_classes=num_classes))
+model.update(decode_head=dict(num_classes=num_classes), auxiliary_head=dict(num_classes=num_classes))
 param_scheduler = [dict(param_scheduler[0], end=max_iters)]
 train_cfg.update(max_iters=max_iters, val_interval=8000)
 default_hooks.update(checkpoint=dict(checkpoint_hook, interval=8000))

@@ -21,7 +21,6 @@
 #       --cfg-options refiner.checkpoint=work_dirs/irn_resnet50_1xb32_3e_voc12aug_512/epoch_3.pth
 from mmcv.transforms import LoadImageFromFile, RandomFlip, RandomResize
 from mmengine.config import read_base
-from mmengine.dataset import DefaultSampler
 from mmengine.optim import OptimWrapper, PolyLR
 from mmengine.runner import EpochBasedTrainLoop
 from mmpretrain.models import ResNet
@@ -29,11 +28,11 @@ from mmseg.datasets.transforms import LoadAnnotations, PackSegInputs, RandomCrop
 from torch.optim import SGD
 
 with read_base():
+    from .._base_.datasets.voc12_affinity_labels import *  # noqa: F401,F403
     from .._base_.default_runtime import *
 
-from csd_mm.refine import AffinityLabelDataset, BoundaryNet, IRNBoundaryRefiner
+from csd_mm.refine import BoundaryNet, IRNBoundaryRefiner
 
-data_root = 'data/VOCdevkit/VOC2012'
 crop_size = (512, 512)
 
 train_pipeline = [
@@ -44,25 +43,14 @@ train_pipeline = [
     dict(type=RandomCrop, crop_size=crop_size),  # smaller images are padded in the batch (labels with 255)
     dict(type=PackSegInputs),
 ]
-train_dataloader = dict(
-    batch_size=32,
-    num_workers=8,
-    persistent_workers=True,
-    drop_last=True,  # IRN: 10582 // 32 = 330 iterations per epoch
-    sampler=dict(type=DefaultSampler, shuffle=True),
-    dataset=dict(
-        type=AffinityLabelDataset,
-        cam_dir='work_dirs/cams_voc12_train_aug',  # set to the CAM folder of the CAM network
-        data_root=data_root,
-        ann_file='ImageSets/Segmentation/train_aug.txt',
-        data_prefix=dict(img_path='JPEGImages'),
-        confident_labels='irn',
-        conf_fg=0.30,
-        conf_bg=0.05,
-        crf_cfg=dict(gt_prob=0.7, n_iters=10, pos_xy_std=3, pos_w=3, bi_xy_std=50, bi_rgb_std=5, bi_w=10),
-        pipeline=train_pipeline,
-    ),
-)
+# the confident-label loader of voc12_affinity_labels.py (train_aug, drop_last): IRN's batch and labels
+train_dataloader.update(batch_size=32)  # IRN: 10582 // 32 = 330 iterations per epoch
+train_dataloader.dataset.update(
+    confident_labels='irn',
+    conf_fg=0.30,
+    conf_bg=0.05,
+    crf_cfg=dict(gt_prob=0.7, n_iters=10, pos_xy_std=3, pos_w=3, bi_xy_std=50, bi_rgb_std=5, bi_w=10),
+    pipeline=train_pipeline)
 
 model = dict(
     type=BoundaryNet,

@@ -25,7 +25,6 @@
 #       --cfg-options train_dataloader.dataset.cam_dir=work_dirs/<cam run>/cams
 from mmcv.transforms import LoadImageFromFile, RandomFlip
 from mmengine.config import read_base
-from mmengine.dataset import DefaultSampler
 from mmengine.optim import OptimWrapper, PolyLR
 from mmengine.runner import EpochBasedTrainLoop
 from mmpretrain.datasets.transforms import ColorJitter
@@ -34,12 +33,12 @@ from mmseg.datasets.transforms import LoadAnnotations, PackSegInputs
 from torch.optim import SGD
 
 with read_base():
+    from .._base_.datasets.voc12_affinity_labels import *  # noqa: F401,F403
     from .._base_.default_runtime import *
 
 from csd_mm.datasets.transforms import RandomCropOrPad
-from csd_mm.refine import AffinityLabelDataset, AffinityNet, AffinityRandomWalkRefiner
+from csd_mm.refine import AffinityNet, AffinityRandomWalkRefiner
 
-data_root = 'data/VOCdevkit/VOC2012'
 crop_size = (448, 448)
 
 train_pipeline = [
@@ -55,23 +54,12 @@ train_pipeline = [
     dict(type=RandomFlip, prob=0.5),
     dict(type=PackSegInputs),
 ]
-train_dataloader = dict(
-    batch_size=8,
-    num_workers=8,
-    persistent_workers=True,
-    drop_last=True,  # PSA: 10582 // 8 = 1322 iterations per epoch
-    sampler=dict(type=DefaultSampler, shuffle=True),
-    dataset=dict(
-        type=AffinityLabelDataset,
-        cam_dir='work_dirs/cams_voc12_train_aug',  # set to the CAM folder of the CAM network
-        data_root=data_root,
-        ann_file='ImageSets/Segmentation/train_aug.txt',
-        data_prefix=dict(img_path='JPEGImages'),
-        low_alpha=1,  # MCTformer's run_psa.sh; PSA: 4 / 32
-        high_alpha=12,
-        pipeline=train_pipeline,
-    ),
-)
+# the confident-label loader of voc12_affinity_labels.py (train_aug, drop_last): PSA's batch and MCTformer's labels
+train_dataloader.update(batch_size=8)  # PSA: 10582 // 8 = 1322 iterations per epoch
+train_dataloader.dataset.update(
+    low_alpha=1,  # MCTformer's run_psa.sh; PSA: 4 / 32
+    high_alpha=12,
+    pipeline=train_pipeline)
 
 model = dict(
     type=AffinityNet,

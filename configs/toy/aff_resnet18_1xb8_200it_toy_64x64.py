@@ -8,21 +8,17 @@
 #   python tools/make_pseudo_masks.py CAMS data/toy_voc/JPEGImages OUT --refiner <config defining refiner>
 from mmcv.transforms import LoadImageFromFile, RandomFlip, RandomResize
 from mmengine.config import read_base
-from mmengine.dataset import DefaultSampler
-from mmengine.optim import OptimWrapper, PolyLR
 from mmpretrain.models import ResNet
 from mmseg.datasets.transforms import LoadAnnotations, PackSegInputs, RandomCrop
-from torch.optim import SGD
 
 with read_base():
-    from .._base_.default_runtime import *
+    from .._base_.datasets.toy_voc_affinity_labels import *  # noqa: F401,F403
+    from .._base_.schedules.schedule_toy_sgd_poly_200it import *  # noqa: F401,F403
+    from .._base_.toy_runtime import *  # noqa: F401,F403
 
-from csd_mm.engine.runner import NoPauseIterBasedTrainLoop
-from csd_mm.refine import AffinityLabelDataset, AffinityNet, AffinityRandomWalkRefiner
+from csd_mm.refine import AffinityNet, AffinityRandomWalkRefiner
 
-data_root = 'data/toy_voc'
 crop_size = (64, 64)
-metainfo = dict(classes=('background', 'horse', 'rider', 'car', 'boat', 'bird'))
 
 train_pipeline = [
     dict(type=LoadImageFromFile),
@@ -32,26 +28,14 @@ train_pipeline = [
     dict(type=RandomFlip, prob=0.5),
     dict(type=PackSegInputs),
 ]
-train_dataloader = dict(
-    batch_size=8,
-    num_workers=0,
-    drop_last=True,  # as PSA's loader
-    sampler=dict(type=DefaultSampler, shuffle=True),
-    dataset=dict(
-        type=AffinityLabelDataset,
-        cam_dir='work_dirs/cam_resnet18_1xb16_300it_toy_64x64/cams',  # used as given (not under data_root)
-        data_root=data_root,
-        ann_file='ImageSets/Segmentation/train_aug.txt',
-        data_prefix=dict(img_path='JPEGImages'),
-        low_alpha=4,
-        high_alpha=32,
-        # the CRF kernel of the toy's PSA labels before PSA's 80 became dense_crf's default (kept so that they
-        # stay as they were; either spans the whole 64x64 image)
-        crf_cfg=dict(bi_xy_std=50),
-        metainfo=metainfo,
-        pipeline=train_pipeline,
-    ),
-)
+# the toy confident-label loader (toy_voc_affinity_labels.py: batch 8, drop_last as PSA's loader) with PSA's labels
+train_dataloader.dataset.update(
+    low_alpha=4,
+    high_alpha=32,
+    # the CRF kernel of the toy's PSA labels before PSA's 80 became dense_crf's default (kept so that they
+    # stay as they were; either spans the whole 64x64 image)
+    crf_cfg=dict(bi_xy_std=50),
+    pipeline=train_pipeline)
 
 # stages 2-4 of the narrow ResNet-18 all at 1/8 (stem /4, stage strides 1, 2, 1, 1): 8x8 embedding on 64x64
 model = dict(
@@ -62,20 +46,6 @@ model = dict(
     mid_channels=(16, 32, 64),
     embed_channels=112,
     radius=5)
-
-max_iters = 200
-# the sampler restarts every epoch without mmengine's 2-s pause (same batches; csd_mm.engine.runner)
-train_cfg = dict(type=NoPauseIterBasedTrainLoop, max_iters=max_iters, val_interval=max_iters + 1)
-val_cfg = None
-test_cfg = None
-optim_wrapper = dict(
-    type=OptimWrapper,
-    optimizer=dict(type=SGD, lr=0.05, momentum=0.9, weight_decay=5e-4),
-    paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=10.0)}))
-param_scheduler = [dict(type=PolyLR, power=0.9, eta_min=0.0, begin=0, end=max_iters, by_epoch=False)]
-default_hooks.update(
-    logger=dict(type=LoggerHook, interval=25, log_metric_by_epoch=False),
-    checkpoint=dict(type=CheckpointHook, by_epoch=False, interval=100, max_keep_ckpts=2, save_last=True))
 
 # For tools/make_pseudo_masks.py --refiner <this file> (built with csd_mm.registry.REFINERS; point checkpoint at
 # the trained weights).

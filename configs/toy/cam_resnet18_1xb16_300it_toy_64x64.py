@@ -7,7 +7,7 @@ from mmengine.optim import PolyLR
 
 with read_base():
     from .._base_.datasets.toy_voc import *
-    from .._base_.default_runtime import *
+    from .._base_.toy_runtime import *
     from .._base_.models.resnet50_cam import *
     from .._base_.schedules.schedule_sgd_poly_5e import *
 
@@ -37,9 +37,6 @@ train_cfg = dict(type=NoPauseIterBasedTrainLoop, max_iters=max_iters, val_interv
 # configs/_base_/schedules/schedule_sgd_poly_5e.py), which the VOC config follows.
 optim_wrapper.update(optimizer=dict(type=SGD, lr=0.05, momentum=0.9, weight_decay=1e-4))
 param_scheduler = [dict(type=PolyLR, power=0.9, eta_min=0.0, begin=0, end=max_iters, by_epoch=False)]
-default_hooks.update(
-    logger=dict(type=LoggerHook, interval=25, log_metric_by_epoch=False),
-    checkpoint=dict(type=CheckpointHook, by_epoch=False, interval=100, max_keep_ckpts=2, save_last=True))
 
 # After training: CAMs of every training image (the seeds, later the pseudo masks) and CSD's source bank
 # (stage 0) from the single-label ones.

@@ -12,18 +12,18 @@
 # Other pseudo masks: --cfg-options train_dataloader.dataset.data_prefix.seg_map_path=/abs/path/to/masks
 from mmcv.transforms import LoadImageFromFile, Pad, RandomFlip, RandomResize, Resize
 from mmengine.config import read_base
-from mmengine.dataset import DefaultSampler, InfiniteSampler
 from mmseg.datasets import BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations, PackSegInputs, RandomCrop
-from mmseg.evaluation import IoUMetric
 from torch.nn import BatchNorm2d
 
 with read_base():
     from .._base_.default_runtime import *
     from .._base_.models.deeplabv3plus_r50_d8 import *
     from .._base_.schedules.schedule_20k import *
-    # tools/test.py --tta (tta_model: the model base config): VOC's six scales of the original image x flip
-    from .._base_.datasets.voc12aug_pseudo_masks import img_ratios, tta_pipeline
+    # VOC's loaders (re-pointed below) and evaluators; tools/test.py --tta (tta_model: the model base config):
+    # VOC's six scales of the original image x flip
+    from .._base_.datasets.voc12aug_pseudo_masks import (img_ratios, test_evaluator, train_dataloader, tta_pipeline,
+                                                         val_dataloader, val_evaluator)
 
 from csd_mm.engine.hooks import SegPredictionExportHook
 
@@ -53,31 +53,21 @@ test_pipeline = [
     dict(type=LoadAnnotations),
     dict(type=PackSegInputs),
 ]
+# VOC's loaders on the toy's files: mmseg's BaseSegDataset with the toy classes, no loader workers (the toy runs
+# in-process), batch 8; toy val's masks are in SegmentationClassAug
 train_dataloader = dict(
     batch_size=8,
     num_workers=0,
-    sampler=dict(type=InfiniteSampler, shuffle=True),
-    dataset=dict(
-        type=BaseSegDataset,
-        metainfo=metainfo,
-        data_root=data_root,
-        data_prefix=dict(img_path='JPEGImages', seg_map_path=pseudo_mask_dir),
-        ann_file='ImageSets/Segmentation/train_aug.txt',
-        pipeline=train_pipeline))
+    sampler=train_dataloader['sampler'],
+    dataset=dict(train_dataloader['dataset'], type=BaseSegDataset, metainfo=metainfo, data_root=data_root,
+                 data_prefix=dict(img_path='JPEGImages', seg_map_path=pseudo_mask_dir), pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=1,
     num_workers=0,
-    sampler=dict(type=DefaultSampler, shuffle=False),
-    dataset=dict(
-        type=BaseSegDataset,
-        metainfo=metainfo,
-        data_root=data_root,
-        data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClassAug'),
-        ann_file='ImageSets/Segmentation/val.txt',
-        pipeline=test_pipeline))
+    sampler=val_dataloader['sampler'],
+    dataset=dict(val_dataloader['dataset'], type=BaseSegDataset, metainfo=metainfo, data_root=data_root,
+                 data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClassAug'), pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type=IoUMetric, iou_metrics=['mIoU'])
-test_evaluator = val_evaluator
 
 # ---- model: ResNetV1c-18 with 16 base channels (stages 16/32/64/128), BN (CPU), ASPP rates for an 8x8 map
 norm_cfg = dict(type=BatchNorm2d, requires_grad=True)

@@ -22,21 +22,17 @@
 #       --cfg-options refiner.checkpoint=work_dirs/irn_resnet18_1xb8_200it_toy_64x64/iter_200.pth
 from mmcv.transforms import LoadImageFromFile, RandomFlip, RandomResize
 from mmengine.config import read_base
-from mmengine.dataset import DefaultSampler
-from mmengine.optim import OptimWrapper, PolyLR
 from mmpretrain.models import ResNet
 from mmseg.datasets.transforms import LoadAnnotations, PackSegInputs, RandomCrop
-from torch.optim import SGD
 
 with read_base():
-    from .._base_.default_runtime import *
+    from .._base_.datasets.toy_voc_affinity_labels import *  # noqa: F401,F403
+    from .._base_.schedules.schedule_toy_sgd_poly_200it import *  # noqa: F401,F403
+    from .._base_.toy_runtime import *  # noqa: F401,F403
 
-from csd_mm.engine.runner import NoPauseIterBasedTrainLoop
-from csd_mm.refine import AffinityLabelDataset, BoundaryNet, IRNBoundaryRefiner
+from csd_mm.refine import BoundaryNet, IRNBoundaryRefiner
 
-data_root = 'data/toy_voc'
 img_scale = 4  # images enlarged 4x for the boundary network (training and inference)
-metainfo = dict(classes=('background', 'horse', 'rider', 'car', 'boat', 'bird'))
 
 train_pipeline = [
     dict(type=LoadImageFromFile),
@@ -46,25 +42,13 @@ train_pipeline = [
     dict(type=RandomFlip, prob=0.5),
     dict(type=PackSegInputs),
 ]
-train_dataloader = dict(
-    batch_size=8,
-    num_workers=0,
-    drop_last=True,  # as IRN's loader
-    sampler=dict(type=DefaultSampler, shuffle=True),
-    dataset=dict(
-        type=AffinityLabelDataset,
-        cam_dir='work_dirs/cam_resnet18_1xb16_300it_toy_64x64/cams',  # used as given (not under data_root)
-        data_root=data_root,
-        ann_file='ImageSets/Segmentation/train_aug.txt',
-        data_prefix=dict(img_path='JPEGImages'),
-        confident_labels='irn',
-        conf_fg=0.30,
-        conf_bg=0.05,
-        # crf_cfg: the defaults of dense_crf_labels, IRN's label CRF (not scaled to the toy images, see above)
-        metainfo=metainfo,
-        pipeline=train_pipeline,
-    ),
-)
+# the toy confident-label loader (toy_voc_affinity_labels.py: batch 8, drop_last as IRN's loader) with IRN's labels
+train_dataloader.dataset.update(
+    confident_labels='irn',
+    conf_fg=0.30,
+    conf_bg=0.05,
+    # crf_cfg: the defaults of dense_crf_labels, IRN's label CRF (not scaled to the toy images, see above)
+    pipeline=train_pipeline)
 
 # IRN's levels: stem (after max pooling) and stages 1-4 at 1/4, 1/4, 1/8, 1/16, 1/16 (stage strides 1, 2, 2, 1)
 # of the enlarged image: a 64x64 boundary map for a 64x64 toy image
@@ -79,19 +63,8 @@ model = dict(
     freeze_backbone=False,
     radius=10)  # IRN's training radius (on its 128x128 map of 512 crops; the toy map is 64x64)
 
-max_iters = 200
-# the sampler restarts every epoch without mmengine's 2-s pause (same batches; csd_mm.engine.runner)
-train_cfg = dict(type=NoPauseIterBasedTrainLoop, max_iters=max_iters, val_interval=max_iters + 1)
-val_cfg = None
-test_cfg = None
-optim_wrapper = dict(
-    type=OptimWrapper,
-    optimizer=dict(type=SGD, lr=0.05, momentum=0.9, weight_decay=1e-4),
-    paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=10.0)}))
-param_scheduler = [dict(type=PolyLR, power=0.9, eta_min=0.0, begin=0, end=max_iters, by_epoch=False)]
-default_hooks.update(
-    logger=dict(type=LoggerHook, interval=25, log_metric_by_epoch=False),
-    checkpoint=dict(type=CheckpointHook, by_epoch=False, interval=100, max_keep_ckpts=2, save_last=True))
+# the toy refiners' schedule (schedule_toy_sgd_poly_200it.py) with IRN's weight decay
+optim_wrapper.optimizer.update(weight_decay=1e-4)
 
 # For tools/make_pseudo_masks.py --refiner <this file> (built with csd_mm.registry.REFINERS; point checkpoint at
 # the trained weights).

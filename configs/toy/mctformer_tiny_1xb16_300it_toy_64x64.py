@@ -13,11 +13,10 @@ from mmengine.config import read_base
 
 with read_base():
     from .._base_.datasets.toy_voc import *  # noqa: F401,F403
-    from .._base_.default_runtime import *  # noqa: F401,F403
+    from .._base_.toy_runtime import *  # noqa: F401,F403
     from .._base_.models.mctformer_v2_deit_small import *  # noqa: F401,F403
     from .._base_.schedules.schedule_adamw_cosine_60e import *  # noqa: F401,F403
 
-from mmengine.hooks import CheckpointHook, LoggerHook
 from mmengine.optim import CosineAnnealingLR, LinearLR
 from torch.optim import AdamW
 
@@ -50,9 +49,6 @@ param_scheduler = [
     dict(type=CosineAnnealingLR, T_max=max_iters - warmup_iters, eta_min=1e-5, begin=warmup_iters,
          end=max_iters, by_epoch=False),
 ]
-default_hooks.update(
-    logger=dict(type=LoggerHook, interval=25, log_metric_by_epoch=False),
-    checkpoint=dict(type=CheckpointHook, by_epoch=False, interval=100, max_keep_ckpts=2, save_last=True))
 
 # After training: CAMs of every training image and CSD's source bank (stage 0) from the single-label ones.
 custom_hooks = [

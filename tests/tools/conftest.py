@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, List, Sequence
+from typing import Callable, List, Sequence, Tuple
 
 import numpy as np
 import pytest
@@ -68,3 +68,17 @@ def write_stand_in_cams() -> Callable[[Path, Path], List[str]]:
         return ids
 
     return write
+
+
+@pytest.fixture
+def toy_voc_with_stand_in_cams(tmp_path, monkeypatch, write_stand_in_cams) -> Tuple[Path, Path, List[str]]:
+    """The test's ``tmp_path`` made the working folder (the toy configs read data/toy_voc from it), holding a small
+    toy dataset (6 train_aug images, 1 val, seed 5) and stand-in CAM files of its train_aug images in cams/: the
+    training data of the toy refiner networks. Returns (data root, CAM folder, train_aug ids)."""
+    import csd_mm  # noqa: F401
+    from csd_mm.datasets import make_toy_voc
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / 'data/toy_voc'
+    make_toy_voc(str(root), num_train=6, num_val=1, seed=5)
+    cam_dir = tmp_path / 'cams'
+    return root, cam_dir, write_stand_in_cams(root, cam_dir)

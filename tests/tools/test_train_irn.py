@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import csd_mm  # noqa: F401
-from csd_mm.datasets import make_toy_voc
 from csd_mm.utils.fileio import read_png
 
 REPO = Path(__file__).resolve().parents[2]
@@ -16,12 +15,8 @@ CFG = REPO / 'configs/toy/irn_resnet18_1xb8_200it_toy_64x64.py'
 
 
 @pytest.mark.slow
-def test_train_irn_then_refine(tmp_path, monkeypatch, run_tool_inprocess, write_stand_in_cams):
-    monkeypatch.chdir(tmp_path)
-    root = tmp_path / 'data/toy_voc'
-    make_toy_voc(str(root), num_train=6, num_val=1, seed=5)
-    cam_dir = tmp_path / 'cams'
-    ids = write_stand_in_cams(root, cam_dir)
+def test_train_irn_then_refine(tmp_path, run_tool_inprocess, toy_voc_with_stand_in_cams):
+    root, cam_dir, ids = toy_voc_with_stand_in_cams
     work = tmp_path / 'work'
     log = run_tool_inprocess([
         REPO / 'tools/train.py', CFG, '--work-dir', work, '--cfg-options',

@@ -1,19 +1,18 @@
 # The embedded toy dataset (tools/dataset_converters/make_toy_voc.py): VOC layout, small images, 5 classes
 # with a real co-occurrence confound. Seeds are evaluated on the training images (split 'train'), the WSSS
-# convention, as on VOC. Same structure as voc12_cls.py so every VOC config has a toy twin.
+# convention, as on VOC. voc12_cls.py's splits, test / CAM pipelines and datasets (so every VOC config has a toy
+# twin), re-pointed at the toy: its own rescale and 64x64 crop, its classes, no loader workers.
 from mmcv.transforms import LoadImageFromFile, RandomFlip, RandomResize
-from mmengine.dataset import DefaultSampler
-from mmseg.datasets.transforms import LoadAnnotations
+from mmengine.config import read_base
 
-from csd_mm.datasets import ImageLevelDataset
+with read_base():
+    from .voc12_cls import *  # noqa: F401,F403
+
 from csd_mm.datasets.transforms import PackCAMInputs, RandomCropOrPad
-from csd_mm.evaluation import SeedMetric
 
 data_root = 'data/toy_voc'
 label_file = 'cls_labels.npy'  # relative to data_root, like ann_file
 crop_size = (64, 64)
-# ImageNet mean (103.53, 116.28, 123.675) rounded, BGR uint8: padding ~0 after normalisation, as IRN's 0
-img_pad_val = (104, 116, 124)
 # the toy classes, as make_toy_voc writes them into meta.json
 metainfo = dict(classes=('background', 'horse', 'rider', 'car', 'boat', 'bird'))
 
@@ -26,57 +25,19 @@ train_pipeline = [
     dict(type=RandomCropOrPad, crop_size=crop_size, img_pad_val=img_pad_val, seg_pad_val=255),
     dict(type=PackCAMInputs),
 ]
-test_pipeline = [
-    dict(type=LoadImageFromFile),
-    dict(type=LoadAnnotations),
-    dict(type=PackCAMInputs),
-]
-cam_pipeline = [
-    dict(type=LoadImageFromFile),
-    dict(type=PackCAMInputs),
-]
+# VOC's datasets on the toy's files; the loaders without VOC's workers (num_workers=0: the toy runs in-process)
 train_dataloader = dict(
     batch_size=16,
     num_workers=0,
-    sampler=dict(type=DefaultSampler, shuffle=True),
-    dataset=dict(
-        type=ImageLevelDataset,
-        data_root=data_root,
-        ann_file='ImageSets/Segmentation/train_aug.txt',
-        data_prefix=dict(img_path='JPEGImages'),
-        label_source='npy',
-        label_file=label_file,
-        metainfo=metainfo,
-        pipeline=train_pipeline,
-    ),
+    sampler=train_dataloader['sampler'],
+    dataset=dict(train_dataloader['dataset'], data_root=data_root, label_file=label_file, metainfo=metainfo,
+                 pipeline=train_pipeline),
 )
 test_dataloader = dict(
     batch_size=1,
     num_workers=0,
-    sampler=dict(type=DefaultSampler, shuffle=False, round_up=False),
-    dataset=dict(
-        type=ImageLevelDataset,
-        data_root=data_root,
-        ann_file='ImageSets/Segmentation/train.txt',
-        data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClassAug'),
-        label_source='npy',
-        label_file=label_file,
-        metainfo=metainfo,
-        pipeline=test_pipeline,
-    ),
+    sampler=test_dataloader['sampler'],
+    dataset=dict(test_dataloader['dataset'], data_root=data_root, label_file=label_file, metainfo=metainfo),
 )
-test_evaluator = dict(type=SeedMetric)
-cam_dataloader = dict(
-    batch_size=1,
-    num_workers=0,
-    dataset=dict(
-        type=ImageLevelDataset,
-        data_root=data_root,
-        ann_file='ImageSets/Segmentation/train_aug.txt',
-        data_prefix=dict(img_path='JPEGImages'),
-        label_source='npy',
-        label_file=label_file,
-        metainfo=metainfo,
-        pipeline=cam_pipeline,
-    ),
-)
+cam_dataloader.update(num_workers=0)
+cam_dataloader['dataset'].update(data_root=data_root, label_file=label_file, metainfo=metainfo)

@@ -63,33 +63,23 @@ train_dataloader = dict(
         pipeline=train_pipeline,
     ),
 )
-# CAMs are computed at each image's own size (multi-scale inside the model): batch size 1.
+# CAMs are computed at each image's own size (multi-scale inside the model): batch size 1. Seeds are evaluated on
+# VOC train against its masks.
 test_dataloader = dict(
     batch_size=1,
     num_workers=8,
     persistent_workers=False,
     sampler=dict(type=DefaultSampler, shuffle=False, round_up=False),  # each image exactly once
     dataset=dict(
-        type=ImageLevelDataset,
-        data_root=data_root,
+        train_dataloader['dataset'],
         ann_file='ImageSets/Segmentation/train.txt',
         data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClassAug'),
-        label_source='npy',
-        label_file=label_file,
-        pipeline=test_pipeline,
-    ),
+        pipeline=test_pipeline),
 )
 test_evaluator = dict(type=SeedMetric)
+# the training images again, without augmentation, for their CAMs (CAMGenerationHook)
 cam_dataloader = dict(
     batch_size=1,
     num_workers=8,
-    dataset=dict(
-        type=ImageLevelDataset,
-        data_root=data_root,
-        ann_file='ImageSets/Segmentation/train_aug.txt',
-        data_prefix=dict(img_path='JPEGImages'),
-        label_source='npy',
-        label_file=label_file,
-        pipeline=cam_pipeline,
-    ),
+    dataset=dict(train_dataloader['dataset'], pipeline=cam_pipeline),
 )

@@ -84,15 +84,10 @@ test_server_pipeline = [
     dict(type=Resize, scale=(2048, 512), keep_ratio=True),
     dict(type=PackSegInputs),
 ]
+# val's loader on the test split (its masks, data_prefix.seg_map_path, are not read), each image exactly once
 test_server_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
+    val_dataloader,
     sampler=dict(type=DefaultSampler, shuffle=False, round_up=False),
-    dataset=dict(
-        type=PascalVOCDataset,
-        data_root=data_root,
-        data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),  # not read
-        ann_file='ImageSets/Segmentation/test.txt',
-        pipeline=test_server_pipeline))
+    dataset=dict(val_dataloader['dataset'], ann_file='ImageSets/Segmentation/test.txt',
+                 pipeline=test_server_pipeline))
 test_server_evaluator = dict(type=IoUMetric, iou_metrics=['mIoU'], format_only=True)  # no GT: nothing scored

@@ -11,47 +11,26 @@
 #
 # Pretrained weights are never downloaded: --cfg-options model.pretrained=/path/to/resnet101_v1c.pth loads a
 # LOCAL ImageNet checkpoint. Norm layers are SyncBN (reverted to BatchNorm by the Runner when not distributed).
-from mmseg.models import ASPPHead, EncoderDecoder, ResNetV1c, SegDataPreProcessor, SegTTAModel
+#
+# The data preprocessor, the ResNetV1c-d8 backbone and the TTA wrapper are deeplabv3plus_r50_d8.py's (mmseg's
+# DeepLab family shares them); this file changes the depth, the head and drops the auxiliary head.
+from mmengine.config import read_base
+from mmseg.models import ASPPHead
 from mmseg.models.losses import CrossEntropyLoss
-from torch.nn import SyncBatchNorm
 
-norm_cfg = dict(type=SyncBatchNorm, requires_grad=True)
-data_preprocessor = dict(
-    type=SegDataPreProcessor,
-    mean=[123.675, 116.28, 103.53],  # ImageNet statistics, RGB, 0-255 scale
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,  # images are loaded as BGR uint8
-    pad_val=0,
-    seg_pad_val=255)
-model = dict(
-    type=EncoderDecoder,
-    data_preprocessor=data_preprocessor,
-    pretrained=None,  # a LOCAL checkpoint path, see above
-    backbone=dict(
-        type=ResNetV1c,
-        depth=101,
-        num_stages=4,
-        out_indices=(0, 1, 2, 3),
-        dilations=(1, 1, 2, 4),
-        strides=(1, 2, 1, 1),
-        norm_cfg=norm_cfg,
-        norm_eval=False,
-        style='pytorch',
-        contract_dilation=True,
-        init_cfg=None),
-    decode_head=dict(
-        type=ASPPHead,
-        in_channels=2048,
-        in_index=3,
-        channels=512,
-        dilations=(6, 12, 18, 24),  # DeepLab-v2's ASPP-L rates
-        dropout_ratio=0.1,
-        num_classes=21,
-        norm_cfg=norm_cfg,
-        align_corners=False,
-        loss_decode=dict(type=CrossEntropyLoss, use_sigmoid=False, loss_weight=1.0)),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
-# `tools/test.py --tta` wraps the model in this (mmseg 1.2.2: configs/_base_/default_runtime.py); the
-# dataset config defines the `tta_pipeline`.
-tta_model = dict(type=SegTTAModel)
+with read_base():
+    from .deeplabv3plus_r50_d8 import *  # noqa: F401,F403
+
+model.backbone.depth = 101
+model.decode_head = dict(
+    type=ASPPHead,
+    in_channels=2048,
+    in_index=3,
+    channels=512,
+    dilations=(6, 12, 18, 24),  # DeepLab-v2's ASPP-L rates
+    dropout_ratio=0.1,
+    num_classes=21,
+    norm_cfg=norm_cfg,
+    align_corners=False,
+    loss_decode=dict(type=CrossEntropyLoss, use_sigmoid=False, loss_weight=1.0))
+model.pop('auxiliary_head')  # DeepLab-v2 has none
