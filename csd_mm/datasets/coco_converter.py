@@ -9,18 +9,20 @@ Written under ``out_root`` (beside COCO's ``<split>/`` image folders, which are 
     cls_labels.npz                           image id -> float32[80] over every converted split (pickle-free)
 
 ``img_id`` is the image's file stem (``COCO_train2014_000000000009``), as in MCTformer's ``coco/*_id.txt``.
-Masks already on disk are kept (a rerun or a crashed run continues); every file is written atomically.
+Masks are decoded by pycocotools (:mod:`csd_mm.datasets.coco`; ``pip install -r requirements/optional/coco.txt``):
+without it, converting is refused up front with that command. Masks already on disk are kept (a rerun or a
+crashed run continues); every file is written atomically.
 """
 import json
 import os.path as osp
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 from mmengine.utils import track_parallel_progress, track_progress
 
 from csd_mm.utils.fileio import atomic_write_bytes, write_png
 
-from .coco import category_index_map, image_label, semantic_mask
+from .coco import category_index_map, coco_mask_api, image_label, semantic_mask
 from .labels import LabelFileError, load_cls_labels, save_cls_labels
 
 __all__ = ['load_coco_instances', 'convert_coco_split', 'convert_coco']
@@ -82,17 +84,17 @@ def load_coco_instances(ann_file: str) -> Tuple[List[dict], Dict[int, List[dict]
     return images, anns_by_image, cat_index
 
 
-def _write_mask(task: Tuple[str, List[dict], int, int, Dict[int, int], bool, str]) -> None:
-    path, anns, height, width, cat_index, use_pycocotools, ann_file = task
+def _write_mask(task: Tuple[str, List[dict], int, int, Dict[int, int], str]) -> None:
+    path, anns, height, width, cat_index, ann_file = task
     try:
-        mask = semantic_mask(anns, height, width, cat_index, use_pycocotools)
+        mask = semantic_mask(anns, height, width, cat_index)
     except ValueError as e:
         raise LabelFileError(f'{ann_file}: {osp.basename(path)}: {e}') from e
     write_png(path, mask)
 
 
 def convert_coco_split(ann_file: str, out_root: str, split: str, masks: bool = True, nproc: int = 1,
-                       use_pycocotools: bool = True, progress: bool = True) -> Dict[str, Any]:
+                       progress: bool = True) -> Dict[str, Any]:
     """Converts one split: its masks and split files; returns its labels and counts.
 
     Args:
@@ -101,13 +103,17 @@ def convert_coco_split(ann_file: str, out_root: str, split: str, masks: bool = T
         split (str): Split name (``train2014``, ``val2014``): mask sub-folder and split-file name.
         masks (bool): Write the class-index masks. Defaults to True.
         nproc (int): Processes for the masks (mmengine's ``track_parallel_progress``). Defaults to 1.
-        use_pycocotools (bool): Decode with pycocotools when it is importable. Defaults to True.
         progress (bool): Show a progress bar. Defaults to True.
 
     Returns:
         dict: ``labels`` (img_id -> float32[C]), ``num_images``, ``num_labelled``, ``num_classes``,
         ``masks_written``.
+
+    Raises:
+        ImportError: ``masks`` and pycocotools is not installed (before anything is read or written).
     """
+    if masks:
+        coco_mask_api()  # refuse before the json is read, not in the first worker
     images, anns_by_image, cat_index = load_coco_instances(ann_file)
     labels, labelled, all_ids, tasks = {}, [], [], []
     for img in images:
@@ -119,7 +125,7 @@ def convert_coco_split(ann_file: str, out_root: str, split: str, masks: bool = T
             labelled.append(img_id)
         path = osp.join(out_root, MASK_DIR, split, img_id + '.png')
         if masks and not osp.isfile(path):
-            tasks.append((path, anns, int(img['height']), int(img['width']), cat_index, use_pycocotools, ann_file))
+            tasks.append((path, anns, int(img['height']), int(img['width']), cat_index, ann_file))
     if tasks:
         if nproc > 1:
             track_parallel_progress(_write_mask, tasks, nproc, keep_order=False)
@@ -135,8 +141,7 @@ def convert_coco_split(ann_file: str, out_root: str, split: str, masks: bool = T
 
 
 def convert_coco(ann_files: Mapping[str, str], out_root: str, masks: bool = True, nproc: int = 1,
-                 use_pycocotools: bool = True, progress: bool = True,
-                 log: Optional[Any] = print) -> Dict[str, Dict[str, int]]:
+                 progress: bool = True, log: Optional[Any] = print) -> Dict[str, Dict[str, int]]:
     """Converts every split of ``ann_files`` (split name -> json) and writes one ``cls_labels.npz``.
 
     The label file keeps the labels of images of other splits already in it, so the splits can be converted in
@@ -148,13 +153,13 @@ def convert_coco(ann_files: Mapping[str, str], out_root: str, masks: bool = True
     Raises:
         LabelFileError: A json is malformed (see :func:`load_coco_instances`) or the splits disagree on the
             number of classes.
+        ImportError: ``masks`` and pycocotools is not installed.
     """
     labels: Dict[str, np.ndarray] = {}
     summary: Dict[str, Dict[str, int]] = {}
     num_classes = None
     for split, ann_file in ann_files.items():
-        res = convert_coco_split(ann_file, out_root, split, masks=masks, nproc=nproc,
-                                 use_pycocotools=use_pycocotools, progress=progress)
+        res = convert_coco_split(ann_file, out_root, split, masks=masks, nproc=nproc, progress=progress)
         if num_classes is not None and res['num_classes'] != num_classes:
             raise LabelFileError(f'{ann_file} has {res["num_classes"]} categories, the other splits {num_classes}')
         num_classes = res['num_classes']

@@ -3,12 +3,14 @@
 ``tools/run_pipeline.py`` runs each stage with a stock tool (``tools/train.py``, ``tools/test.py``) whose output
 goes to a log file. :class:`ConsoleProgress` follows that file while the child runs and keeps one updating console
 line per stage: the phase (``train`` iterations, ``val`` / ``test`` iterations, the CAM pass after training),
-``done/total``, a bar and an ETA. It reads only what mmengine already writes there (the ``Iter(train) [ 25/300]``
-lines of its LoggerHook and the ``[>>>  ] 40/100,`` lines of its ProgressBar), so the log files stay as they are
-and the children need no change. :class:`StageTimer` adds up the wall time of each stage.
+``done/total``, a bar and the ETA. It reads only what mmengine already writes there (the ``Iter(train) [ 25/300]
+... eta: 0:01:10`` lines of its LoggerHook, whose ETA its IterTimerHook computes from the iterations of this run,
+and the ``[>>>  ] 40/100, ... ETA:     6s`` lines of its ProgressBar), so the log files stay as they are, the
+children need no change, and the ETA shown is mmengine's own. :class:`StageTimer` adds up the wall time of each
+stage.
 
-The parsing and formatting are small pure functions (:func:`parse_progress_line`, :func:`eta_seconds`,
-:func:`format_duration`, :func:`progress_line`).
+The parsing and formatting are small pure functions (:func:`parse_progress_line`, :func:`format_duration`,
+:func:`progress_line`).
 """
 import os
 import re
@@ -19,34 +21,45 @@ from collections import defaultdict
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, TextIO, Tuple
 
-__all__ = ['parse_progress_line', 'LogProgressParser', 'eta_seconds', 'format_duration', 'progress_line',
-           'ConsoleProgress', 'StageTimer']
+__all__ = ['parse_progress_line', 'LogProgressParser', 'format_duration', 'progress_line', 'ConsoleProgress',
+           'StageTimer']
 
 #: mmengine LoggerHook lines: ``Iter(train) [ 25/300]`` or ``Epoch(val) [1][ 10/100]``
 _LOOP = re.compile(r'(?:Iter|Epoch)\((\w+)\)\s*(?:\[\d+\])?\s*\[\s*(\d+)/(\d+)\]')
+#: their ETA (mmengine's LogProcessor writes ``str(datetime.timedelta)``: ``0:01:10``, ``1 day, 2:03:04``)
+_LOOP_ETA = re.compile(r'\beta: (?:(\d+) days?, )?(\d+):(\d{2}):(\d{2})\b')
 #: mmengine ProgressBar lines: ``[>>>>>      ] 40/100, 10.3 task/s, elapsed: 4s, ETA:     6s``
 _BAR = re.compile(r'^\[[> ]*\]\s*(\d+)/(\d+),')
+#: their ETA (none on the bar's first line, ``ETA:`` alone)
+_BAR_ETA = re.compile(r'ETA:\s*(\d+)s')
 
-Progress = Tuple[str, int, int]  # (phase, done, total)
+Progress = Tuple[str, int, int, Optional[float]]  # (phase, done, total, mmengine's ETA in seconds or None)
 
 
 def parse_progress_line(line: str, bar_phase: str = 'progress') -> Optional[Progress]:
-    """The progress a line of an mmengine log reports, if any.
+    """The progress a line of an mmengine log reports, if any, with the ETA mmengine wrote on it.
 
     Args:
         line (str): One line (without its ``\\r`` / ``\\n``).
         bar_phase (str): Phase name given to a ProgressBar line (the bar itself names no task).
 
     Returns:
-        tuple or None: ``(phase, done, total)``: the loop name (``train``, ``val``, ``test``) of a LoggerHook
-        line or ``bar_phase`` for a ProgressBar line; None for any other line.
+        tuple or None: ``(phase, done, total, eta)``: the loop name (``train``, ``val``, ``test``) of a
+        LoggerHook line or ``bar_phase`` for a ProgressBar line, and the line's ETA in seconds (None when it has
+        none: a bar's first line, a loop without mmengine's IterTimerHook); None for any other line.
     """
     match = _LOOP.search(line)
     if match:
-        return match.group(1), int(match.group(2)), int(match.group(3))
+        eta = _LOOP_ETA.search(line, match.end())
+        seconds = None
+        if eta:
+            days, hours, minutes, secs = (int(v or 0) for v in eta.groups())
+            seconds = float(((days * 24 + hours) * 60 + minutes) * 60 + secs)
+        return match.group(1), int(match.group(2)), int(match.group(3)), seconds
     match = _BAR.match(line.strip())
     if match:
-        return bar_phase, int(match.group(1)), int(match.group(2))
+        eta = _BAR_ETA.search(line, match.end())
+        return bar_phase, int(match.group(1)), int(match.group(2)), float(eta.group(1)) if eta else None
     return None
 
 
@@ -82,18 +95,6 @@ class LogProgressParser:
                 if found[0] == self._bar_phase and found[1] >= found[2]:
                     self._bar_phase = 'progress'  # the announced pass ended; a later bar is another task
         return updates
-
-
-def eta_seconds(start_done: int, start_time: float, done: int, now: float, total: int) -> Optional[float]:
-    """Time left at the rate observed since ``(start_done, start_time)``; None before any progress.
-
-    Measured from the first observation (not from 0), so a resumed training's iterations before the resume do
-    not count as fast ones.
-    """
-    if done <= start_done or now <= start_time:
-        return None
-    rate = (done - start_done) / (now - start_time)
-    return max(total - done, 0) / rate
 
 
 def format_duration(seconds: Optional[float]) -> str:
@@ -212,7 +213,7 @@ class ConsoleProgress:
 
     def _follow(self, log_file: str, offset: int, label: str, stop: threading.Event) -> None:
         parser = LogProgressParser()
-        current = None  # [phase, total, first done, its time, done, eta]
+        current = None  # [phase, total, done, eta]
         while True:
             finished = stop.wait(self.poll_interval)  # read once more after the child ended
             if os.path.isfile(log_file):
@@ -220,15 +221,10 @@ class ConsoleProgress:
                     f.seek(offset)
                     chunk = f.read()
                     offset = f.tell()
-                for phase, done, total in parser.feed(chunk, final=finished):
-                    now = time.monotonic()
+                for phase, done, total, eta in parser.feed(chunk, final=finished):
                     if current is not None and (current[0], current[1]) != (phase, total):
                         self._show_state(label, current, final=True)  # the previous phase ended
-                        current = None
-                    if current is None:
-                        current = [phase, total, done, now, done, None]
-                    current[4] = done
-                    current[5] = eta_seconds(current[2], current[3], done, now, total)
+                    current = [phase, total, done, eta]
                     if done >= total:
                         self._show_state(label, current, final=True)
                         current = None
@@ -240,7 +236,7 @@ class ConsoleProgress:
                 return
 
     def _show_state(self, label: str, state: list, final: bool = False) -> None:
-        phase, total, _, _, done, eta = state
+        phase, total, done, eta = state
         self.show(progress_line(label, phase, done, total, 0.0 if done >= total else eta), final=final)
 
 

@@ -1,7 +1,7 @@
 """Tests for csd_mm/datasets/coco_converter.py and toy_coco.py: the generated COCO-format toy (polygons, RLE,
 compressed RLE, crowd regions, images without objects) converted into labels, masks and split files."""
-import filecmp
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -67,27 +67,16 @@ def test_rerun_keeps_masks_and_is_reproducible(toy_coco, tmp_path):
         make_toy_coco(str(root), num_train=31, num_val=10)
 
 
-def test_pycocotools_and_own_decoders_convert_identically(toy_coco, tmp_path):
-    pytest.importorskip('pycocotools')
-    root, info, _ = toy_coco
-    outputs = {}
-    for use_pycocotools in (True, False):
-        out = tmp_path / f'pycocotools_{use_pycocotools}'
-        convert_coco(info['ann_files'], str(out), use_pycocotools=use_pycocotools, progress=False, log=None)
-        outputs[use_pycocotools] = out
-    names = sorted(str(p.relative_to(outputs[True])) for p in outputs[True].rglob('*') if p.is_file())
-    assert names == sorted(str(p.relative_to(outputs[False])) for p in outputs[False].rglob('*') if p.is_file())
-    assert len(names) == 30 + 10 + 4 + 1  # masks, split files, cls_labels.npz
-    # masks as decoded pixels (not only PNG bytes), labels, split files
-    for name in names:
-        if name.endswith('.png'):
-            np.testing.assert_array_equal(read_png(str(outputs[True] / name)), read_png(str(outputs[False] / name)),
-                                          err_msg=name)
-        elif name.endswith('.npz'):
-            theirs, ours = (load_cls_labels(str(outputs[flag] / name)) for flag in (True, False))
-            assert theirs.keys() == ours.keys() and all(np.array_equal(theirs[k], ours[k]) for k in theirs)
-        else:
-            assert filecmp.cmp(outputs[True] / name, outputs[False] / name, shallow=False), name
+def test_without_pycocotools_masks_are_refused_up_front_and_labels_still_convert(toy_coco, tmp_path, monkeypatch):
+    _, info, _ = toy_coco
+    monkeypatch.setitem(sys.modules, 'pycocotools', None)  # what `import pycocotools` meets when not installed
+    out = tmp_path / 'no_pycocotools'
+    with pytest.raises(ImportError, match='pycocotools, which is not installed: pip install -r '
+                                          'requirements/optional/coco.txt'):
+        convert_coco(info['ann_files'], str(out), progress=False, log=None)
+    assert not out.exists()  # refused before anything was written
+    convert_coco(info['ann_files'], str(out), masks=False, progress=False, log=None)  # labels need no decoder
+    assert len(load_cls_labels(str(out / 'cls_labels.npz'))) == 40
 
 
 def _write(path, data):
@@ -116,8 +105,7 @@ def test_malformed_json_errors_name_the_file(tmp_path):
     rle_json = _write(tmp_path / 'v.json', dict(base, annotations=[
         dict(id=7, image_id=1, category_id=1, iscrowd=1, segmentation=dict(size=[2, 2], counts=[1, 1]))]))
     with pytest.raises(LabelFileError, match=r'v.json: a.png: RLE run lengths sum to 2'):
-        convert_coco(dict(train2014=rle_json), str(tmp_path / 'out'), progress=False, log=None,
-                     use_pycocotools=False)
+        convert_coco(dict(train2014=rle_json), str(tmp_path / 'out'), progress=False, log=None)
 
 
 def test_splits_converted_in_separate_runs_keep_each_others_labels(toy_coco, tmp_path):

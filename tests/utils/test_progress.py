@@ -1,25 +1,27 @@
-"""Console progress of the pipeline: parsing mmengine's log lines, ETA, the drawn line, following a growing log
-file, and the stage timer."""
+"""Console progress of the pipeline: parsing mmengine's log lines and the ETA mmengine wrote on them, the drawn
+line, following a growing log file, and the stage timer."""
 import io
 import threading
 import time
 
-import pytest
-
-from csd_mm.utils.progress import (ConsoleProgress, LogProgressParser, StageTimer, eta_seconds, format_duration,
+from csd_mm.utils.progress import (ConsoleProgress, LogProgressParser, StageTimer, format_duration,
                                    parse_progress_line, progress_line)
 
 TRAIN_LINE = ('11/30 19:22:26 - mmengine - INFO - Iter(train) [ 25/300]  base_lr: 5.0000e-02 lr: 4.7e-02  eta: '
               '0:01:10  time: 0.2100  data_time: 0.0100  memory: 0  loss: 0.6931')
 
 
-def test_parse_logger_and_progress_bar_lines():
-    assert parse_progress_line(TRAIN_LINE) == ('train', 25, 300)
-    assert parse_progress_line('... - INFO - Iter(test) [  4/100]    eta: 0:00:09') == ('test', 4, 100)
-    assert parse_progress_line('... - INFO - Epoch(val)  [1][ 10/183]  eta: 0:00:01') == ('val', 10, 183)
+def test_parse_logger_and_progress_bar_lines_with_mmengines_eta():
+    assert parse_progress_line(TRAIN_LINE) == ('train', 25, 300, 70.0)  # eta: 0:01:10
+    assert parse_progress_line('... - INFO - Iter(test) [  4/100]    eta: 0:00:09') == ('test', 4, 100, 9.0)
+    assert parse_progress_line('... - INFO - Epoch(val)  [1][ 10/183]  eta: 0:00:01') == ('val', 10, 183, 1.0)
+    # str(datetime.timedelta) past a day: 1 day, 2 h 3 min 4 s = 86400 + 7200 + 180 + 4
+    assert parse_progress_line('Iter(train) [ 1/9]  eta: 1 day, 2:03:04  time: 9') == ('train', 1, 9, 93784.0)
+    assert parse_progress_line('Iter(train) [ 1/9]  eta: 3 days, 0:00:00') == ('train', 1, 9, 259200.0)
+    assert parse_progress_line('Iter(train) [ 1/9]  lr: 0.1  loss: 1') == ('train', 1, 9, None)  # no IterTimerHook
     assert parse_progress_line('[>>>>>      ] 40/100, 10.3 task/s, elapsed: 4s, ETA:     6s', 'CAMs') == (
-        'CAMs', 40, 100)
-    assert parse_progress_line('[          ] 0/24, elapsed: 0s, ETA:') == ('progress', 0, 24)
+        'CAMs', 40, 100, 6.0)
+    assert parse_progress_line('[          ] 0/24, elapsed: 0s, ETA:') == ('progress', 0, 24, None)
     assert parse_progress_line('11/30 19:22:26 - mmengine - INFO - Checkpoints will be saved to /x') is None
     assert parse_progress_line('[pipeline 19:00:00] 3/4 done') is None
 
@@ -27,21 +29,14 @@ def test_parse_logger_and_progress_bar_lines():
 def test_parser_joins_split_lines_and_names_the_bar_after_its_announcement():
     parser = LogProgressParser()
     assert parser.feed(TRAIN_LINE[:60]) == []  # an unterminated line waits for its end
-    assert parser.feed(TRAIN_LINE[60:] + '\n') == [('train', 25, 300)]
-    assert parser.feed(TRAIN_LINE, final=True) == [('train', 25, 300)]  # the writer ended: no line end to come
+    assert parser.feed(TRAIN_LINE[60:] + '\n') == [('train', 25, 300, 70.0)]
+    assert parser.feed(TRAIN_LINE, final=True) == [('train', 25, 300, 70.0)]  # the writer ended: no line end
     chunk = ('x - INFO - CAM generation: 24 of 24 images to write to /w/cams\n'
              '[      ] 0/24, elapsed: 0s, ETA:\r[>   ] 1/24, 12.4 task/s, elapsed: 0s, ETA:     2s\r[>>>>] 24/2')
-    assert parser.feed(chunk) == [('CAM generation', 0, 24), ('CAM generation', 1, 24)]
-    assert parser.feed('4, 9.0 task/s, elapsed: 3s, ETA:     0s\n') == [('CAM generation', 24, 24)]
+    assert parser.feed(chunk) == [('CAM generation', 0, 24, None), ('CAM generation', 1, 24, 2.0)]
+    assert parser.feed('4, 9.0 task/s, elapsed: 3s, ETA:     0s\n') == [('CAM generation', 24, 24, 0.0)]
     # the next bar (unannounced: the source bank) is another task
-    assert parser.feed('[>>>] 19/19, 322.6 task/s, elapsed: 0s, ETA:     0s\n') == [('progress', 19, 19)]
-
-
-def test_eta_from_the_rate_since_the_first_observation():
-    # 100 iterations seen at t=10 s, 150 at t=20 s: 5 it/s, 150 left -> 30 s (the 100 before count for nothing)
-    assert eta_seconds(100, 10.0, 150, 20.0, 300) == pytest.approx(30.0)
-    assert eta_seconds(100, 10.0, 100, 20.0, 300) is None  # no progress yet
-    assert eta_seconds(0, 0.0, 300, 60.0, 300) == 0.0
+    assert parser.feed('[>>>] 19/19, 322.6 task/s, elapsed: 0s, ETA:     0s\n') == [('progress', 19, 19, 0.0)]
 
 
 def test_duration_and_line_format():
@@ -52,6 +47,9 @@ def test_duration_and_line_format():
     assert progress_line('train seed0/resnet/csd', 'train', 150, 300, 30.0, width=10) == (
         'train seed0/resnet/csd | train [#####-----] 150/300  50% ETA 0:30')
     assert progress_line('x', 'test', 7, 7, 0.0, width=4) == 'x | test [####] 7/7 100% ETA 0:00'
+    # a parsed mmengine line drawn: its own ETA (eta: 0:01:10), 25 / 300 = 8%
+    assert progress_line('run', *parse_progress_line(TRAIN_LINE), width=10) == (
+        'run | train [----------] 25/300   8% ETA 1:10')
 
 
 def test_plain_console_prints_messages_and_finished_phases():
@@ -107,7 +105,20 @@ def test_follow_shows_the_progress_appended_to_a_log_during_the_block(tmp_path):
     lines = out.getvalue().splitlines()
     assert lines[0].startswith('train.py run | train [') and ' 4/4 100% ETA 0:00' in lines[0]  # phase done
     assert lines[1].startswith('train.py run | CAM generation [') and ' 1/3 ' in lines[1]  # shown when the child ends
+    assert lines[1].endswith(' ETA 0:02')  # the bar's own ETA: 2s
     assert len(lines) == 2
+
+
+def test_interactive_follow_shows_mmengines_eta_during_a_phase(tmp_path):
+    log = tmp_path / 'pipeline_stage.log'
+    log.write_text('')
+    out = io.StringIO()
+    console = ConsoleProgress(out, interactive=True, poll_interval=0.01)
+    with console.follow(str(log), 'run'):
+        log.write_text(TRAIN_LINE + '\n' + TRAIN_LINE.replace('[ 25/300]', '[ 50/300]').replace('0:01:10', '0:00:55')
+                       + '\n')  # read while the block runs or once more as it ends
+    drawn = [part.rstrip() for part in out.getvalue().split('\r') if part]
+    assert drawn[-1].endswith('50/300  17% ETA 0:55')  # mmengine's ETA of the last line, not one of ours
 
 
 def test_follow_from_a_start_offset_shows_what_a_child_wrote_before_the_block(tmp_path):

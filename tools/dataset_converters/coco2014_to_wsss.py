@@ -9,8 +9,8 @@ Reads ``<root>/annotations/instances_{train,val}2014.json`` (or ``--ann-files``)
 ``SegmentationClass/<split>/<img_id>.png`` (0 background, 1..80, 255 crowd), ``ImageSets/<split>.txt`` (every
 image: 82,783 / 40,504), ``ImageSets/<split>_cls.txt`` (images with a label: about 82,081 / 40,137) and
 ``cls_labels.npz`` (80 classes, COCO's category ids in ascending order). It prints the counts. Masks are decoded
-with pycocotools when installed (requirements/optional/coco.txt), else with csd_mm's own polygon / RLE decoders,
-which give the same masks (tests/datasets/test_coco*.py compare them).
+with pycocotools, COCO's API (``pip install -r requirements/optional/coco.txt``); without it the tool says so and
+exits with status 1 (``--no-masks`` does not need it).
 ``--toy`` first generates the COCO-format toy dataset in ``<root>`` (csd_mm/datasets/toy_coco.py).
 """
 import argparse
@@ -21,7 +21,6 @@ from typing import List, Optional
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from csd_mm.datasets.coco import pycocotools_mask  # noqa: E402
 from csd_mm.datasets.coco_converter import convert_coco  # noqa: E402
 from csd_mm.datasets.labels import LabelFileError  # noqa: E402
 from csd_mm.datasets.toy_coco import make_toy_coco  # noqa: E402
@@ -34,15 +33,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='split name -> instances json (default: annotations/instances_{train,val}2014.json)')
     parser.add_argument('--nproc', type=int, default=1, help='processes for the masks')
     parser.add_argument('--no-masks', action='store_true', help='labels and split files only')
-    parser.add_argument('--no-pycocotools', action='store_true', help='use csd_mm\'s decoders even if installed')
     parser.add_argument('--toy', action='store_true', help='generate the COCO-format toy dataset in ROOT first')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    if args.toy:
-        make_toy_coco(args.root)
     if args.ann_files:
         pairs = [a.split('=', 1) for a in args.ann_files]
         if any(len(p) != 2 for p in pairs):
@@ -51,12 +47,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         ann_files = dict(pairs)
     else:
         ann_files = {s: osp.join(args.root, 'annotations', f'instances_{s}.json') for s in ('train2014', 'val2014')}
-    decoder = 'pycocotools' if pycocotools_mask() is not None and not args.no_pycocotools else 'csd_mm fallback'
-    print(f'decoding masks with {decoder}')
     try:
-        convert_coco(ann_files, args.root, masks=not args.no_masks, nproc=args.nproc,
-                     use_pycocotools=not args.no_pycocotools, progress=sys.stdout.isatty())
-    except LabelFileError as e:
+        if args.toy:  # its compressed RLEs are pycocotools' too
+            make_toy_coco(args.root)
+        convert_coco(ann_files, args.root, masks=not args.no_masks, nproc=args.nproc, progress=sys.stdout.isatty())
+    except (LabelFileError, ImportError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     print(f'written: {osp.join(args.root, "cls_labels.npz")}, ImageSets/, SegmentationClass/')

@@ -1,10 +1,12 @@
 """Geometry shared by the random-walk refiners: image pixels <-> the cells of a network's output grid.
 
 PSA's ``infer_aff.py`` (Ahn & Kwak, CVPR 2018) keeps every grid position on a fixed block of ``cell x cell``
-image pixels: the normalised image is zero-padded at the bottom / right to a multiple of the stride
-(:func:`pad_to_multiple`), so the network's map has ``ceil(H / cell) x ceil(W / cell)`` positions; the CAMs are
-zero-padded the same way and average-pooled by ``cell`` (:func:`pool_to_grid`: position ``(i, j)`` holds the
-mean of pixels ``[i*cell, (i+1)*cell) x [j*cell, (j+1)*cell)``, counting padded pixels as 0); after the walk, the grid is upsampled bilinearly
+image pixels: the normalised image is zero-padded at the bottom / right to a multiple of the stride, so the
+network's map has ``ceil(H / cell) x ceil(W / cell)`` positions. The refiners pad with mmseg's ``stack_batch``,
+the function ``SegDataPreProcessor`` pads with: it pads what it is given, the normalised image, with
+``pad_val=0``, as PSA and IRN do. The CAMs are zero-padded the same way and average-pooled by ``cell``
+(:func:`pool_to_grid`: position ``(i, j)`` holds the mean of pixels ``[i*cell, (i+1)*cell) x
+[j*cell, (j+1)*cell)``, counting padded pixels as 0); after the walk, the grid is upsampled bilinearly
 (``align_corners=False``) by ``cell`` and cropped back to the image (:func:`upsample_from_grid`). Resizing the
 CAM straight onto an unpadded map's size instead (e.g. ``area`` interpolation to ``ceil(H / 8)`` rows) gives
 bins of ``H / ceil(H / 8)`` pixels that drift off the network's cells (up to ~4 px at H = 500). The IRN refiner
@@ -14,9 +16,10 @@ uses the same geometry at stride 4; IRN itself walks its stride-4 CAM instead of
 from typing import Sequence, Tuple
 
 import torch.nn.functional as F
+from mmseg.utils import stack_batch
 from torch import Tensor
 
-__all__ = ['grid_size', 'pad_to_multiple', 'pool_to_grid', 'upsample_from_grid', 'map_stride']
+__all__ = ['grid_size', 'pool_to_grid', 'upsample_from_grid', 'map_stride']
 
 
 def grid_size(size: Sequence[int], cell: int) -> Tuple[int, int]:
@@ -25,28 +28,6 @@ def grid_size(size: Sequence[int], cell: int) -> Tuple[int, int]:
     if cell < 1:
         raise ValueError(f'grid_size: cell must be >= 1, got {cell}')
     return -(-int(size[0]) // cell), -(-int(size[1]) // cell)
-
-
-def pad_to_multiple(x: Tensor, divisor: int, value: float = 0.0) -> Tensor:
-    """Pads the last two dimensions of ``x`` at the bottom / right to multiples of ``divisor`` with ``value``.
-
-    Args:
-        x (Tensor): ``(..., H, W)``.
-        divisor (int): The padded height and width are multiples of it (>= 1).
-        value (float): Fill value. Defaults to 0 (PSA and IRN pad the normalised image and the CAMs with 0).
-
-    Returns:
-        Tensor: ``(..., ceil(H / divisor) * divisor, ceil(W / divisor) * divisor)``; ``x`` itself when nothing
-        needs padding.
-    """
-    divisor = int(divisor)
-    if divisor < 1:
-        raise ValueError(f'pad_to_multiple: divisor must be >= 1, got {divisor}')
-    h, w = x.shape[-2:]
-    pad_h, pad_w = -h % divisor, -w % divisor
-    if not (pad_h or pad_w):
-        return x
-    return F.pad(x, (0, pad_w, 0, pad_h), value=value)
 
 
 def pool_to_grid(maps: Tensor, cell: int) -> Tensor:
@@ -58,8 +39,13 @@ def pool_to_grid(maps: Tensor, cell: int) -> Tensor:
     """
     if maps.dim() != 3:
         raise ValueError(f'pool_to_grid: maps must be (L, H, W), got shape {tuple(maps.shape)}')
-    maps = pad_to_multiple(maps.float(), cell)
-    return F.avg_pool2d(maps[None], int(cell))[0] if int(cell) > 1 else maps
+    cell = int(cell)
+    if cell < 1:
+        raise ValueError(f'pool_to_grid: cell must be >= 1, got {cell}')
+    if cell == 1:
+        return maps.float()
+    padded, _ = stack_batch([maps.float()], size_divisor=cell)  # (1, L, H_pad, W_pad), zeros bottom / right
+    return F.avg_pool2d(padded, cell)[0]
 
 
 def upsample_from_grid(maps: Tensor, cell: int, size: Sequence[int]) -> Tensor:

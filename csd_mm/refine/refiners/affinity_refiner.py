@@ -18,12 +18,13 @@ import numpy as np
 import torch
 from mmengine.runner.checkpoint import load_state_dict
 from mmseg.registry import MODELS
+from mmseg.utils import stack_batch
 
 from ...registry import REFINERS
 from ...utils.checkpoint import check_checkpoint_matches
 from ..functional.affinity import random_walk_refine
 from ..functional.crf import cam_label_scores
-from ..functional.stride_grid import grid_size, map_stride, pad_to_multiple, pool_to_grid, upsample_from_grid
+from ..functional.stride_grid import grid_size, map_stride, pool_to_grid, upsample_from_grid
 
 __all__ = ['AffinityRandomWalkRefiner']
 
@@ -91,7 +92,8 @@ class AffinityRandomWalkRefiner:
         # the data preprocessor expects what the loading pipeline gives: BGR uint8 (3, H, W)
         bgr = torch.from_numpy(np.ascontiguousarray(img[..., ::-1].transpose(2, 0, 1)))
         inputs = self.model.data_preprocessor(dict(inputs=[bgr], data_samples=None), False)['inputs']
-        inputs = pad_to_multiple(inputs.to(self.device), self.size_divisor)  # zeros after normalisation, as PSA
+        # mmseg's padding (SegDataPreProcessor's): the normalised image, bottom / right, 0s (as PSA)
+        inputs, _ = stack_batch(list(inputs.to(self.device)), size_divisor=self.size_divisor)
         emb = self.model.extract_embedding(inputs)[0]
         cell = map_stride(inputs.shape[-2:], emb.shape[-2:], 'AffinityRandomWalkRefiner')
         gh, gw = grid_size((h, w), cell)

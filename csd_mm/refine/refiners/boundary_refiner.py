@@ -19,11 +19,12 @@ import numpy as np
 import torch
 from mmengine.runner.checkpoint import load_state_dict
 from mmseg.registry import MODELS
+from mmseg.utils import stack_batch
 
 from ...registry import REFINERS
 from ...utils.checkpoint import check_checkpoint_matches
 from ..functional.boundary_affinity import boundary_random_walk
-from ..functional.stride_grid import grid_size, map_stride, pad_to_multiple, pool_to_grid, upsample_from_grid
+from ..functional.stride_grid import grid_size, map_stride, pool_to_grid, upsample_from_grid
 
 __all__ = ['IRNBoundaryRefiner']
 
@@ -104,7 +105,8 @@ class IRNBoundaryRefiner:
         # the data preprocessor expects what the loading pipeline gives: BGR uint8 (3, H, W)
         bgr = torch.from_numpy(np.ascontiguousarray(img[..., ::-1].transpose(2, 0, 1)))
         inputs = self.model.data_preprocessor(dict(inputs=[bgr], data_samples=None), False)['inputs']
-        inputs = pad_to_multiple(inputs.to(self.device), self.size_divisor)  # zeros after normalisation, as IRN
+        # mmseg's padding (SegDataPreProcessor's): the normalised image, bottom / right, 0s (as IRN)
+        inputs, _ = stack_batch(list(inputs.to(self.device)), size_divisor=self.size_divisor)
         if self.flip:
             inputs = torch.cat([inputs, inputs.flip(-1)])
         logits = self.model.boundary_logits(inputs)

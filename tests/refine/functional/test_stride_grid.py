@@ -3,21 +3,15 @@ is 2 x 2 and covers the padded 16 x 16 pixels)."""
 import pytest
 import torch
 
-from csd_mm.refine.functional import grid_size, map_stride, pad_to_multiple, pool_to_grid, upsample_from_grid
+from csd_mm.refine.functional import grid_size, map_stride, pool_to_grid, upsample_from_grid
 
 
-def test_grid_size_and_padding():
+def test_grid_size():
     assert grid_size((13, 10), 8) == (2, 2)
     assert grid_size((16, 8), 8) == (2, 1)
     assert grid_size((13, 10), 1) == (13, 10)
-    x = torch.ones(2, 13, 10)
-    padded = pad_to_multiple(x, 8)
-    assert padded.shape == (2, 16, 16)
-    assert padded[:, :13, :10].eq(1).all() and padded[:, 13:].eq(0).all() and padded[:, :, 10:].eq(0).all()
-    assert pad_to_multiple(torch.ones(1, 16, 8), 8).shape == (1, 16, 8)  # already a multiple: unchanged
-    assert pad_to_multiple(x, 4, value=-1.0)[0, 15, 11].item() == -1.0  # (16, 12), filled with the value
-    with pytest.raises(ValueError, match='divisor'):
-        pad_to_multiple(x, 0)
+    with pytest.raises(ValueError, match='cell must be >= 1'):
+        grid_size((13, 10), 0)
 
 
 def test_pool_to_grid_counts_padding_as_zero():
@@ -30,6 +24,9 @@ def test_pool_to_grid_counts_padding_as_zero():
     maps[0, 8:13, 8:10] = 0.64
     torch.testing.assert_close(pool_to_grid(maps, 8), torch.tensor([[[0.0, 0.0], [0.0, 0.1]]]))
     torch.testing.assert_close(pool_to_grid(maps, 1), maps)
+    assert pool_to_grid(torch.ones(2, 16, 8), 8).shape == (2, 2, 1)  # already a multiple: no padding
+    with pytest.raises(ValueError, match='cell must be >= 1'):
+        pool_to_grid(maps, 0)
     with pytest.raises(ValueError, match=r'\(L, H, W\)'):
         pool_to_grid(torch.zeros(13, 10), 8)
 

@@ -95,6 +95,29 @@ def test_odd_sized_image_keeps_each_grid_cell_on_its_8x8_block():
     assert mask[0, 0] == 0 and mask[30, 30] == 0
 
 
+class RecordingEmbedding(DistinctEmbedding):
+    """:class:`DistinctEmbedding` that keeps the network input it was given."""
+
+    def extract_embedding(self, inputs: torch.Tensor) -> torch.Tensor:
+        self.inputs = inputs
+        return super().extract_embedding(inputs)
+
+
+def test_the_image_is_normalised_then_padded_with_zeros():
+    # PSA pads the normalised image with 0s; padding the raw image with 0s would give (0 - 100) / 2 = -50 there
+    model = RecordingEmbedding((16, 24))
+    model.data_preprocessor = SegDataPreProcessor(mean=[100., 100., 100.], std=[2., 2., 2.], bgr_to_rgb=True)
+    img = np.zeros((13, 20, 3), np.uint8)
+    img[..., 0] = 110  # red: (110 - 100) / 2 = 5 in the first (RGB) channel
+    img[..., 2] = 90  # blue: -5
+    AffinityRandomWalkRefiner(model, logt=1).scores(img, np.zeros((1, 13, 20), np.float32))
+    expected = torch.zeros(1, 3, 16, 24)
+    expected[0, 0, :13, :20] = 5.0
+    expected[0, 1, :13, :20] = -50.0
+    expected[0, 2, :13, :20] = -5.0
+    torch.testing.assert_close(model.inputs, expected)
+
+
 def test_tiny_affinity_net_on_an_odd_sized_image(tiny_aff_cfg):
     torch.manual_seed(0)
     refiner = AffinityRandomWalkRefiner(MODELS.build(tiny_aff_cfg()), logt=3)
