@@ -16,14 +16,18 @@ Stages, for each seed and CAM network (IRN-style ResNet, MCTformer-V2; tiny on t
    trained PSA affinity / IRN boundary network, trained here on the run's CAMs), written as PNGs; their mIoU on
    ``train``;
 4. segmentation: DeepLabV3+ trained on the pseudo masks with ``tools/train.py``, evaluated on ``val`` with
-   ``tools/test.py`` (mmseg's IoUMetric).
+   ``tools/test.py`` (mmseg's IoUMetric); ``--seg-seeds N`` trains N of them per mask set, each with its own
+   training seed (:func:`segmentation_seed`), and reports their mean (the toy DeepLab's val mIoU moves by
+   15-17 points between training seeds on identical masks, docs/results.md).
 
 Each stage is skipped when its outputs are complete; a crashed training resumes from its last checkpoint, so
 rerunning the same command continues where it stopped. The table is written to ``<work-dir>/results.json`` and
 ``results.md``. ``results.json`` holds ``rows`` (one per run and seed: the table's figures and where its files
-are), ``wall_time_s`` and ``stage_seconds``: the wall seconds of each stage this invocation ran, summed over the
-runs (``cam_training`` (train.py, with its CAM pass and source bank), ``seeds`` (threshold sweep and
-co-occurrence confusion), ``refiner_training``, ``pseudo_masks``, ``segmentation_training``,
+are; ``seg_miou`` is the mean over the run's ``--seg-seeds`` DeepLabs, ``seg_mious`` / ``seg_seeds`` /
+``seg_dirs`` each one's val mIoU, training seed and work dir, ``seg_miou_std`` their population std, and
+``seg_dir`` the first one's), ``wall_time_s`` and ``stage_seconds``: the wall seconds of each stage this
+invocation ran, summed over the runs (``cam_training`` (train.py, with its CAM pass and source bank), ``seeds``
+(threshold sweep and co-occurrence confusion), ``refiner_training``, ``pseudo_masks``, ``segmentation_training``,
 ``segmentation_test``, ``figures``; a stage skipped as finished is absent), ``stage_seconds_by_run`` the same per
 run (``seed0/resnet/csd``: {stage: seconds}; ``.``: the figures) and ``figures``: for each seed and model,
 ``seed<k>/<model>/figure.png``, the first 4 multi-label training images with a row per run (image, CAMs, seeds
@@ -140,6 +144,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         'IRN boundary network trained on each run\'s CAMs')
     parser.add_argument('--seg-iters', type=int, default=None,
                         help='DeepLab training iterations (default: the config\'s, 1000)')
+    parser.add_argument('--seg-seeds', type=int, default=1, metavar='N',
+                        help='DeepLabs trained per mask set, with the training seeds s, s + 1000, ..., '
+                        's + 1000 (N - 1) for CAM seed s; the table reports their mean ± std (default: 1, the '
+                        'CAM run\'s seed)')
     parser.add_argument('--workers', type=int, default=2, help='processes for the pseudo-mask export')
     parser.add_argument('--tensorboard', action='store_true',
                         help='every training also logs to TensorBoard (tools/train.py --tensorboard; needs pip install '
@@ -150,6 +158,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.work_dir = args.work_dir or ('work_dirs/pipeline_toy' + ('_coco' if args.dataset == 'coco' else ''))
     args.data_root = args.data_root or DATASETS[args.dataset]['data_root']
+    if args.seg_seeds < 1:
+        parser.error(f'--seg-seeds {args.seg_seeds}: train at least one DeepLab per mask set')
     if args.dataset == 'coco' and REFINERS[args.refiner][1]:
         parser.error(f'--refiner {args.refiner} trains on the VOC layout; use crf or seed with --dataset coco')
     if args.tensorboard and not any(importlib.util.find_spec(m) for m in ('tensorboard', 'tensorboardX')):
@@ -237,6 +247,37 @@ def stretched_schedule_options(schedulers: Sequence[Dict], max_iters: int, iters
                 max(1, round(sched['T_max'] * iters / max_iters))
             options.append(f'param_scheduler.{i}.T_max={t_max}')
     return options
+
+
+#: DeepLab ``k`` of a mask set trains with ``randomness.seed = CAM seed + SEG_SEED_STRIDE * k``
+SEG_SEED_STRIDE = 1000
+
+
+def segmentation_seed(cam_seed: int, index: int) -> int:
+    """The training seed (``randomness.seed``) of DeepLab ``index`` (0-based, of ``--seg-seeds``) on the masks of
+    the CAM run with seed ``cam_seed``: ``cam_seed + 1000 * index``.
+
+    The first DeepLab keeps the CAM run's seed (as before ``--seg-seeds``, so its work dir is reused). The seeds
+    differ between indices and between CAM seeds 0-999; the runs of one CAM seed (baseline, CSD readings) share
+    each index's seed, so DeepLab ``index`` of every method starts from the same initialisation and data order
+    (a paired comparison, as the single DeepLab was).
+    """
+    return cam_seed + SEG_SEED_STRIDE * index
+
+
+def segmentation_dir_name(refiner: str, index: int) -> str:
+    """The work dir (inside the CAM run's) of DeepLab ``index``: ``deeplab_<refiner>`` for the first, as before
+    ``--seg-seeds``, ``deeplab_<refiner>_segseed<index>`` for the others."""
+    return f'deeplab_{refiner}' + (f'_segseed{index}' if index else '')
+
+
+def aggregate_segmentation(mious: Sequence[float]) -> Dict:
+    """A mask set's DeepLab figures: ``seg_miou`` the mean of the val mIoUs of its DeepLabs, ``seg_miou_std``
+    their population standard deviation (0 for one DeepLab), ``seg_mious`` every one, in training-seed order."""
+    if not mious:
+        raise ValueError('no DeepLab val mIoU to aggregate')
+    values = [float(v) for v in mious]
+    return dict(seg_miou=float(np.mean(values)), seg_miou_std=float(np.std(values)), seg_mious=values)
 
 
 def data_options(data_root: str, csd: bool) -> List[str]:
@@ -383,15 +424,26 @@ class Pipeline:
 
     # ---- stage 4: segmentation
     def segmentation(self, work: str, seed: int, masks: str) -> Dict:
-        """Trains DeepLab on the pseudo masks and evaluates it on val (mmseg IoUMetric via tools/test.py)."""
-        seg_dir = osp.join(work, f'deeplab_{self.args.refiner}')
+        """Trains ``--seg-seeds`` DeepLabs on the pseudo masks, evaluates each on val (mmseg IoUMetric via
+        tools/test.py) and returns their mean val mIoU, each one's, and where they are."""
+        runs = [(segmentation_seed(seed, k), osp.join(work, segmentation_dir_name(self.args.refiner, k)))
+                for k in range(self.args.seg_seeds)]
+        mious = [self.deeplab(work, seg_seed, seg_dir, masks) for seg_seed, seg_dir in runs]
+        return dict(**aggregate_segmentation(mious), seg_dir=runs[0][1], seg_seeds=[s for s, _ in runs],
+                    seg_dirs=[d for _, d in runs])
+
+    def deeplab(self, work: str, seg_seed: int, seg_dir: str, masks: str) -> float:
+        """One DeepLab with training seed ``seg_seed`` in ``seg_dir``: trained unless done (resumed when a
+        checkpoint is there), tested unless its ``val_metrics.json`` is; returns its val mIoU."""
         metrics_file = osp.join(seg_dir, 'val_metrics.json')
-        if not osp.isfile(metrics_file):
+        if osp.isfile(metrics_file):
+            log(f'{seg_dir}: DeepLab (seed {seg_seed}) complete, skipped')
+        else:
             data = [f'{loader}.dataset.data_root={self.data_root}' for loader in
                     ('train_dataloader', 'val_dataloader', 'test_dataloader')]
             if not trained(seg_dir):
-                log(f'{work}: segmentation, DeepLabV3+ on {masks}')
-                options = [f'randomness.seed={seed}',
+                log(f'{work}: segmentation, DeepLabV3+ (seed {seg_seed}) on {masks}')
+                options = [f'randomness.seed={seg_seed}',
                            f'train_dataloader.dataset.data_prefix.seg_map_path={osp.abspath(masks)}'] + data
                 if self.args.seg_iters is not None:
                     it = self.args.seg_iters
@@ -405,7 +457,7 @@ class Pipeline:
                          seg_dir)
         with open(metrics_file) as f:
             metrics = json.load(f)
-        return dict(seg_miou=float(metrics['mIoU']), seg_dir=seg_dir)
+        return float(metrics['mIoU'])
 
     def run_model(self, model: str, seed: int) -> List[Dict]:
         rows = []
@@ -423,7 +475,10 @@ class Pipeline:
                 log(f"seed {seed} {method}: pseudo-mask mIoU {row['mask_miou']:.2f} ({self.args.refiner})")
             if UNTIL.index(self.args.until) >= 2:
                 row.update(self.segmentation(work, seed, row['masks']))
-                log(f"seed {seed} {method}: segmentation val mIoU {row['seg_miou']:.2f}")
+                spread = '' if len(row['seg_mious']) == 1 else \
+                    f" ± {row['seg_miou_std']:.2f} over {len(row['seg_mious'])} DeepLab seeds (" + \
+                    ', '.join(f'{v:.2f}' for v in row['seg_mious']) + ')'
+                log(f"seed {seed} {method}: segmentation val mIoU {row['seg_miou']:.2f}{spread}")
             rows.append(row)
         return rows
 
@@ -457,18 +512,43 @@ COLUMNS = [('seed_miou', 'seed mIoU'), ('single', 'single-label'), ('multi', 'mu
 
 
 def markdown_table(rows: List[Dict]) -> str:
+    """The results table: a line per run and seed, a bold ``mean ± std`` line per run over the seeds (when there
+    are several), and a footnote that says what each ± is over. With several DeepLabs per mask set
+    (``--seg-seeds``) a run's segmentation cell is their mean ± std."""
     a, b = (rows[0].get('pair', 'a/b').split('/') + ['b'])[:2] if rows else ('a', 'b')
     cols = [(k, title.format(a=a, b=b)) for k, title in COLUMNS if any(k in r for r in rows)]
+    num_deeplabs = max((len(r.get('seg_mious', [])) for r in rows), default=0)
+    if num_deeplabs > 1:
+        cols = [(k, f'{t}, mean ± std of {num_deeplabs} DeepLabs' if k == 'seg_miou' else t) for k, t in cols]
     lines = ['| method | seed | ' + ' | '.join(t for _, t in cols) + ' |', '|---|---|' + '---|' * len(cols)]
+
+    def cell(r: Dict, k: str) -> str:
+        if k not in r:
+            return ''
+        if k == 'seg_miou' and len(r.get('seg_mious', [])) > 1:
+            return f"{r[k]:.2f} ± {r['seg_miou_std']:.2f}"
+        return f'{r[k]:.2f}'
+
     for r in rows:
-        lines.append(f"| {r['method']} | {r['seed']} | " + ' | '.join(
-            f'{r[k]:.2f}' if k in r else '' for k, _ in cols) + ' |')
+        lines.append(f"| {r['method']} | {r['seed']} | " + ' | '.join(cell(r, k) for k, _ in cols) + ' |')
+    several_seeds = False
     for method in dict.fromkeys(r['method'] for r in rows):
         sel = [r for r in rows if r['method'] == method]
         if len(sel) > 1:
+            several_seeds = True
             cells = [f'{np.mean([r[k] for r in sel]):.2f} ± {np.std([r[k] for r in sel]):.2f}'
                      if k != 'threshold' and all(k in r for r in sel) else '' for k, _ in cols]
             lines.append(f'| **{method}** | mean ± std | ' + ' | '.join(cells) + ' |')
+    notes = []
+    if num_deeplabs > 1:
+        notes.append(f'Segmentation cell of a run: mean ± population std over its {num_deeplabs} DeepLabs trained '
+                     f'on the same pseudo masks with training seeds s + {SEG_SEED_STRIDE} k (s: the run\'s seed, '
+                     f'k < {num_deeplabs}; --seg-seeds).')
+    if several_seeds:
+        notes.append('**mean ± std** lines: mean ± population std over the seeds of the CAM runs' + (
+            ' (segmentation: of each run\'s DeepLab mean)' if num_deeplabs > 1 else '') + '.')
+    for note in notes:  # a paragraph each, under the table
+        lines += ['', note]
     return '\n'.join(lines)
 
 

@@ -206,3 +206,44 @@ def test_iters_stretches_every_scheduler_of_the_schedule():
         'param_scheduler.1.end=4', 'param_scheduler.1.T_max=3']
     with pytest.raises(ValueError, match=r'param_scheduler\[0\] \(PolyLR\) is not iteration-based'):
         tool.stretched_schedule_options([dict(type='PolyLR', end=5)], 5, 2)
+
+
+def test_seg_seeds_trains_only_the_extra_deeplabs_and_reports_their_mean(pipeline, run_tool):
+    """--seg-seeds 2 on the finished run: only a second DeepLab per mask set trains (seed 1000, its own work dir)
+    and is tested; the first is the run's existing one. A rerun after that second training crashed in one run
+    resumes it alone. (Last in this file: it leaves results.json with two DeepLabs per row.)"""
+    root, work, _ = pipeline
+    import torch
+
+    import csd_mm  # noqa: F401  (mmengine's checkpoint types allowed in weights_only loads)
+    before = json.loads((work / 'results.json').read_text())['rows']
+    args = [TOOL, '--work-dir', work, '--data-root', 'data/toy_voc', '--seg-seeds', '2'] + ARGS
+    log = run_tool(args, cwd=root)
+    trainings = [line for line in log.splitlines() if 'tools/train.py' in line]
+    assert len(trainings) == 2 and log.count('tools/test.py') == 2 and 'pseudo masks written' not in log
+    for line, run_name in zip(trainings, ('baseline', 'csd')):
+        assert f'seed0/resnet/{run_name}/deeplab_crf_segseed1 ' in line and 'randomness.seed=1000 ' in line
+    assert log.count('DeepLab (seed 0) complete, skipped') == 2
+    rows = json.loads((work / 'results.json').read_text())['rows']
+    for old, row in zip(before, rows):
+        assert row['seg_seeds'] == [0, 1000] and row['seg_dir'] == old['seg_dir'] == row['seg_dirs'][0]
+        second = json.loads((Path(row['seg_dirs'][1]) / 'val_metrics.json').read_text())['mIoU']
+        assert row['seg_mious'] == pytest.approx([old['seg_miou'], second])
+        assert row['seg_miou'] == pytest.approx((old['seg_miou'] + second) / 2)
+        assert row['seg_miou_std'] == pytest.approx(abs(old['seg_miou'] - second) / 2)
+        # another training seed, another network (initialisation and data order)
+        first_net, second_net = (torch.load(str(Path(d) / 'iter_4.pth'), map_location='cpu', weights_only=True)[
+            'state_dict'] for d in row['seg_dirs'])
+        assert any(not torch.equal(first_net[k], second_net[k]) for k in first_net)
+    table = (work / 'results.md').read_text()
+    assert 'segmentation mIoU (val), mean ± std of 2 DeepLabs |' in table
+    assert f"{rows[1]['seg_miou']:.2f} ± {rows[1]['seg_miou_std']:.2f} |" in table
+    seg_dir = work / 'seed0/resnet/csd/deeplab_crf_segseed1'
+    (seg_dir / 'val_metrics.json').unlink()
+    (seg_dir / '.pipeline_done').unlink()
+    log = run_tool(args, cwd=root)
+    trainings = [line for line in log.splitlines() if 'tools/train.py' in line]
+    assert len(trainings) == 1 and f'{seg_dir} ' in trainings[0] and '--resume' in trainings[0]
+    assert log.count('tools/test.py') == 1
+    again = json.loads((work / 'results.json').read_text())['rows']
+    assert [r['seg_mious'] for r in again] == [pytest.approx(r['seg_mious']) for r in rows]
