@@ -12,13 +12,13 @@ RLE decoder define COCO's masks. What is here is the glue around it: the input c
 
 Every function is pure; nothing here is registered.
 """
-from typing import Any, Dict, Iterable, Mapping, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
 __all__ = [
     'COCO_CLASSES', 'COCO_CATEGORY_IDS', 'COCO_METAINFO', 'COCO_INSTALL_HINT', 'coco_mask_api',
-    'category_index_map', 'rle_encode', 'segmentation_to_mask', 'semantic_mask', 'image_label'
+    'category_index_map', 'rle_encode', 'rle_string_to_counts', 'segmentation_to_mask', 'semantic_mask', 'image_label'
 ]
 
 #: The 80 COCO object classes in the standard order (ascending category id).
@@ -102,14 +102,57 @@ def rle_encode(mask: np.ndarray) -> Dict[str, Any]:
     return dict(size=[int(mask.shape[0]), int(mask.shape[1])], counts=[int(c) for c in counts])
 
 
+def rle_string_to_counts(encoded: Any) -> List[int]:
+    """The run lengths of COCO's compressed RLE string, to check them before pycocotools decodes it.
+
+    pycocotools exposes no such reader, and its ``decode`` leaves the pixels past a short string's last run
+    uninitialised (random values, not 0s), so the lengths are read here (the inverse of pycocotools'
+    ``rleToString``): each count is written in 5-bit groups, least significant first, one character (value + 48)
+    per group; bit 0x20 of a character says another group follows, bit 0x10 of the last group is the sign; from
+    the fourth count on, the stored value is the difference to the count two places before.
+
+    Args:
+        encoded (str | bytes): The ``counts`` string of a compressed RLE.
+
+    Returns:
+        list[int]: The run lengths, alternating 0s and 1s, starting with 0s.
+
+    Raises:
+        ValueError: A character is outside the encoding's range, or a count ends mid-way or is negative.
+    """
+    counts: List[int] = []
+    pos = 0
+    data = encoded.encode('ascii', errors='replace') if isinstance(encoded, str) else bytes(encoded)
+    while pos < len(data):
+        value, shift, more = 0, 0, True
+        while more:
+            if pos >= len(data):
+                raise ValueError('compressed RLE ends in the middle of a count')
+            c = data[pos] - 48
+            if not 0 <= c < 64:
+                raise ValueError(f'compressed RLE holds an invalid character {chr(data[pos])!r}')
+            value |= (c & 0x1f) << shift
+            more = bool(c & 0x20)
+            pos += 1
+            shift += 5
+            if not more and (c & 0x10):
+                value |= -1 << shift  # sign-extend the last group
+        if len(counts) > 2:
+            value += counts[-2]
+        counts.append(value)
+    if any(v < 0 for v in counts):
+        raise ValueError('compressed RLE decodes to a negative run length')
+    return counts
+
+
 def segmentation_to_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
     """Decodes one annotation's ``segmentation`` (polygons, uncompressed or compressed RLE) with pycocotools.
 
     The input is checked first, where pycocotools does not: an uncompressed RLE must cover the image exactly
     (pycocotools fills a short one up with 0s and rejects a long one without saying why), and a polygon list
     whose first polygon has 2 points would be read as bounding boxes, so polygons of fewer than 3 points are
-    dropped (they cover nothing). A compressed RLE string is checked by pycocotools (one that decodes to more
-    pixels than the mask is an error; a short one is filled up with 0s).
+    dropped (they cover nothing). A compressed RLE string's run lengths are checked the same way
+    (:func:`rle_string_to_counts`): pycocotools leaves the pixels past a short one uninitialised.
 
     Args:
         segmentation: The annotation's ``segmentation`` field.
@@ -141,15 +184,21 @@ def segmentation_to_mask(segmentation: Any, height: int, width: int) -> np.ndarr
         if size != [height, width]:
             raise ValueError(f'RLE size {size} is not the image size [{height}, {width}]')
         counts = segmentation['counts']
-        if isinstance(counts, (str, bytes)):
+        compressed = isinstance(counts, (str, bytes))
+        try:
+            run_lengths = np.asarray(rle_string_to_counts(counts) if compressed else counts,
+                                     dtype=np.int64).reshape(-1)
+        except ValueError as e:
+            raise ValueError(f'compressed RLE {counts!r:.40} does not decode to the {height}x{width} mask: '
+                             f'{e}') from e
+        if (run_lengths < 0).any():
+            raise ValueError(f'RLE holds a negative run length ({int(run_lengths.min())})')
+        if run_lengths.sum() != height * width:
+            raise ValueError(f'RLE run lengths sum to {int(run_lengths.sum())}, the {height}x{width} mask has '
+                             f'{height * width} pixels')
+        if compressed:
             rle = dict(size=size, counts=counts.encode('ascii') if isinstance(counts, str) else counts)
         else:
-            run_lengths = np.asarray(counts, dtype=np.int64).reshape(-1)
-            if (run_lengths < 0).any():
-                raise ValueError(f'RLE holds a negative run length ({int(run_lengths.min())})')
-            if run_lengths.sum() != height * width:
-                raise ValueError(f'RLE run lengths sum to {int(run_lengths.sum())}, the {height}x{width} mask has '
-                                 f'{height * width} pixels')
             rle = coco_mask.frPyObjects(dict(size=size, counts=run_lengths.tolist()), height, width)
         try:
             return coco_mask.decode(rle).astype(np.uint8)

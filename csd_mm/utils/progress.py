@@ -25,13 +25,16 @@ __all__ = ['parse_progress_line', 'LogProgressParser', 'format_duration', 'progr
            'StageTimer']
 
 #: mmengine LoggerHook lines: ``Iter(train) [ 25/300]`` or ``Epoch(val) [1][ 10/100]``
-_LOOP = re.compile(r'(?:Iter|Epoch)\((\w+)\)\s*(?:\[\d+\])?\s*\[\s*(\d+)/(\d+)\]')
+_LOOP = re.compile(r'(?:Iter|Epoch)\((\w+)\)\s*(?:\[(\d+)\])?\s*\[\s*(\d+)/(\d+)\]')
 #: their ETA (mmengine's LogProcessor writes ``str(datetime.timedelta)``: ``0:01:10``, ``1 day, 2:03:04``)
 _LOOP_ETA = re.compile(r'\beta: (?:(\d+) days?, )?(\d+):(\d{2}):(\d{2})\b')
 #: mmengine ProgressBar lines: ``[>>>>>      ] 40/100, 10.3 task/s, elapsed: 4s, ETA:     6s``
 _BAR = re.compile(r'^\[[> ]*\]\s*(\d+)/(\d+),')
 #: their ETA (none on the bar's first line, ``ETA:`` alone)
 _BAR_ETA = re.compile(r'ETA:\s*(\d+)s')
+
+#: phase of an epoch-based training's line (``train epoch 2``), whose ETA is the run's, not the epoch's
+RUN_ETA_PHASE_PREFIX = 'train epoch '
 
 Progress = Tuple[str, int, int, Optional[float]]  # (phase, done, total, mmengine's ETA in seconds or None)
 
@@ -44,8 +47,9 @@ def parse_progress_line(line: str, bar_phase: str = 'progress') -> Optional[Prog
         bar_phase (str): Phase name given to a ProgressBar line (the bar itself names no task).
 
     Returns:
-        tuple or None: ``(phase, done, total, eta)``: the loop name (``train``, ``val``, ``test``) of a
-        LoggerHook line or ``bar_phase`` for a ProgressBar line, and the line's ETA in seconds (None when it has
+        tuple or None: ``(phase, done, total, eta)``: the loop name (``train``, ``val``, ``test``; ``train epoch
+        N`` for an epoch-based training, whose ``done/total`` count epoch N's iterations while mmengine's ETA is
+        the whole run's) of a LoggerHook line or ``bar_phase`` for a ProgressBar line, and the line's ETA in seconds (None when it has
         none: a bar's first line, a loop without mmengine's IterTimerHook); None for any other line.
     """
     match = _LOOP.search(line)
@@ -55,7 +59,11 @@ def parse_progress_line(line: str, bar_phase: str = 'progress') -> Optional[Prog
         if eta:
             days, hours, minutes, secs = (int(v or 0) for v in eta.groups())
             seconds = float(((days * 24 + hours) * 60 + minutes) * 60 + secs)
-        return match.group(1), int(match.group(2)), int(match.group(3)), seconds
+        loop, epoch, done, total = match.groups()
+        if loop == 'train' and epoch is not None:
+            # an epoch-based training: the bar counts this epoch's iterations, mmengine's ETA the whole run's
+            loop = f'{RUN_ETA_PHASE_PREFIX}{epoch}'
+        return loop, int(done), int(total), seconds
     match = _BAR.match(line.strip())
     if match:
         eta = _BAR_ETA.search(line, match.end())
@@ -108,11 +116,13 @@ def format_duration(seconds: Optional[float]) -> str:
 
 
 def progress_line(label: str, phase: str, done: int, total: int, eta: Optional[float], width: int = 20) -> str:
-    """One console line: ``label | phase [#####-----] done/total pct% ETA m:ss``."""
+    """One console line: ``label | phase [#####-----] done/total pct% ETA m:ss`` (``run ETA`` when the bar
+    counts one epoch of a training and the ETA the whole run)."""
     frac = min(max(done / total, 0.0), 1.0) if total > 0 else 0.0
     filled = int(frac * width)
     bar = '#' * filled + '-' * (width - filled)
-    return f'{label} | {phase} [{bar}] {done}/{total} {100 * frac:3.0f}% ETA {format_duration(eta)}'
+    eta_name = 'run ETA' if phase.startswith(RUN_ETA_PHASE_PREFIX) else 'ETA'
+    return f'{label} | {phase} [{bar}] {done}/{total} {100 * frac:3.0f}% {eta_name} {format_duration(eta)}'
 
 
 class ConsoleProgress:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from csd_mm.datasets.coco import (COCO_CATEGORY_IDS, COCO_CLASSES, category_index_map, image_label, rle_encode,
-                                  segmentation_to_mask, semantic_mask)
+                                  rle_string_to_counts, segmentation_to_mask, semantic_mask)
 
 
 def test_the_80_classes_and_their_category_ids():
@@ -92,6 +92,30 @@ def test_polygons_of_fewer_than_3_points_cover_nothing():
         segmentation_to_mask([square[:7]], 5, 5)
 
 
+def test_compressed_rle_run_lengths_hand_computed():
+    # one 5-bit group per small count, chr(value + 48); the first three counts are stored as they are
+    assert rle_string_to_counts('231') == [2, 3, 1]
+    # the fourth count is stored as the difference to the second: 1 - 3 = -2, one sign-extended group
+    # (-2 & 31 = 30 -> chr(78) 'N')
+    assert rle_string_to_counts('531N') == [5, 3, 1, 1]
+    assert rle_string_to_counts(b'2311') == [2, 3, 1, 4]  # 1 + 3
+    # 100 = 3 * 32 + 4: group 4 with the continuation bit (4 + 32 + 48 = 'T'), then 3 ('3')
+    assert rle_string_to_counts('T3') == [100]
+    with pytest.raises(ValueError, match='ends in the middle'):
+        rle_string_to_counts('T')
+    with pytest.raises(ValueError, match='negative run length'):
+        rle_string_to_counts('N')  # -2
+
+
+def test_compressed_rle_run_lengths_agree_with_pycocotools():
+    mask_api = pytest.importorskip('pycocotools.mask')
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        mask = (rng.random((rng.integers(1, 40), rng.integers(1, 40))) < rng.random()).astype(np.uint8)
+        encoded = mask_api.encode(np.asfortranarray(mask))['counts']
+        assert rle_string_to_counts(encoded) == rle_encode(mask)['counts']
+
+
 def test_segmentation_to_mask_checks_the_input():
     with pytest.raises(ValueError, match=r'RLE size \[3, 2\] is not the image size \[2, 3\]'):
         segmentation_to_mask(dict(size=[3, 2], counts=[6]), 2, 3)
@@ -100,9 +124,12 @@ def test_segmentation_to_mask_checks_the_input():
         segmentation_to_mask(dict(size=[2, 3], counts=[2, 3, 4]), 2, 3)
     with pytest.raises(ValueError, match='sum to 5, the 2x3 mask has 6 pixels'):
         segmentation_to_mask(dict(size=[2, 3], counts=[2, 3]), 2, 3)
-    with pytest.raises(ValueError, match=r"compressed RLE '234' does not decode to the 2x3 mask"):
+    # compressed strings too: pycocotools would leave the pixels past a short one uninitialised
+    with pytest.raises(ValueError, match='sum to 9, the 2x3 mask has 6 pixels'):
         segmentation_to_mask(dict(size=[2, 3], counts='234'), 2, 3)
-    with pytest.raises(ValueError, match='does not decode to the 2x3 mask'):
+    with pytest.raises(ValueError, match='sum to 5, the 2x3 mask has 6 pixels'):
+        segmentation_to_mask(dict(size=[2, 3], counts='23'), 2, 3)
+    with pytest.raises(ValueError, match=r"compressed RLE '2 3' does not decode to the 2x3 mask: .*invalid char"):
         segmentation_to_mask(dict(size=[2, 3], counts='2 3'), 2, 3)  # ' ' is outside the encoding
     with pytest.raises(ValueError, match='negative run length'):
         segmentation_to_mask(dict(size=[2, 3], counts=[8, -2]), 2, 3)

@@ -15,6 +15,11 @@ def test_parse_logger_and_progress_bar_lines_with_mmengines_eta():
     assert parse_progress_line(TRAIN_LINE) == ('train', 25, 300, 70.0)  # eta: 0:01:10
     assert parse_progress_line('... - INFO - Iter(test) [  4/100]    eta: 0:00:09') == ('test', 4, 100, 9.0)
     assert parse_progress_line('... - INFO - Epoch(val)  [1][ 10/183]  eta: 0:00:01') == ('val', 10, 183, 1.0)
+    # an epoch-based training: the bar counts epoch 2's iterations, mmengine's ETA is the run's
+    epoch_line = '... - INFO - Epoch(train)  [2][ 10/183]  lr: 0.1  eta: 0:44:00  time: 1.2'
+    assert parse_progress_line(epoch_line) == ('train epoch 2', 10, 183, 2640.0)
+    assert progress_line('irn', *parse_progress_line(epoch_line), width=4).endswith('10/183   5% run ETA 44:00')
+    assert progress_line('cam', 'train', 10, 183, 60.0, width=4).endswith('10/183   5% ETA 1:00')
     # str(datetime.timedelta) past a day: 1 day, 2 h 3 min 4 s = 86400 + 7200 + 180 + 4
     assert parse_progress_line('Iter(train) [ 1/9]  eta: 1 day, 2:03:04  time: 9') == ('train', 1, 9, 93784.0)
     assert parse_progress_line('Iter(train) [ 1/9]  eta: 3 days, 0:00:00') == ('train', 1, 9, 259200.0)
