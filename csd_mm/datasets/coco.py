@@ -122,7 +122,7 @@ def rle_string_to_counts(encoded: Any) -> List[int]:
     """
     counts: List[int] = []
     pos = 0
-    data = encoded.encode('ascii', errors='replace') if isinstance(encoded, str) else bytes(encoded)
+    data = encoded.encode('ascii') if isinstance(encoded, str) else bytes(encoded)  # UnicodeError: ValueError
     while pos < len(data):
         value, shift, more = 0, 0, True
         while more:

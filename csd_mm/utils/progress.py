@@ -49,8 +49,9 @@ def parse_progress_line(line: str, bar_phase: str = 'progress') -> Optional[Prog
     Returns:
         tuple or None: ``(phase, done, total, eta)``: the loop name (``train``, ``val``, ``test``; ``train epoch
         N`` for an epoch-based training, whose ``done/total`` count epoch N's iterations while mmengine's ETA is
-        the whole run's) of a LoggerHook line or ``bar_phase`` for a ProgressBar line, and the line's ETA in seconds (None when it has
-        none: a bar's first line, a loop without mmengine's IterTimerHook); None for any other line.
+        the whole run's) of a LoggerHook line or ``bar_phase`` for a ProgressBar line, and the line's ETA in
+        seconds (None when it has none: a bar's first line, a loop without mmengine's IterTimerHook); None for
+        any other line.
     """
     match = _LOOP.search(line)
     if match:
@@ -247,7 +248,9 @@ class ConsoleProgress:
 
     def _show_state(self, label: str, state: list, final: bool = False) -> None:
         phase, total, done, eta = state
-        self.show(progress_line(label, phase, done, total, 0.0 if done >= total else eta), final=final)
+        # a finished bar has nothing left, unless it was one epoch of a longer run (its ETA is the run's)
+        ended = done >= total and not phase.startswith(RUN_ETA_PHASE_PREFIX)
+        self.show(progress_line(label, phase, done, total, 0.0 if ended else eta), final=final)
 
 
 class StageTimer:

@@ -153,3 +153,17 @@ def test_stage_timer_adds_up_by_run_and_stage(monkeypatch):
     assert timer.of_run('seed0/resnet/csd') == {'cam_training': 3.5, 'seeds': 1.0}
     assert timer.of_run('never ran') == {}
     assert timer.totals() == {'cam_training': 5.5, 'seeds': 1.0}
+
+
+def test_follow_of_an_epoch_based_training_keeps_the_runs_eta_at_each_epochs_end(tmp_path):
+    log = tmp_path / 'pipeline_stage.log'
+    log.write_text('')
+    out = io.StringIO()
+    console = ConsoleProgress(out, interactive=False, poll_interval=0.01, plain_interval=1e9)
+    with console.follow(str(log), 'irn'):
+        log.write_text('x - INFO - Epoch(train) [1][4/4]  eta: 0:02:00\n'
+                       'x - INFO - Epoch(train) [2][4/4]  eta: 0:00:00\n')
+    lines = out.getvalue().splitlines()
+    # epoch 1's bar is full but two minutes of the run are left; the last epoch's end is the run's
+    assert lines == ['irn | train epoch 1 [####################] 4/4 100% run ETA 2:00',
+                     'irn | train epoch 2 [####################] 4/4 100% run ETA 0:00']
