@@ -35,7 +35,7 @@ from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
 import csd_mm  # noqa: F401  (adapts third-party breakages and registers every part)
-from csd_mm.compat import finish_distributed, setup_cpu_distributed
+from csd_mm.compat import exit_without_teardown, finish_distributed, setup_cpu_distributed
 from csd_mm.engine.hooks import CAMGenerationHook
 from csd_mm.utils.checkpoint import check_checkpoint_matches
 from csd_mm.utils.cli import add_runner_args, export_local_rank, load_runner_config
@@ -214,9 +214,11 @@ def main() -> None:
         write_metrics(args.out_metrics, metrics)
     # every rank's CAM files are written; the ranks leave the process group together, before rank 0 draws alone
     # (the others waiting in a barrier for the drawing could pass the backend's timeout on a large split)
-    finish_distributed()
+    distributed = finish_distributed()
     if kind == 'cam' and args.show_dir is not None and runner.rank == 0:
         draw_cams(runner, args.show_dir, metrics)  # mmengine's visualizers draw on rank 0 (master_only)
+    if distributed:
+        exit_without_teardown()
 
 
 def write_metrics(path: str, metrics: dict) -> None:

@@ -22,7 +22,7 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.runner import Runner
 
 import csd_mm  # noqa: F401  (adapts third-party breakages and registers every part)
-from csd_mm.compat import finish_distributed, setup_cpu_distributed
+from csd_mm.compat import exit_without_teardown, finish_distributed, setup_cpu_distributed
 from csd_mm.utils.checkpoint import check_checkpoint_matches, set_resume_point
 from csd_mm.utils.cli import add_runner_args, export_local_rank, load_runner_config
 from csd_mm.utils.fileio import StaleOutputError
@@ -159,7 +159,8 @@ def main() -> None:
         runner.train()
     except StaleOutputError as e:  # outputs of other weights or settings (the message says what to delete)
         raise SystemExit(f'error: {e}')
-    finish_distributed()
+    if finish_distributed():
+        exit_without_teardown()
 
 
 if __name__ == '__main__':
