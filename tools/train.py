@@ -3,11 +3,11 @@
 Examples::
 
     python tools/train.py configs/toy/cam_resnet18_1xb16_300it_toy_64x64.py
-    python tools/train.py configs/csd/mctformer_csd_voc.py --work-dir work_dirs/mct_csd --resume
-    python tools/train.py configs/deeplab/deeplabv3plus_r101_d8_4xb4_20k_voc12aug_512.py --amp   # on a GPU
+    python tools/train.py configs/csd/resnet50_csd_voc.py --work-dir work_dirs/r50_csd --resume
+    bash tools/dist_train.sh configs/deeplab/deeplabv3plus_r101_d8_4xb4_20k_voc12aug_512.py 4 --amp   # on GPUs
     python tools/train.py configs/toy/cam_resnet18_1xb16_300it_toy_64x64.py --tensorboard  # + TensorBoard events
     bash tools/dist_train.sh configs/csd/mctformer_csd_voc.py 8
-    GPUS=16 bash tools/slurm_train.sh PARTITION JOB configs/csd/mctformer_csd_voc.py
+    GPUS=8 GPUS_PER_NODE=4 bash tools/slurm_train.sh PARTITION JOB configs/csd/mctformer_csd_voc.py
 """
 import argparse
 import importlib.util

@@ -11,6 +11,7 @@
 # Needs the baseline's source bank (stage 0, written by its CAM hook):
 #   bash tools/dist_train.sh configs/csd/resnet50_csd_coco.py 4 --cfg-options \
 #       train_dataloader.dataset.source_bank=work_dirs/resnet50_cam_1xb16_5e_coco2014_512/source_bank \
+#       train_dataloader.batch_size=4 \
 #       model.backbone.init_cfg.type=Pretrained model.backbone.init_cfg.checkpoint=/path/to/resnet50.pth
 from mmengine.config import read_base
 

@@ -22,7 +22,8 @@
 # Pretrained weights are never downloaded: set model.backbone.init_cfg to a LOCAL ImageNet checkpoint.
 #
 #   python tools/train.py configs/psa_affinity/aff_resnet50_1xb8_5e_voc12_448.py \
-#       --cfg-options train_dataloader.dataset.cam_dir=work_dirs/<cam run>/cams
+#       --cfg-options train_dataloader.dataset.cam_dir=work_dirs/<cam run>/cams \
+#       model.backbone.init_cfg.type=Pretrained model.backbone.init_cfg.checkpoint=/path/to/resnet50.pth
 from mmcv.transforms import LoadImageFromFile, RandomFlip
 from mmengine.config import read_base
 from mmengine.optim import OptimWrapper, PolyLR

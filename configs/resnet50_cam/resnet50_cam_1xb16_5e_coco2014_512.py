@@ -8,7 +8,10 @@
 # labelled images).
 #
 #   bash tools/dist_train.sh configs/resnet50_cam/resnet50_cam_1xb16_5e_coco2014_512.py 4 --cfg-options \
+#       train_dataloader.batch_size=4 \
 #       model.backbone.init_cfg.type=Pretrained model.backbone.init_cfg.checkpoint=/path/to/resnet50.pth
+#
+# (batch_size is per GPU: 4 GPUs x 4 = IRN's batch 16; on one GPU leave the config's 16.)
 #
 # After training, the CAM hook writes the CAMs of every labelled train2014 image and CSD's source bank (the
 # single-label images, tau_fg 0.30 / tau_bg 0.05), the input of configs/csd/resnet50_csd_coco.py.

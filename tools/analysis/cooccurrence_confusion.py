@@ -11,8 +11,8 @@ The input folder holds either CAM files (``<id>.npz``; seeds = argmax over [t, c
 the kind is detected. Without ``--threshold`` a CAM folder is first swept for its best background score.
 
 Example:
-    python tools/analysis/cooccurrence_confusion.py work_dirs/baseline/cams data/toy_voc/SegmentationClassAug \
-        --split data/toy_voc/ImageSets/Segmentation/train.txt --labels data/toy_voc/cls_labels.npy \
+    python tools/analysis/cooccurrence_confusion.py work_dirs/baseline/cams data/toy_voc/SegmentationClassAug \\
+        --split data/toy_voc/ImageSets/Segmentation/train.txt --labels data/toy_voc/cls_labels.npy \\
         --meta data/toy_voc/meta.json --threshold 0.25 --top-k 3 --out work_dirs/baseline/cooc.json
 """
 import argparse

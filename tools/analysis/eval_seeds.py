@@ -6,8 +6,8 @@ pixel is the argmax over [t, cam_1 .. cam_K]; report the t of the best mIoU (VOC
 SegmentationClassAug).
 
 Example:
-    python tools/analysis/eval_seeds.py work_dirs/cams data/VOCdevkit/VOC2012/SegmentationClassAug \
-        --split data/VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt --num-classes 21 \
+    python tools/analysis/eval_seeds.py work_dirs/cams data/VOCdevkit/VOC2012/SegmentationClassAug \\
+        --split data/VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt --num-classes 21 \\
         --out work_dirs/seed_sweep.json --num-workers 2
 """
 import argparse

@@ -8,12 +8,12 @@ SegLocalVisualizer with the dataset's palette (``meta.json`` of the data root, e
 Examples::
 
     # baseline vs CSD on 4 multi-label toy images, one grid
-    python tools/analysis/visualize.py work_dirs/vis/grid.png --data-root data/toy_voc --num 4 --scale 3 \
-        --run baseline work_dirs/pipeline_toy/seed0/resnet/baseline/cams threshold=0.30 \
-            masks=work_dirs/pipeline_toy/seed0/resnet/baseline/pseudo_masks_crf \
+    python tools/analysis/visualize.py work_dirs/vis/grid.png --data-root data/toy_voc --num 4 --scale 3 \\
+        --run baseline work_dirs/pipeline_toy/seed0/resnet/baseline/cams threshold=0.30 \\
+            masks=work_dirs/pipeline_toy/seed0/resnet/baseline/pseudo_masks_crf \\
         --run CSD work_dirs/pipeline_toy/seed0/resnet/csd/cams threshold=0.30
     # VOC: one PNG per image into a folder
-    python tools/analysis/visualize.py work_dirs/cam_vis --data-root data/VOCdevkit/VOC2012 \
+    python tools/analysis/visualize.py work_dirs/cam_vis --data-root data/VOCdevkit/VOC2012 \\
         --labels voc12/cls_labels.npz --ids 2007_000032 2007_000039 --run CSD work_dirs/csd/cams threshold=0.25
 """
 import argparse

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python tools/dataset_converters/coco2014_to_wsss.py data/coco [--nproc 16] [--no-masks] \
+    python tools/dataset_converters/coco2014_to_wsss.py data/coco [--nproc 16] [--no-masks] \\
         [--ann-files train2014=PATH val2014=PATH] [--toy]
 
 Reads ``<root>/annotations/instances_{train,val}2014.json`` (or ``--ann-files``) and writes under ``<root>``:

@@ -5,8 +5,8 @@ community's file) or from segmentation masks (classes whose value c+1 appears).
 
 Usage::
 
-    python tools/dataset_converters/make_cls_labels.py ROOT --splits ImageSets/Segmentation/train_aug.txt \
-        ImageSets/Segmentation/val.txt [--source xml|mask] [--mask-dir SegmentationClassAug] \
+    python tools/dataset_converters/make_cls_labels.py ROOT --splits ImageSets/Segmentation/train_aug.txt \\
+        ImageSets/Segmentation/val.txt [--source xml|mask] [--mask-dir SegmentationClassAug] \\
         [--classes ...] [--out cls_labels.npy]
 
 Relative paths are taken under ROOT. Classes default to the 20 VOC classes, or to ``meta.json``'s under ROOT.
