@@ -22,7 +22,8 @@ num_classes = len(metainfo['classes']) - 1
 model.update(head=dict(num_classes=num_classes))
 
 # image-level labels from the XML files (or write cls_labels.npy once with
-# tools/dataset_converters/make_cls_labels.py ROOT --splits ... --classes apple pear plum, and use 'npy')
+# tools/dataset_converters/make_cls_labels.py ROOT --splits ... --classes apple pear plum, and use
+# label_source='npy', label_file='cls_labels.npy': the VOC base's label_file is cls_labels.npz)
 dataset_args = dict(data_root=data_root, metainfo=metainfo, label_source='xml')
 train_dataloader.dataset.update(ann_file='ImageSets/Segmentation/train.txt', **dataset_args)
 cam_dataloader.dataset.update(ann_file='ImageSets/Segmentation/train.txt', **dataset_args)

@@ -41,11 +41,12 @@ class ImageLevelDataset(BaseSegDataset):
         data_root (str, optional): Dataset root.
         data_prefix (dict): ``img_path`` (default ``'JPEGImages'``) and ``seg_map_path`` (None, or the mask
             folder, e.g. ``'SegmentationClassAug'``).
-        label_source (str): ``'npy'`` (``label_file``, the community's ``cls_labels.npy``), ``'xml'`` (VOC
-            ``Annotations`` XML in ``xml_dir``) or ``'mask'`` (classes present in the masks of
-            ``data_prefix['seg_map_path']``).
-        label_file (str): The ``.npy`` label file for ``label_source='npy'`` (relative to ``data_root``).
-            Defaults to ``'cls_labels.npy'``.
+        label_source (str): ``'npy'`` (``label_file``: the community's ``cls_labels.npy`` or its pickle-free
+            ``.npz`` form), ``'xml'`` (VOC ``Annotations`` XML in ``xml_dir``) or ``'mask'`` (classes present in
+            the masks of ``data_prefix['seg_map_path']``).
+        label_file (str): The ``.npy`` / ``.npz`` label file for ``label_source='npy'`` (relative to
+            ``data_root``; :func:`~csd_mm.datasets.labels.load_cls_labels` reads both). Defaults to
+            ``'cls_labels.npy'`` (the VOC / COCO configs set ``'cls_labels.npz'``).
         xml_dir (str): Annotation folder for ``label_source='xml'``. Defaults to ``'Annotations'``.
         domain (str): ``'all'``, ``'source'`` (single-label images only) or ``'target'`` (two or more
             classes). Defaults to ``'all'``.
