@@ -65,7 +65,8 @@ train_dataloader = dict(
 )
 # CAMs are computed at each image's own size (multi-scale inside the model): batch size 1. Seeds are evaluated on
 # VOC train against its masks. The test and CAM datasets below are copies of the training one made when the
-# config is read: a --cfg-options override (e.g. of data_root) must name each loader it should move.
+# config is read: a --cfg-options override (e.g. of data_root) must name each loader it should move (the CAM
+# pass after training reads the copy in its hook: custom_hooks.0.dataloader.dataset.data_root=...).
 test_dataloader = dict(
     batch_size=1,
     num_workers=8,
