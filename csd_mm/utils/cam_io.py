@@ -152,6 +152,10 @@ class CAMFileWriter:
             self._pool.shutdown(wait=True)
         return self.written
 
+    def abort(self) -> None:
+        """Waits for the queued files without raising their errors (the caller has an error of its own)."""
+        self._pool.shutdown(wait=True)
+
     def __enter__(self) -> 'CAMFileWriter':
         return self
 
@@ -159,7 +163,7 @@ class CAMFileWriter:
         if exc_type is None:
             self.close()
         else:  # the body failed: let queued writes finish, but raise the body's error, not theirs
-            self._pool.shutdown(wait=True)
+            self.abort()
 
 
 def holds_cam_files(cam_dir: str) -> bool:

@@ -1,5 +1,9 @@
-"""A tiny VOC-layout toy and a tiny CAM network for the real-Runner tests of the engine (hooks, loops)."""
-from typing import Callable, Dict, Sequence, Tuple
+"""A tiny VOC-layout toy, a tiny CAM network and 2 gloo ranks for the real-Runner tests of the engine (hooks,
+loops)."""
+import multiprocessing
+import socket
+import time
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import pytest
 from mmcv.transforms import LoadImageFromFile
@@ -33,3 +37,30 @@ def tiny_cam_parts() -> Callable[..., Tuple[Dict, Dict]]:
         return model, dataset
 
     return parts
+
+
+@pytest.fixture
+def run_two_gloo_ranks() -> Callable[..., List[int]]:
+    """``run(target, *args, timeout=120) -> hung ranks``: runs ``target(rank, port, *args)`` in 2 forked processes
+    (fork: a test module is not importable by name in a new interpreter), ``port`` a free one for their
+    ``init_process_group``, and waits for both at most ``timeout`` s in all; the ranks still running then are
+    killed and returned (an empty list when both ended)."""
+
+    def run(target: Callable, *args, timeout: float = 120) -> List[int]:
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        ctx = multiprocessing.get_context('fork')
+        procs = [ctx.Process(target=target, args=(rank, port) + args) for rank in (0, 1)]
+        for p in procs:
+            p.start()
+        deadline = time.monotonic() + timeout
+        for p in procs:
+            p.join(max(0.0, deadline - time.monotonic()))
+        hung = [rank for rank, p in enumerate(procs) if p.is_alive()]
+        for rank in hung:
+            procs[rank].kill()
+            procs[rank].join()
+        return hung
+
+    return run

@@ -251,6 +251,19 @@ def test_cam_file_writer_lets_the_body_error_through(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_cam_file_writer_abort_finishes_the_queued_files_without_raising(tmp_path):
+    import threading
+    gate = threading.Event()
+    writer = CAMFileWriter(str(tmp_path))
+    writer.submit([_Sample('img_nan', _GatedCam(gate), torch.tensor([0]))])  # fails once the gate opens
+    writer.submit([_Sample('img_ok', torch.ones(1, 2, 2), torch.tensor([0]))])
+    gate.set()
+    writer.abort()  # the caller's own error is the one to raise: the failed write's is not
+    assert os.listdir(tmp_path) == ['img_ok.npz']  # queued behind the failed one, still written
+    with pytest.raises(RuntimeError, match='after shutdown'):
+        writer.submit([_Sample('img_late', torch.ones(1, 2, 2), torch.tensor([0]))])
+
+
 def test_a_new_or_empty_cam_folder_records_its_weights(tmp_path):
     cam_dir = str(tmp_path / 'new' / 'cams')
     assert read_cam_record(cam_dir) is None

@@ -17,6 +17,7 @@ from csd_mm.utils.cam_io import (CAMFileWriter, cam_path, check_cam_record, hold
 from csd_mm.utils.checkpoint import unwrap_model, weights_fingerprint
 from csd_mm.utils.fileio import StaleOutputError, remove_stale_temp_files
 from csd_mm.utils.paths import resolve_inside
+from csd_mm.utils.rank_errors import DeferredRankError
 
 __all__ = ['CAMGenerationHook']
 
@@ -49,6 +50,13 @@ class CAMGenerationHook(Hook):
     to run while ``out_dir`` (or the source bank) holds the outputs of recorded weights is refused before its
     first step, not after its last: its steps make new weights, which could not use them.
     The refusals raise :class:`~csd_mm.utils.fileio.StaleOutputError`, which the tools print as one line.
+
+    A CAM file that cannot be written on one rank of a distributed run does not leave the other ranks waiting
+    for it in a collective: that rank writes nothing more but stays in step (it finishes the test loop, whose
+    metric gathers every rank's results; it skips its other images of the pass after training), then every rank
+    learns at the hook's final collectives which ranks failed: those raise their error (naming the file), the
+    others a ``RuntimeError`` naming them and the folder (:class:`~csd_mm.utils.rank_errors.DeferredRankError`;
+    a single process raises at once).
 
     Args:
         out_dir (str): Output folder, relative to the runner's ``work_dir`` and inside it (an absolute path or
@@ -87,6 +95,7 @@ class CAMGenerationHook(Hook):
         self.save_in_test = save_in_test
         self.skip_existing = skip_existing
         self._test_writer: Optional[CAMFileWriter] = None
+        self._test_errors: Optional[DeferredRankError] = None
         # the test run's weights and written ids, kept only for a CAM folder without a record (None otherwise)
         self._unrecorded_test: Optional[dict] = None
         self._start_iter: Optional[int] = None
@@ -121,28 +130,34 @@ class CAMGenerationHook(Hook):
             if check_cam_record(out_dir, fingerprint) is None:
                 self._unrecorded_test = dict(fingerprint=fingerprint, ids=set())
             self._test_writer = CAMFileWriter(out_dir)
+            self._test_errors = DeferredRankError(f'writing the CAM files to {out_dir}')
 
     def after_test_iter(self, runner: Runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if self.save_in_test and outputs:
+            # a failed write stops this rank's writes, not its test loop: the metric gathers every rank's
+            # results after the loop, and the others would wait for this rank there (raised in after_test_epoch)
+            self._test_errors.call(self._submit_test_outputs, outputs)
+
+    def _submit_test_outputs(self, outputs) -> None:
+        try:
             self._test_writer.submit(outputs)
-            if self._unrecorded_test is not None:
-                self._unrecorded_test['ids'].update(sample.metainfo['img_id'] for sample in outputs)
+        except BaseException:
+            # no more batches for it: its queued files are finished before the error is raised (or kept)
+            self._test_writer.abort()
+            raise
+        if self._unrecorded_test is not None:
+            self._unrecorded_test['ids'].update(sample.metainfo['img_id'] for sample in outputs)
 
     def after_test_epoch(self, runner: Runner, metrics=None) -> None:
         if not self.save_in_test:
             return
         out_dir = self._resolve_out_dir(runner)
         writer, self._test_writer = self._test_writer, None
-        try:
-            written, error = writer.close(), None
-        except Exception as e:  # every rank still takes part in the collectives below, then this one raises
-            written, error = 0, e
+        errors, self._test_errors = self._test_errors, None
+        written = self._close(writer, errors)
         counts = self._count_per_rank(written)
-        failed = [rank for rank, n in enumerate(self._count_per_rank(int(error is not None))) if n]
-        if error is not None:
-            raise error
-        if failed:
-            raise RuntimeError(f'writing the CAM files to {out_dir} failed on rank(s) {failed} (see their log)')
+        # every rank takes part in the collectives (the metric's, these), then the failed ones raise their error
+        errors.raise_if_any_failed()
         runner.logger.info(f'CAM files written per rank: {counts} ({sum(counts)} in all) to {out_dir}')
         if self._unrecorded_test is not None:
             # the collectives above returned, so every rank's writer has closed: each file named here is finished
@@ -151,6 +166,16 @@ class CAMGenerationHook(Hook):
                 record_rewritten_cam_folder(out_dir, written_ids, self._unrecorded_test['fingerprint'],
                                             self._checkpoint(runner))
             self._unrecorded_test = None
+
+    @staticmethod
+    def _close(writer: CAMFileWriter, errors: DeferredRankError) -> int:
+        """Closes ``writer`` (also after a failed write: its thread ends); returns the files it wrote, 0 when a
+        write failed (an error of the close is kept in ``errors`` unless one is kept already)."""
+        try:
+            written = writer.close()
+        except Exception as e:
+            errors.keep(e)
+        return 0 if errors.failed else written
 
     @staticmethod
     def _count_per_rank(done: int) -> list:
@@ -317,13 +342,18 @@ class CAMGenerationHook(Hook):
         model = runner.model
         model.eval()
         # files are written on a background thread while the next images go through the network
+        errors = DeferredRankError(f'writing the CAM files to {out_dir}')
         with torch.no_grad(), CAMFileWriter(out_dir) as writer:
             for data_batch in loader:
-                writer.submit(model.test_step(data_batch))
+                errors.call(writer.submit, model.test_step(data_batch))
+                if errors.failed:
+                    break  # no collective in this loop, so a failed rank skips its other images
                 if progress is not None:
                     progress.update()
-        done = writer.written
+            done = self._close(writer, errors)  # (the with's close then finds nothing left to do)
         counts = self._count_per_rank(done)
+        # the other ranks wait in the collectives above until a failed rank got there too, then all raise
+        errors.raise_if_any_failed()
         runner.logger.info(f'CAM generation: written per rank {counts}')
         if sum(counts) != len(todo):  # the non-padding sampler gives each image to exactly one rank
             raise RuntimeError(f'CAM generation wrote {sum(counts)} files for {len(todo)} images to {out_dir}')

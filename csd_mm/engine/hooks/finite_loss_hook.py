@@ -2,11 +2,12 @@
 import math
 from typing import Dict, List, Mapping, Optional, Sequence
 
-import torch
-from mmengine.dist import all_reduce, get_rank, get_world_size
+from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmseg.registry import HOOKS
+
+from csd_mm.utils.rank_errors import gather_failed_ranks
 
 __all__ = ['FiniteLossHook', 'non_finite_losses', 'ranks_with_non_finite_loss']
 
@@ -68,13 +69,7 @@ def ranks_with_non_finite_loss(local_bad: bool) -> List[int]:
 
     Outside distributed training: ``[0]`` or ``[]`` from ``local_bad``, without communication.
     """
-    world_size = get_world_size()
-    if world_size == 1:
-        return [0] if local_bad else []
-    flags = torch.zeros(world_size, dtype=torch.int32)
-    flags[get_rank()] = int(local_bad)
-    all_reduce(flags, op='sum')  # mmengine moves it to the backend's device (NCCL: the GPU) and back
-    return [rank for rank, flag in enumerate(flags.tolist()) if flag]
+    return gather_failed_ranks(local_bad)
 
 
 def _on_ranks(ranks: Sequence[int]) -> str:

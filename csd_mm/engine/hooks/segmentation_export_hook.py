@@ -37,6 +37,7 @@ from mmengine.runner import Runner
 from mmseg.registry import HOOKS
 
 from csd_mm.utils.fileio import write_png
+from csd_mm.utils.rank_errors import DeferredRankError
 
 __all__ = ['SegPredictionExportHook', 'voc_results_subdir', 'prediction_to_mask', 'prediction_path']
 
@@ -95,7 +96,11 @@ class SegPredictionExportHook(Hook):
     predicts them.
 
     The deeplab configs list it in ``custom_hooks``; ``tools/test.py`` then writes the PNGs (pass
-    ``--no-save-cams``: a segmentor has no CAMs). Its settings are overridable from the command line::
+    ``--no-save-cams``: a segmentor has no CAMs). In a distributed test, a rank whose write fails (or whose
+    prediction cannot be stored) writes nothing more but finishes its test loop, so that the other ranks do not
+    wait for it in the metric's gathering of the results; at the end of the test epoch it raises its error and
+    the other ranks a ``RuntimeError`` naming it (:class:`~csd_mm.utils.rank_errors.DeferredRankError`; a
+    single process raises at once). Its settings are overridable from the command line::
 
         python tools/test.py configs/deeplab/deeplabv3plus_r101_d8_4xb4_20k_voc12aug_512.py CKPT --no-save-cams \\
             --cfg-options custom_hooks.0.out_dir=/abs/voc_preds custom_hooks.0.voc_split=val
@@ -118,6 +123,7 @@ class SegPredictionExportHook(Hook):
         self.out_dir = out_dir
         self.voc_format = voc_format
         self.voc_split = voc_split
+        self._errors: Optional[DeferredRankError] = None
 
     def resolve_out_dir(self, runner: Runner) -> str:
         """The output folder (``out_dir`` under ``runner.work_dir`` unless absolute)."""
@@ -142,7 +148,14 @@ class SegPredictionExportHook(Hook):
             mask = prediction_to_mask(sample.pred_sem_seg.data, name=img_id)
             write_png(prediction_path(out_dir, img_id, self.voc_format, self.voc_split), mask)
 
+    def before_test(self, runner: Runner) -> None:
+        self._errors = DeferredRankError(f'writing the prediction PNGs to {self.resolve_out_dir(runner)}')
+
     def after_test_iter(self, runner: Runner, batch_idx: int, data_batch: Optional[dict] = None,
                         outputs: Optional[Sequence] = None) -> None:
         if outputs:
-            self.write(self.resolve_out_dir(runner), outputs)
+            self._errors.call(self.write, self.resolve_out_dir(runner), outputs)
+
+    def after_test_epoch(self, runner: Runner, metrics: Optional[dict] = None) -> None:
+        # after the metric's gathering of the results, which every rank reached
+        self._errors.raise_if_any_failed()

@@ -1,6 +1,7 @@
 """Tests of csd_mm/engine/hooks/cam_generation_hook.py with a real mmengine Runner on a tiny toy dataset."""
 import os
 import os.path as osp
+import re
 import shutil
 
 import numpy as np
@@ -8,7 +9,8 @@ import pytest
 import torch
 from mmcv.transforms import LoadImageFromFile
 from mmengine.dataset import DefaultSampler
-from mmengine.hooks import CheckpointHook
+from mmengine.dist import get_dist_info
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.runner import Runner
 from mmpretrain.models import ResNet
 
@@ -452,3 +454,121 @@ def test_steps_to_run_follow_the_loop_kind():
                                                            max_iters=300))
     assert not CAMGenerationHook._steps_to_run(SimpleNamespace(train_loop=iter_loop, epoch=0, max_epochs=1,
                                                                iter=300, max_iters=300))
+
+
+# ---- a CAM file that cannot be written: the error surfaces on its rank, the other ranks do not wait for it
+
+class _DirectoryInPlaceOfCAM(Hook):
+    """Puts a directory where the CAM file of ``img_id`` goes, on ``rank``, once the test loop has run its first
+    batch there: that image's write then fails mid-run (``os.replace`` cannot put a file over a directory)."""
+
+    priority = 'HIGHEST'
+
+    def __init__(self, cam_dir: str, img_id: str, rank: int = 0) -> None:
+        self.path, self.rank = cam_path(cam_dir, img_id), rank
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if batch_idx == 0 and get_dist_info()[0] == self.rank:
+            os.makedirs(self.path)
+
+
+def _write_error_runner(parts, root, classes, work_dir, name, hooks=(), distributed=False, skip_existing=True):
+    """A 1-iteration CAM training whose CAMGenerationHook writes ``<work_dir>/cams`` after training
+    (``skip_existing`` as given) and in the test loop (SeedMetric on the 8 train_aug images, batch size 1)."""
+    from mmseg.datasets.transforms import LoadAnnotations
+
+    from csd_mm.evaluation.metrics import SeedMetric
+    model, dataset = parts(root, classes)
+    test_dataset = dict(dataset, data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClassAug'),
+                        pipeline=[dict(type=LoadImageFromFile), dict(type=LoadAnnotations),
+                                  dict(type=PackCAMInputs)])
+    dist_cfg = dict(launcher='pytorch', cfg=dict(model_wrapper_cfg=dict(type='CPUDistributedDataParallel'))) \
+        if distributed else {}
+    return Runner(
+        model=model, work_dir=str(work_dir), experiment_name=f'{osp.basename(str(work_dir))}_{name}',
+        train_dataloader=dict(batch_size=4, num_workers=0, sampler=dict(type=DefaultSampler, shuffle=True),
+                              dataset=dataset),
+        train_cfg=dict(by_epoch=False, max_iters=1),
+        optim_wrapper=dict(optimizer=dict(type=torch.optim.SGD, lr=0.1)),
+        test_dataloader=dict(batch_size=1, num_workers=0,
+                             sampler=dict(type=DefaultSampler, shuffle=False, round_up=False), dataset=test_dataset),
+        test_evaluator=dict(type=SeedMetric), test_cfg=dict(),
+        custom_hooks=[*hooks, dict(type=CAMGenerationHook, dataloader=dict(batch_size=1, dataset=dataset),
+                                   skip_existing=skip_existing)],
+        default_hooks=dict(checkpoint=None), default_scope=None, randomness=dict(seed=0), **dist_cfg)
+
+
+def test_a_cam_write_failing_mid_run_raises_naming_the_file(tiny_toy_voc, tiny_cam_parts, tmp_path):
+    """One process: the test loop's failed write is raised by the run, naming the file; so is one of the CAM pass
+    after training (there a folder holds the name from the start: skip_existing=False writes it anyway)."""
+    root, classes = tiny_toy_voc
+    ids = read_split(osp.join(root, 'ImageSets/Segmentation/train_aug.txt'))
+    cam_dir = str(tmp_path / 'work/cams')
+    runner = _write_error_runner(tiny_cam_parts, root, classes, tmp_path / 'work', 'test',
+                                 hooks=[_DirectoryInPlaceOfCAM(cam_dir, ids[2])])
+    with pytest.raises(IsADirectoryError, match=re.escape(cam_path(cam_dir, ids[2]))):
+        runner.test()
+    assert all(osp.isfile(cam_path(cam_dir, i)) for i in ids[:2])  # the images before it were written
+    shutil.rmtree(cam_dir)
+    os.makedirs(cam_path(cam_dir, ids[5]))
+    runner = _write_error_runner(tiny_cam_parts, root, classes, tmp_path / 'work', 'train', skip_existing=False)
+    with pytest.raises(IsADirectoryError, match=re.escape(cam_path(cam_dir, ids[5]))):
+        runner.train()
+    assert all(osp.isfile(cam_path(cam_dir, i)) for i in ids[:5])
+
+
+def _write_error_rank_main(rank: int, port: int, parts, root: str, classes, work_dir: str, bad_id: str) -> None:
+    """One of 2 gloo ranks (as torchrun starts them; the Runner wraps the model in DDP): tools/test.py's test
+    loop, where rank 1's write of ``bad_id`` fails after its first batch, then a 1-iteration training whose CAM
+    pass cannot write ``bad_id`` either. Writes each run's outcome to ``<work_dir>/rank<r>.txt``."""
+    from datetime import timedelta
+
+    import torch.distributed as torch_dist
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2')
+    # a short timeout: were a rank left waiting, the run would end with gloo's timeout error, not hang the suite
+    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2,
+                                  timeout=timedelta(seconds=60))
+    outcomes = []
+    cam_dir = osp.join(work_dir, 'cams')
+    try:
+        for name in ('test', 'train'):
+            hooks = [_DirectoryInPlaceOfCAM(cam_dir, bad_id, rank=1)] if name == 'test' else []
+            if name == 'train' and rank == 0:
+                shutil.rmtree(cam_dir)
+                os.makedirs(cam_path(cam_dir, bad_id))
+            torch_dist.barrier()
+            runner = _write_error_runner(parts, root, classes, work_dir, name, hooks, distributed=True,
+                                         skip_existing=False)
+            try:
+                runner.test() if name == 'test' else runner.train()
+                outcomes.append(f'{name}: finished')
+            except Exception as e:
+                outcomes.append(f'{name}: {type(e).__name__}: {e}')
+    finally:
+        with open(osp.join(work_dir, f'rank{rank}.txt'), 'w') as f:
+            f.write('\n'.join(outcomes))
+        torch_dist.destroy_process_group()
+
+
+def test_a_cam_write_failing_on_rank_1_ends_both_ranks_with_errors(tiny_toy_voc, tiny_cam_parts, tmp_path,
+                                                                   run_two_gloo_ranks):
+    """2 gloo ranks, writes fail on rank 1 only: in the test loop (rank 1 goes on through its batches, which the
+    metric gathers) and in the CAM pass after training. Both ranks end, rank 1 with its error naming the file,
+    rank 0 with a RuntimeError naming rank 1 and the folder (it used to wait for rank 1 in a collective)."""
+    root, classes = tiny_toy_voc
+    ids = read_split(osp.join(root, 'ImageSets/Segmentation/train_aug.txt'))
+    work_dir = str(tmp_path / 'work')
+    os.makedirs(work_dir)
+    # the non-shuffling samplers give rank 1 the odd images: it fails on its second, and has two more to go
+    bad_id = ids[3]
+    hung = run_two_gloo_ranks(_write_error_rank_main, tiny_cam_parts, root, classes, work_dir, bad_id)
+    assert not hung, f'rank(s) {hung} still running after 120 s'
+    cam_dir = osp.join(work_dir, 'cams')
+    outcomes = [open(osp.join(work_dir, f'rank{rank}.txt')).read().splitlines() for rank in (0, 1)]
+    failed_on_1 = f'RuntimeError: writing the CAM files to {cam_dir} failed on rank(s) [1] (see their log)'
+    assert outcomes[0] == [f'test: {failed_on_1}', f'train: {failed_on_1}']
+    assert len(outcomes[1]) == 2
+    for line, name in zip(outcomes[1], ('test', 'train')):
+        assert line.startswith(f'{name}: IsADirectoryError: ') and cam_path(cam_dir, bad_id) in line, line
+    # the CAM pass: rank 0 wrote all of its images (the even ones), rank 1 the one before the failed one
+    assert all(osp.isfile(cam_path(cam_dir, i)) for i in ids[0::2] + [ids[1]])

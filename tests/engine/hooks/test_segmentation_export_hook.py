@@ -2,6 +2,7 @@
 in the test loop of a real mmengine Runner with a tiny mmseg EncoderDecoder on a generated toy dataset."""
 import os
 import os.path as osp
+import re
 
 import numpy as np
 import pytest
@@ -141,7 +142,7 @@ def toy_root(tmp_path_factory):
     return root
 
 
-def _runner(root, work_dir, hook):
+def _runner(root, work_dir, hook, distributed=False, batch_size=2, name='test'):
     norm_cfg = dict(type=BatchNorm2d, requires_grad=True)
     torch.manual_seed(0)
     model = dict(
@@ -157,17 +158,22 @@ def _runner(root, work_dir, hook):
     dataset = dict(type=BaseSegDataset, metainfo=dict(classes=CLASSES), data_root=root,
                    data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClassAug'),
                    ann_file='ImageSets/Segmentation/val.txt', pipeline=pipeline)
+    # as tools/test.py sets up 2 CPU processes (the model in DDP)
+    dist_cfg = dict(launcher='pytorch', cfg=dict(model_wrapper_cfg=dict(type='CPUDistributedDataParallel'))) \
+        if distributed else {}
     return Runner(
         model=model,
         work_dir=str(work_dir),
-        test_dataloader=dict(batch_size=2, num_workers=0, dataset=dataset,
+        experiment_name=f'{osp.basename(str(work_dir))}_{name}',
+        test_dataloader=dict(batch_size=batch_size, num_workers=0, dataset=dataset,
                              sampler=dict(type=DefaultSampler, shuffle=False, round_up=False)),
         test_cfg=dict(),
         test_evaluator=dict(type=IoUMetric, iou_metrics=['mIoU']),
         custom_hooks=[hook],
         default_hooks=dict(checkpoint=None, logger=None),
         default_scope=None,
-        randomness=dict(seed=0))
+        randomness=dict(seed=0),
+        **dist_cfg)
 
 
 def test_runner_test_writes_the_model_predictions_in_voc_layout(toy_root, tmp_path):
@@ -197,3 +203,62 @@ def test_absolute_out_dir_flat_layout(toy_root, tmp_path):
                                               voc_format=False)).test()
     assert len(list(target.glob('*.png'))) == 3
     assert not (tmp_path / 'work' / 'predictions').exists()
+
+
+# ---- a PNG that cannot be written: the error surfaces on its rank, the other ranks do not wait for it
+
+def _val_ids(root):
+    return open(osp.join(root, 'ImageSets/Segmentation/val.txt')).read().split()
+
+
+def test_a_png_that_cannot_be_written_ends_the_test_naming_it(toy_root, tmp_path):
+    """One process: raised at once, by the batch of that image (a folder holds the PNG's name)."""
+    out_dir = str(tmp_path / 'work/preds')
+    blocked = prediction_path(out_dir, _val_ids(toy_root)[2], voc_format=False)
+    os.makedirs(blocked)
+    runner = _runner(toy_root, tmp_path / 'work', dict(type=SegPredictionExportHook, out_dir='preds',
+                                                       voc_format=False))
+    with pytest.raises(IsADirectoryError, match=re.escape(blocked)):
+        runner.test()
+    assert all(osp.isfile(prediction_path(out_dir, i, voc_format=False)) for i in _val_ids(toy_root)[:2])
+
+
+def _png_error_rank_main(rank: int, port: int, root: str, work_dir: str) -> None:
+    """One of 2 gloo ranks running the test loop (batch size 1: rank 0 has images 0 and 2, rank 1 image 1, whose
+    PNG cannot be written); writes its outcome to ``<work_dir>/rank<r>.txt``."""
+    from datetime import timedelta
+
+    import torch.distributed as torch_dist
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2')
+    # a short timeout: were a rank left waiting, the run would end with gloo's timeout error, not hang the suite
+    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2,
+                                  timeout=timedelta(seconds=60))
+    outcome = 'not run'
+    try:
+        runner = _runner(root, work_dir, dict(type=SegPredictionExportHook, out_dir='preds', voc_format=False),
+                         distributed=True, batch_size=1)
+        runner.test()
+        outcome = 'finished'
+    except Exception as e:
+        outcome = f'{type(e).__name__}: {e}'
+    finally:
+        with open(osp.join(work_dir, f'rank{rank}.txt'), 'w') as f:
+            f.write(outcome)
+        torch_dist.destroy_process_group()
+
+
+def test_a_png_failing_on_rank_1_ends_both_ranks_with_errors(toy_root, tmp_path, run_two_gloo_ranks):
+    """2 gloo ranks: rank 1 keeps its error through the metric's gathering of the results, then both end, rank 1
+    with its error naming the file, rank 0 with a RuntimeError naming rank 1 (it used to wait for rank 1)."""
+    work_dir = str(tmp_path / 'work')
+    out_dir = osp.join(work_dir, 'preds')
+    ids = _val_ids(toy_root)
+    blocked = prediction_path(out_dir, ids[1], voc_format=False)
+    os.makedirs(blocked)
+    hung = run_two_gloo_ranks(_png_error_rank_main, toy_root, work_dir)
+    assert not hung, f'rank(s) {hung} still running after 120 s'
+    outcomes = [open(osp.join(work_dir, f'rank{rank}.txt')).read() for rank in (0, 1)]
+    assert outcomes[0] == (f'RuntimeError: writing the prediction PNGs to {out_dir} failed on rank(s) [1] '
+                           '(see their log)')
+    assert outcomes[1].startswith('IsADirectoryError: ') and blocked in outcomes[1], outcomes[1]
+    assert all(osp.isfile(prediction_path(out_dir, i, voc_format=False)) for i in (ids[0], ids[2]))
