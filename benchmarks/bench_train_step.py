@@ -32,7 +32,7 @@ CONFIGS = dict(
              mctformer=('configs/toy/csd_mctformer_tiny_1xb16_300it_toy_64x64.py', 16, 64)),
     voc=dict(resnet=('configs/csd/resnet50_csd_voc.py', 16, 512),
              mctformer=('configs/csd/mctformer_csd_voc.py', 64, 224)))
-DEEPLAB = dict(toy=('configs/toy/deeplabv3plus_r18_1xb8_1000it_toy_64x64.py', 8, 64),
+DEEPLAB = dict(toy=('configs/toy/deeplabv3plus_r18_1xb8_1300it_toy_64x64.py', 8, 64),
                voc=('configs/deeplab/deeplabv3plus_r101_d8_4xb4_20k_voc12aug_512.py', 4, 512))
 VOC_PAIRED_SHARE = 4333 / 10582  # multi-label images of VOC train_aug
 REDUCED_CPU_BATCH = dict(resnet=2, mctformer=4)  # --size voc --device cpu: the real models, smaller batches

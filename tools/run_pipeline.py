@@ -91,7 +91,7 @@ REFINERS = {
     'psa': ('configs/toy/aff_resnet18_1xb8_200it_toy_64x64.py', True),
     'irn': ('configs/toy/irn_resnet18_1xb8_200it_toy_64x64.py', True),
 }
-SEG_CONFIG = 'configs/toy/deeplabv3plus_r18_1xb8_1000it_toy_64x64.py'
+SEG_CONFIG = 'configs/toy/deeplabv3plus_r18_1xb8_1300it_toy_64x64.py'
 #: ``--dataset``: the toy in VOC's layout, or in COCO 2014's (generated as COCO json, converted by
 #: tools/dataset_converters/coco2014_to_wsss.py's function; 80 classes). Paths are relative to the data root;
 #: seeds and masks are scored on ``eval`` (the training images, as VOC's train), DeepLab on ``val``.

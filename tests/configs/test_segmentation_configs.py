@@ -15,7 +15,7 @@ from csd_mm.engine.hooks import SegPredictionExportHook
 REPO = Path(__file__).resolve().parents[2]
 VOC_CONFIGS = ['deeplab/deeplabv3plus_r101_d8_4xb4_20k_voc12aug_512.py',
                'deeplab/deeplabv2_largefov_r101_4xb4_20k_voc12aug_512.py']
-TOY_CONFIG = 'toy/deeplabv3plus_r18_1xb8_1000it_toy_64x64.py'
+TOY_CONFIG = 'toy/deeplabv3plus_r18_1xb8_1300it_toy_64x64.py'
 ALL = VOC_CONFIGS + [TOY_CONFIG]
 
 
@@ -124,3 +124,21 @@ def test_toy_model_builds_and_predicts_at_input_size():
     with torch.no_grad():
         logits = model(torch.zeros(2, 3, 64, 64), mode='tensor')
     assert logits.shape == (2, 6, 16, 16)  # DeepLabV3+ decoder at 1/4
+
+
+def test_toy_images_are_resized_2x_for_training_testing_and_tta(tmp_path):
+    """The toy recipe works on 128 px images (2x the 64 px toy): train crops of 64 from 64-256 px, test at
+    128 px, TTA at VOC's six ratios of that test scale, so a 10 px bird spans 2-3 cells of the OS8 map."""
+    import cv2
+    import numpy as np
+    from mmcv.transforms import Compose, Resize
+    cfg = _load(TOY_CONFIG)
+    resize = cfg.train_dataloader.dataset.pipeline[2]
+    assert resize.type.__name__ == 'RandomResize' and resize.scale == (512, 128) and resize.ratio_range == (0.5, 2.0)
+    assert cfg.train_dataloader.dataset.pipeline[3].crop_size == (64, 64)
+    img = tmp_path / 'toy.jpg'
+    cv2.imwrite(str(img), np.full((64, 64, 3), 128, np.uint8))
+    test = Compose(cfg.test_pipeline[:2])(dict(img_path=str(img)))
+    assert test['img'].shape[:2] == (128, 128) and test['ori_shape'] == (64, 64)
+    scales = [t.scale_factor for t in cfg.tta_pipeline[1].transforms[0] if t.type is Resize]
+    assert scales == [2 * r for r in cfg.img_ratios] == [1.0, 1.5, 2.0, 2.5, 3.0, 3.5]

@@ -11,7 +11,7 @@ import pytest
 import csd_mm  # noqa: F401  (mmcv-lite fallbacks before mmseg; registers every part)
 
 REPO = Path(__file__).resolve().parents[2]
-CFG = REPO / 'configs/toy/deeplabv3plus_r18_1xb8_1000it_toy_64x64.py'
+CFG = REPO / 'configs/toy/deeplabv3plus_r18_1xb8_1300it_toy_64x64.py'
 TINY = ['train_dataloader.batch_size=4', 'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
         'param_scheduler.0.end=4', 'default_hooks.checkpoint.interval=4', 'default_hooks.logger.interval=1']
 NUM_CLASSES = 6

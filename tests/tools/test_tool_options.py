@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 CAM_CFG = REPO / 'configs/toy/cam_resnet18_1xb16_300it_toy_64x64.py'
 CSD_CFG = REPO / 'configs/toy/csd_resnet18_1xb16_300it_toy_64x64.py'
 MCT_CFG = REPO / 'configs/toy/mctformer_tiny_1xb16_300it_toy_64x64.py'
-SEG_CFG = REPO / 'configs/toy/deeplabv3plus_r18_1xb8_1000it_toy_64x64.py'
+SEG_CFG = REPO / 'configs/toy/deeplabv3plus_r18_1xb8_1300it_toy_64x64.py'
 AFF_CFG = REPO / 'configs/toy/aff_resnet18_1xb8_200it_toy_64x64.py'
 
 
@@ -111,9 +111,9 @@ def test_model_kind_of_registry_names(test_tool):
     (CAM_CFG, ['--show-dir', 'vis', '--no-save-cams'], r'--show-dir with --no-save-cams: --show-dir needs the CAM '
      r'files'),
     (MCT_CFG, ['--out', 'cams', '--no-save-cams'], r'--out with --no-save-cams'),
-    (SEG_CFG, ['--cam-dir', 'cams'], r'--cam-dir: .*deeplabv3plus_r18_1xb8_1000it_toy_64x64.py is not a CAM '
+    (SEG_CFG, ['--cam-dir', 'cams'], r'--cam-dir: .*deeplabv3plus_r18_1xb8_1300it_toy_64x64.py is not a CAM '
      r'classifier config and writes no CAMs'),
-    (SEG_CFG, ['--tta', '--cfg-options', 'tta_pipeline=None'], r'--tta: .*deeplabv3plus_r18_1xb8_1000it_toy_64x64.py '
+    (SEG_CFG, ['--tta', '--cfg-options', 'tta_pipeline=None'], r'--tta: .*deeplabv3plus_r18_1xb8_1300it_toy_64x64.py '
      r'defines no tta_pipeline'),
     (AFF_CFG, ['--out', 'x', '--tta'], r'--out, --tta: .*aff_resnet18_1xb8_200it_toy_64x64.py is neither a CAM '
      r'classifier nor an mmseg segmentor config'),

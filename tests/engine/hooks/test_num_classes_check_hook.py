@@ -83,7 +83,7 @@ def test_runner_refuses_a_model_of_another_class_count_before_training(tmp_path)
 
 
 @pytest.mark.parametrize('config', ['toy/cam_resnet18_1xb16_300it_toy_64x64.py',
-                                    'toy/deeplabv3plus_r18_1xb8_1000it_toy_64x64.py',
+                                    'toy/deeplabv3plus_r18_1xb8_1300it_toy_64x64.py',
                                     'csd/mctformer_csd_voc.py'])
 def test_configs_have_the_bad_input_hooks(config):
     from mmengine.config import Config

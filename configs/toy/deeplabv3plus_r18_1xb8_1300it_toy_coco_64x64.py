@@ -1,11 +1,12 @@
-# The toy DeepLabV3+ (configs/toy/deeplabv3plus_r18_1xb8_1000it_toy_64x64.py: model, schedule) on the COCO-format
-# toy dataset: trained on the pseudo masks of the labelled train2014 images, evaluated on val2014 against the
-# converted masks (255 on crowd regions), 81 classes as on COCO. tools/run_pipeline.py --dataset coco runs it.
+# The toy DeepLabV3+ (configs/toy/deeplabv3plus_r18_1xb8_1300it_toy_64x64.py: model, schedule, pipelines with
+# the 64 px images resized 2x) on the COCO-format toy dataset: trained on the pseudo masks of the labelled
+# train2014 images, evaluated on val2014 against the converted masks (255 on crowd regions), 81 classes as on
+# COCO. tools/run_pipeline.py --dataset coco runs it.
 from mmengine.config import read_base
 
 with read_base():
     from .._base_.datasets.coco2014_cls import coco_classes  # noqa: F401
-    from .deeplabv3plus_r18_1xb8_1000it_toy_64x64 import *  # noqa: F401,F403
+    from .deeplabv3plus_r18_1xb8_1300it_toy_64x64 import *  # noqa: F401,F403
 
 data_root = 'data/toy_coco'
 # palette []: replaces the toy's 6 colours (mmseg then draws a seeded palette for the 81 classes)
