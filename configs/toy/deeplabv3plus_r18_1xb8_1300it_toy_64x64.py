@@ -9,7 +9,7 @@
 #       work_dirs/cam_resnet18_1xb16_300it_toy_64x64/pseudo_masks --refiner crf
 #   python tools/train.py configs/toy/deeplabv3plus_r18_1xb8_1300it_toy_64x64.py         # val mIoU at the end
 #   python tools/test.py configs/toy/deeplabv3plus_r18_1xb8_1300it_toy_64x64.py \
-#       work_dirs/deeplabv3plus_r18_1xb8_1300it_toy_64x64/iter_1000.pth   # mIoU + PNGs in preds/ (--tta: TTA)
+#       work_dirs/deeplabv3plus_r18_1xb8_1300it_toy_64x64/iter_1300.pth   # mIoU + PNGs in preds/ (--tta: TTA)
 # Other pseudo masks: --cfg-options train_dataloader.dataset.data_prefix.seg_map_path=/abs/path/to/masks
 from mmcv.transforms import LoadImageFromFile, Pad, RandomFlip, RandomResize, Resize
 from mmengine.config import read_base
