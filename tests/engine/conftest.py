@@ -6,6 +6,7 @@ import time
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import pytest
+import torch
 from mmcv.transforms import LoadImageFromFile
 from mmpretrain.models import ResNet
 
@@ -39,6 +40,17 @@ def tiny_cam_parts() -> Callable[..., Tuple[Dict, Dict]]:
     return parts
 
 
+def _one_thread(target: Callable, *args) -> None:
+    """Runs ``target(*args)`` in a forked rank with one torch thread.
+
+    The test process has run torch's OpenMP pool before forking; a forked child that enters a parallel region
+    of that pool can hang (it did in CI, both ranks past 120 s, under a full suite on a loaded machine), which
+    is why torch's own DataLoader workers set one thread too.
+    """
+    torch.set_num_threads(1)
+    target(*args)
+
+
 @pytest.fixture
 def run_two_gloo_ranks() -> Callable[..., List[int]]:
     """``run(target, *args, timeout=120) -> hung ranks``: runs ``target(rank, port, *args)`` in 2 forked processes
@@ -51,7 +63,7 @@ def run_two_gloo_ranks() -> Callable[..., List[int]]:
             s.bind(('127.0.0.1', 0))
             port = s.getsockname()[1]
         ctx = multiprocessing.get_context('fork')
-        procs = [ctx.Process(target=target, args=(rank, port) + args) for rank in (0, 1)]
+        procs = [ctx.Process(target=_one_thread, args=(target, rank, port) + args) for rank in (0, 1)]
         for p in procs:
             p.start()
         deadline = time.monotonic() + timeout
